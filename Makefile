@@ -1,0 +1,28 @@
+# Two entry points (see README): `make study` runs the whole embedded study, `make test` the tests.
+# Both create .venv with Python 3.11 and install the project on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+CORES ?= 2
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: study test lint bench clean-results
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+study: $(VENV)/.installed
+	snakemake --cores $(CORES)
+
+test: $(VENV)/.installed
+	python -m pytest -q
+
+lint: $(VENV)/.installed
+	snakemake --lint
+	for c in config/*.yaml; do [ $$c = config/schema.yaml ] || snakemake -n --quiet --configfile $$c || exit 1; done
+
+bench: $(VENV)/.installed
+	python bench/train_step.py

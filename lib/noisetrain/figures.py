@@ -1,0 +1,92 @@
+"""The paper's figures (matplotlib, PNG and PDF): result plots from the tidy frame alone, example
+images from the prepared data files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # rules run headless
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from .noise import gaussian_noise  # noqa: E402
+from .paper import PAPER_DATASETS, paper_value  # noqa: E402
+from .tables import sweep_sigmas  # noqa: E402
+
+
+def save(fig, png_path: str | Path, pdf_path: str | Path | None = None) -> None:
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=150, bbox_inches="tight")
+    fig.savefig(pdf_path or png_path.with_suffix(".pdf"), bbox_inches="tight")
+    plt.close(fig)
+
+
+def accuracy_vs_sigma(summary: pd.DataFrame, specs: dict[str, dict], dataset: str):
+    """Fig 6 (and Fig 2's layout): corruption accuracy of every GNT model against its sigma,
+    vanilla at sigma = 0, GNT_mult (and Speckle) as horizontal lines; two panels, with and
+    without the noise corruptions."""
+    sigmas = sweep_sigmas(specs)
+    panels = [("c_mean", "all corruptions"), ("c_mean_without_noise", "without noise corruptions")]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharex=True)
+    for ax, (column, title) in zip(axes, panels):
+        points = sorted((s, 100 * summary.at[m, column]) for m, s in sigmas.items() if m in summary.index)
+        if "vanilla" in summary.index:
+            points.insert(0, (0.0, 100 * summary.at["vanilla", column]))
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, "o-", color="black", label="GNT (one σ); vanilla at σ = 0")
+        for method, color in (("gnt_mult", "tab:green"), ("speckle", "tab:purple")):
+            if method in summary.index:
+                ax.axhline(100 * summary.at[method, column], color=color, ls="--", label=method)
+        if dataset in PAPER_DATASETS and column == "c_mean":
+            paper = [(0.0, paper_value("Table 11", dataset, "vanilla", "c_mean")),
+                     (0.5, paper_value("Table 11", dataset, "gnt_s0.5", "c_mean"))]
+            paper = [(s, v) for s, v in paper if v is not None]
+            if paper:
+                ax.plot(*zip(*paper), "s", mfc="none", color="tab:red", label="paper (Table 11)")
+        ax.set_title(f"{dataset}: {title}")
+        ax.set_xlabel("σ of Gaussian noise during training")
+        ax.set_ylabel("top-1 accuracy [%]")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def noise_levels(image: np.ndarray, sigmas: list[float], seed: int):
+    """Fig 7: one test image with additive Gaussian noise at every sigma (clipped to [0, 1])."""
+    x = torch.from_numpy(image.astype(np.float32) / 255.0)[None]
+    levels = [0.0, *sorted(sigmas)]
+    fig, axes = plt.subplots(1, len(levels), figsize=(1.4 * len(levels), 1.8))
+    for ax, sigma in zip(np.atleast_1d(axes), levels):
+        noisy = gaussian_noise(x, sigma, torch.Generator().manual_seed(seed)) if sigma else x
+        ax.imshow(_hwc(noisy[0].numpy()), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"σ = {sigma:g}", fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def corruption_examples(clean: np.ndarray, corrupted: dict[str, np.ndarray]):
+    """One test image under every corruption (uint8 images, C x H x W)."""
+    panels = [("clean", clean), *corrupted.items()]
+    cols = 8
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows))
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    for ax, (name, image) in zip(np.ravel(axes), panels):
+        ax.imshow(_hwc(image / 255.0), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name.replace("_", " "), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _hwc(image: np.ndarray) -> np.ndarray:
+    """C x H x W -> H x W (gray) or H x W x C for imshow."""
+    return image[0] if image.shape[0] == 1 else np.transpose(image, (1, 2, 0))

@@ -1,0 +1,126 @@
+"""Tests for noisetrain.generators (paper appendix A, Tables 6, 7 and 16)."""
+
+import pytest
+import torch
+
+from noisetrain.generators import NoiseGenerator, count_parameters
+
+
+@pytest.mark.parametrize("depth,expected", [(1, 12), (2, 143), (3, 563), (4, 983), (5, 1403)])
+def test_parameter_counts_match_table_16(depth, expected):
+    assert count_parameters(NoiseGenerator(3, depth=depth)) == expected
+
+
+def test_3x3_variant_has_3x3_kernels_in_second_layer_only():
+    gen = NoiseGenerator(3, depth=4, kernel="3x3")
+    sizes = [tuple(c.kernel_size) for c in gen.convs]
+    assert sizes == [(1, 1), (3, 3), (1, 1), (1, 1)]
+    assert [c.out_channels for c in gen.convs] == [20, 20, 20, 3]
+    assert all(tuple(c.padding) == (0, 0) for c in gen.convs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(channels=0),
+        dict(channels=-1),
+        dict(channels=True),
+        dict(channels=3, depth=0),
+        dict(channels=3, depth=6),
+        dict(channels=3, depth=2.0),
+        dict(channels=3, kernel="5x5"),
+        dict(channels=3, depth=1, kernel="3x3"),
+    ],
+)
+def test_invalid_arguments_raise(kwargs):
+    with pytest.raises(ValueError):
+        NoiseGenerator(**kwargs)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("kernel", ["1x1", "3x3"])
+def test_output_shape(channels, kernel):
+    gen = NoiseGenerator(channels, kernel=kernel)
+    x = torch.rand(2, channels, 7, 5)
+    assert gen(x).shape == x.shape
+    assert gen((2, channels, 7, 5)).shape == x.shape
+    pad = 1 if kernel == "3x3" else 0
+    assert gen.input_shape(x.shape) == (2, channels, 7 + 2 * pad, 5 + 2 * pad)
+
+
+def test_wrong_channel_count_raises():
+    with pytest.raises(ValueError):
+        NoiseGenerator(3)(torch.rand(1, 1, 4, 4))
+
+
+def test_initialisation_and_rng_are_reproducible():
+    a = NoiseGenerator(3, rng=torch.Generator().manual_seed(1))
+    b = NoiseGenerator(3, rng=torch.Generator().manual_seed(1))
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    for conv in a.convs:
+        assert torch.all(conv.bias == 0)
+    weights = torch.cat([c.weight.flatten() for c in a.convs])
+    assert 0.007 < weights.std().item() < 0.013
+    x = torch.zeros(2, 3, 4, 4)
+    out1 = a(x, torch.Generator().manual_seed(7))
+    out2 = a(x, torch.Generator().manual_seed(7))
+    assert torch.equal(out1, out2)
+
+
+def test_new_generator_outputs_standard_gaussian():
+    gen = NoiseGenerator(3, rng=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        v = gen((64, 3, 32, 32), torch.Generator().manual_seed(0)).flatten().double()
+    mean, std = v.mean().item(), v.std().item()
+    kurtosis = (((v - mean) / std) ** 4).mean().item()
+    assert abs(mean) < 0.02
+    assert abs(std - 1) < 0.02
+    assert abs(kurtosis - 3) < 0.1
+
+
+def _randomised(gen):
+    # Larger weights and biases than at initialisation, so that any spatial dependence the
+    # architecture allows is clearly visible (and ReLUs are not all inactive).
+    gen = gen.double()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in gen.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5)
+    return gen
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_1x1_output_pixel_depends_only_on_its_own_input_noise(channels):
+    gen = _randomised(NoiseGenerator(channels, kernel="1x1"))
+    z = torch.randn(2, channels, 6, 6, dtype=torch.float64)
+    z2 = z.clone()
+    z2[1, 0, 2, 3] += 1.0
+    with torch.no_grad():
+        changed = (gen.transform(z2) - gen.transform(z)).abs() > 0
+    assert changed[1, :, 2, 3].any()
+    changed[1, :, 2, 3] = False
+    assert not changed.any()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_3x3_correlation_limited_to_3x3_neighbourhood(channels):
+    gen = _randomised(NoiseGenerator(channels, kernel="3x3"))
+    z = torch.randn(1, channels, 8, 8, dtype=torch.float64)  # output is 6 x 6
+    z2 = z.clone()
+    z2[0, 0, 4, 3] += 1.0  # padded location (4, 3) = output location (3, 2)
+    with torch.no_grad():
+        out, out2 = gen.transform(z), gen.transform(z2)
+    assert out.shape == (1, channels, 6, 6)
+    changed = ((out2 - out).abs() > 0).any(dim=1)[0]
+    allowed = torch.zeros(6, 6, dtype=torch.bool)
+    allowed[2:5, 1:4] = True
+    assert not (changed & ~allowed).any()
+    assert changed.sum() > 1  # the noise does spread to neighbours
+
+
+def test_gradients_reach_all_parameters():
+    gen = NoiseGenerator(3, kernel="3x3")
+    gen((2, 3, 5, 5)).pow(2).sum().backward()
+    for p in gen.parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all()

@@ -1,0 +1,168 @@
+"""Tests for noisetrain.rescaling.rescale_to_norm (clipping-aware rescaling, footnote 2)."""
+
+import time
+
+import pytest
+import torch
+
+from noisetrain.rescaling import rescale_factor, rescale_to_norm
+
+
+def _norms(x, out):
+    return (out.double() - x.double()).flatten(1).norm(dim=1)
+
+
+def _bisect_eta(x, delta, eps, iters=200):
+    """Reference: per-sample bisection on eta of ||clip(x + eta delta) - x|| = eps (float64)."""
+    x, delta = x.double().flatten(1), delta.double().flatten(1)
+    etas = []
+    for xi, di in zip(x, delta):
+        norm = lambda eta: ((xi + eta * di).clamp(0, 1) - xi).norm().item()  # noqa: E731
+        lo, hi = 0.0, 1.0
+        while norm(hi) < eps:
+            hi *= 2
+        for _ in range(iters):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if norm(mid) < eps else (lo, mid)
+        etas.append(0.5 * (lo + hi))
+    return torch.tensor(etas, dtype=torch.float64)
+
+
+def _saturating_batch(seed, batch=8, shape=(1, 6, 6)):
+    """Images with many pixels at or near the bounds and large deltas (many clipped pixels)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, *shape, generator=g)
+    kind = torch.rand(batch, *shape, generator=g)
+    x = torch.where(kind < 0.25, 0.0, torch.where(kind < 0.5, 1.0, x))
+    x = torch.where((kind > 0.5) & (kind < 0.6), 0.999, x)
+    delta = torch.randn(batch, *shape, generator=g) * 5
+    return x, delta
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("eps", [0.3, 1.5, 3.0])
+def test_matches_bisection_reference(seed, eps):
+    x, delta = _saturating_batch(seed)
+    eta = rescale_factor(x, delta, eps)
+    assert torch.isfinite(eta).all()  # eps below the reachable maximum here
+    ref = _bisect_eta(x, delta, eps)
+    assert torch.allclose(eta, ref, rtol=1e-4, atol=0)
+    out = rescale_to_norm(x, delta, eps)
+    target = torch.full((len(x),), eps, dtype=torch.float64)
+    assert torch.allclose(_norms(x, out), target, rtol=1e-4)
+    assert out.min() >= 0 and out.max() <= 1
+    assert torch.allclose(out, (x + eta.float()[:, None, None, None] * delta).clamp(0, 1))
+
+
+def test_norm_is_eps_on_generic_batch_with_tensor_eps():
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(16, 3, 8, 8, generator=g)
+    delta = torch.randn(16, 3, 8, 8, generator=g)
+    eps = torch.linspace(0.5, 6, 16)  # below the reachable maximum (~8)
+    out = rescale_to_norm(x, delta, eps)
+    assert torch.allclose(_norms(x, out), eps.double(), rtol=1e-5)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_eps_zero_returns_x():
+    x, delta = _saturating_batch(3)
+    assert torch.equal(rescale_to_norm(x, delta, 0.0), x)
+
+
+def test_saturated_when_eps_unreachable():
+    x, delta = _saturating_batch(4, batch=3)
+    delta[:, :, 0, 0] = 0.0  # pixels without a direction must stay where they are
+    full = torch.where(delta > 0, 1.0, torch.where(delta < 0, 0.0, x))
+    max_norm = _norms(x, full)
+    eps = torch.stack([max_norm[0] * 2, max_norm[1] * 0.5, max_norm[2] + 1e-3]).float()
+    out = rescale_to_norm(x, delta, eps)
+    assert torch.equal(out[0], full[0])
+    assert torch.equal(out[2], full[2])
+    assert torch.allclose(_norms(x, out)[1], eps[1].double(), rtol=1e-5)
+    assert torch.equal(out[:, :, 0, 0], x[:, :, 0, 0])
+    eta = rescale_factor(x, delta, eps)
+    assert torch.isinf(eta[0]) and torch.isfinite(eta[1])
+
+
+def test_reaching_exactly_the_maximum_norm():
+    x, delta = _saturating_batch(6, batch=2)
+    full = torch.where(delta > 0, 1.0, torch.where(delta < 0, 0.0, x))
+    eps = _norms(x, full)
+    out = rescale_to_norm(x.double(), delta.double(), eps)
+    assert torch.allclose(out, full.double(), atol=1e-12)
+
+
+def test_zero_delta_returns_x():
+    x, delta = _saturating_batch(7, batch=3)
+    delta[1] = 0.0
+    out = rescale_to_norm(x, delta, 1.0)
+    assert torch.equal(out[1], x[1])
+    assert torch.allclose(_norms(x, out)[[0, 2]], torch.ones(2, dtype=torch.float64), rtol=1e-5)
+
+
+def test_gradcheck_float64():
+    g = torch.Generator().manual_seed(8)
+    x = torch.rand(3, 1, 3, 4, generator=g, dtype=torch.float64) * 0.8 + 0.1
+    x[0, 0, 0, :2] = torch.tensor([0.0, 1.0], dtype=torch.float64)  # pixels at the bounds
+    delta = torch.randn(3, 1, 3, 4, generator=g, dtype=torch.float64).requires_grad_()
+    eps = torch.tensor([0.2, 0.8, 1.2], dtype=torch.float64)
+    # Some pixels are clipped, so the gradient goes through the closed-form solve for eta.
+    out = rescale_to_norm(x, delta.detach(), eps)
+    clipped = ((out == 0) | (out == 1)).sum()
+    assert clipped > 2
+    fn = lambda d: rescale_to_norm(x, d, eps)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (delta,), eps=1e-7, atol=1e-6)
+
+
+def test_gradients_are_finite_including_edge_cases():
+    x, delta = _saturating_batch(9, batch=4)
+    delta[3] = 0.0
+    delta.requires_grad_(True)
+    eps = torch.tensor([0.0, 1.0, 1e3, 1.0])  # eta = 0, normal, saturated, zero delta
+    out = rescale_to_norm(x, delta, eps)
+    (out * torch.randn_like(out)).sum().backward()
+    assert torch.isfinite(delta.grad).all()
+
+
+def test_gradient_of_the_norm_vanishes():
+    # The norm is pinned to eps whatever delta is, so its gradient must be zero; with eta
+    # treated as a constant it would not be.
+    x, delta = _saturating_batch(10, batch=2)
+    x, delta = x.double(), delta.double().requires_grad_()
+    out = rescale_to_norm(x, delta, 1.0)
+    (out - x).pow(2).sum().backward()
+    assert delta.grad.abs().max() < 1e-10
+    delta.grad = None
+    eta = rescale_factor(x, delta, 1.0)[:, None, None, None].detach()
+    ((x + eta * delta).clamp(0, 1) - x).pow(2).sum().backward()
+    assert delta.grad.abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (torch.rand(2, 1, 3, 3), torch.randn(2, 1, 3, 4), 1.0),
+        (torch.rand(2, 1, 3, 3), torch.randn(2, 1, 3, 3), -1.0),
+        (torch.rand(2, 1, 3, 3), torch.randn(2, 1, 3, 3), torch.tensor([1.0, -0.1])),
+        (torch.rand(2, 1, 3, 3), torch.randn(2, 1, 3, 3), torch.ones(3)),
+        (torch.rand(2, 1, 3, 3), torch.randn(2, 1, 3, 3), float("nan")),
+        (torch.rand(3), torch.randn(3), 1.0),
+    ],
+)
+def test_invalid_arguments_raise(args):
+    with pytest.raises(ValueError):
+        rescale_to_norm(*args)
+
+
+def test_mnist_sized_batch_is_fast():
+    # Not a timed assertion (shared machine): this just exercises the vectorised path on a
+    # (300, 1, 28, 28) batch and prints the time, which should be a few milliseconds.
+    g = torch.Generator().manual_seed(11)
+    x = (torch.rand(300, 1, 28, 28, generator=g) * 1.6 - 0.3).clamp(0, 1)
+    delta = torch.randn(300, 1, 28, 28, generator=g)
+    rescale_to_norm(x, delta, 10.0)
+    start = time.perf_counter()
+    for _ in range(5):
+        out = rescale_to_norm(x, delta, 10.0)
+    print(f"rescale_to_norm (300, 1, 28, 28): {(time.perf_counter() - start) / 5 * 1e3:.2f} ms")
+    assert torch.allclose(_norms(x, out), torch.full((300,), 10.0, dtype=torch.float64), rtol=1e-5)

@@ -1,0 +1,102 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from noisetrain import models, training
+from noisetrain.models import CheckpointError
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = {
+    "method": "gnt_s0.5", "kind": "gnt", "sigma": 0.5, "model": "madry_cnn", "seed": 3,
+    "epochs": 6, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "lr_decay_epoch": 4,
+    "batch_size": 50, "clean_fraction": 0.5,
+}
+
+
+def test_loss_falls_and_log_is_complete(tiny_digits, tmp_path):
+    spec = {**SPEC, "kind": "vanilla", "method": "vanilla", "epochs": 5, "batch_size": 25}
+    spec.pop("sigma")
+    lines = []
+    state = training.fit(spec, tiny_digits, checkpoint_dir=tmp_path, log=lines.append)
+    losses = [row["loss"] for row in state.log]
+    assert losses[-1] < 0.5 * losses[0]
+    assert state.log[-1]["heldout_accuracy"] > 0.6
+    assert [row["epoch"] for row in state.log] == [1, 2, 3, 4, 5]
+    assert set(state.log[0]) == set(training.LOG_COLUMNS)
+    assert all(row["images_per_second"] > 0 for row in state.log)
+    # one decay by 10 after lr_decay_epoch
+    assert [row["lr"] for row in state.log] == pytest.approx([0.05, 0.05, 0.05, 0.05, 0.005])
+    assert len(lines) == 5 and "epoch 5/5" in lines[-1]
+
+
+def _train_cmd(data, tmp, name):
+    return [
+        sys.executable, str(REPO / "workflow_scripts" / "train.py"), "--data", str(data), "--spec", json.dumps(SPEC),
+        "--checkpoint-dir", str(tmp / f"ckpt_{name}"), "--device", "cpu", "--threads", "1",
+        "--out", str(tmp / f"{name}.pt"), "--log-csv", str(tmp / f"{name}.csv"),
+    ]
+
+
+def test_killed_job_resumes_to_identical_weights(tiny_digits_path, tmp_path):
+    subprocess.run(_train_cmd(tiny_digits_path, tmp_path, "straight"), check=True, capture_output=True, timeout=300)
+
+    cmd = _train_cmd(tiny_digits_path, tmp_path, "killed")
+    checkpoint = tmp_path / "ckpt_killed" / "last.pt"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the job finished before it could be killed"
+    assert not (tmp_path / "killed.pt").exists()
+    epochs_done = torch.load(checkpoint, weights_only=True)["epoch"]
+    assert 1 <= epochs_done < SPEC["epochs"]
+
+    resumed = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
+    assert f"resuming gnt_s0.5 from {checkpoint} after epoch {epochs_done}" in resumed.stderr
+
+    straight, _ = models.load_model(tmp_path / "straight.pt")
+    again, info = models.load_model(tmp_path / "killed.pt")
+    for (name, a), (_, b) in zip(straight.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), f"{name} differs after resume"
+    assert info["spec"] == SPEC
+    rows = (tmp_path / "killed.csv").read_text().splitlines()
+    assert rows[0] == ",".join(training.LOG_COLUMNS) and len(rows) == SPEC["epochs"] + 1
+
+
+def test_corrupt_checkpoint_is_reported_and_kept(tiny_digits, tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match=r"last.pt is not a readable checkpoint .*delete it and rerun"):
+        training.fit({**SPEC, "epochs": 1}, tiny_digits, checkpoint_dir=tmp_path, log=lambda _: None)
+    assert (tmp_path / "last.pt").read_bytes() == b"\x00garbage"
+
+
+def test_checkpoint_of_another_spec_is_not_resumed(tiny_digits, tmp_path):
+    training.fit({**SPEC, "epochs": 1}, tiny_digits, checkpoint_dir=tmp_path, log=lambda _: None)
+    lines = []
+    state = training.fit({**SPEC, "epochs": 1, "sigma": 0.3}, tiny_digits, checkpoint_dir=tmp_path, log=lines.append)
+    assert "ignoring" in lines[0] and state.epoch == 1 and len(state.log) == 1
+
+
+def test_fine_tuning_starts_from_the_given_weights(tiny_digits, tmp_path):
+    torch.manual_seed(0)
+    init = models.build_model("madry_cnn").state_dict()
+    init = {k: torch.zeros_like(v) if k.endswith("bias") else v for k, v in init.items()}
+    state = training.build_state({**SPEC}, 1, 10, init, torch.device("cpu"))
+    assert all(torch.equal(state.model.state_dict()[k], v) for k, v in init.items())
+
+
+def test_madry_cnn_shapes_and_parameter_count():
+    model = models.build_model("madry_cnn")
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    expected = (25 * 32 + 32) + (25 * 32 * 64 + 64) + (7 * 7 * 64 * 1024 + 1024) + (1024 * 10 + 10)
+    assert sum(p.numel() for p in model.parameters()) == expected
+    with pytest.raises(ValueError, match="unknown model 'resnet9'"):
+        models.build_model("resnet9")

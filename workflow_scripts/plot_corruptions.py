@@ -1,0 +1,32 @@
+#!/usr/bin/env python
+"""One test image under every corruption of the benchmark."""
+
+import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
+
+import argparse
+from pathlib import Path
+
+from noisetrain import corruptions, datasets, figures
+from noisetrain.cli import run, say
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True, help="prepared clean dataset (.npz)")
+    parser.add_argument("--sets", nargs="+", required=True, help="corrupted sets <corruption>.npz")
+    parser.add_argument("--index", type=int, default=0, help="which test image")
+    parser.add_argument("--out", required=True, help="PNG path; the PDF is written beside it")
+    return parser
+
+
+def main(args) -> None:
+    data = datasets.load(args.data)
+    if not 0 <= args.index < len(data.test.labels):
+        raise ValueError(f"--index {args.index} is outside the {len(data.test.labels)} test images")
+    corrupted = {Path(p).stem: corruptions.load_set(p)["images"][args.index] for p in args.sets}
+    figures.save(figures.corruption_examples(data.test.images[args.index], corrupted), args.out)
+    say(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    run(main, get_parser())

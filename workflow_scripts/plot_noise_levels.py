@@ -1,0 +1,31 @@
+#!/usr/bin/env python
+"""Fig 7: one test image with Gaussian noise at every sigma of the sweep."""
+
+import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
+
+import argparse
+
+from noisetrain import datasets, figures
+from noisetrain.cli import run, say
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True, help="prepared clean dataset (.npz)")
+    parser.add_argument("--sigmas", type=float, nargs="+", required=True)
+    parser.add_argument("--index", type=int, default=0, help="which test image")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="PNG path; the PDF is written beside it")
+    return parser
+
+
+def main(args) -> None:
+    data = datasets.load(args.data)
+    if not 0 <= args.index < len(data.test.labels):
+        raise ValueError(f"--index {args.index} is outside the {len(data.test.labels)} test images")
+    figures.save(figures.noise_levels(data.test.images[args.index], args.sigmas, args.seed), args.out)
+    say(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    run(main, get_parser())
