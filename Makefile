@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 study: $(VENV)/.installed
-	snakemake --cores $(CORES)
+	snakemake --cores $(CORES) --rerun-incomplete
 
 test: $(VENV)/.installed
 	python -m pytest -q

@@ -85,11 +85,11 @@ def test_checkpoint_of_another_spec_is_not_resumed(tiny_digits, tmp_path):
     assert "ignoring" in lines[0] and state.epoch == 1 and len(state.log) == 1
 
 
-def test_fine_tuning_starts_from_the_given_weights(tiny_digits, tmp_path):
+def test_fine_tuning_starts_from_the_given_weights(tiny_digits):
     torch.manual_seed(0)
     init = models.build_model("madry_cnn").state_dict()
     init = {k: torch.zeros_like(v) if k.endswith("bias") else v for k, v in init.items()}
-    state = training.build_state({**SPEC}, 1, 10, init, torch.device("cpu"))
+    state = training.build_state({**SPEC}, tiny_digits, init, torch.device("cpu"))
     assert all(torch.equal(state.model.state_dict()[k], v) for k, v in init.items())
 
 

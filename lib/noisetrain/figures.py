@@ -15,7 +15,7 @@ import torch  # noqa: E402
 
 from .noise import gaussian_noise  # noqa: E402
 from .paper import PAPER_DATASETS, paper_value  # noqa: E402
-from .tables import sweep_sigmas  # noqa: E402
+from .selection import sweep_sigmas  # noqa: E402
 
 
 def save(fig, png_path: str | Path, pdf_path: str | Path | None = None) -> None:

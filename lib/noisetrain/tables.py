@@ -15,6 +15,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .paper import PAPER_DATASETS, paper_value
+from .selection import best_gnt, sweep_sigmas
 
 SUMMARY_COLUMNS = {"clean": "clean", "c_mean": "C mean", "c_mean_without_noise": "C w/o noise"}
 LABELS = {"vanilla": "Vanilla", "gnt_mult": "GNT mult", "speckle": "Speckle"}
@@ -35,17 +36,6 @@ def method_summary(frame: pd.DataFrame) -> pd.DataFrame:
     aggregates = corrupt[corrupt.category == "aggregate"].pivot_table(index="method", columns="corruption", values="value")
     aggregates = aggregates.rename(columns={"mean": "c_mean", "mean_without_noise": "c_mean_without_noise"})
     return pd.concat([clean, aggregates, per_corruption], axis=1)
-
-
-def sweep_sigmas(specs: dict[str, dict]) -> dict[str, float]:
-    """Method -> sigma of every single-sigma GNT model (the points of Fig 6)."""
-    return {method: float(spec["sigma"]) for method, spec in specs.items() if spec.get("kind") == "gnt"}
-
-
-def best_gnt(summary: pd.DataFrame, sigmas: dict[str, float]) -> str | None:
-    """The single-sigma GNT model with the highest mean corruption accuracy (ties: smaller sigma)."""
-    scored = [(summary.at[m, "c_mean"], -s, m) for m, s in sigmas.items() if m in summary.index and not math.isnan(summary.at[m, "c_mean"])]
-    return max(scored)[2] if scored else None
 
 
 def standard_rows(summary: pd.DataFrame, specs: dict[str, dict], extra: list[str]) -> list[Row]:

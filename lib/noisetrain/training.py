@@ -1,22 +1,29 @@
-"""One trainer for every method: vanilla from scratch, and GNT / GNT_mult / Speckle fine-tuning.
+"""One trainer for every method: vanilla from scratch, and the noise methods fine-tuned from it.
+
+What differs between methods is how one batch becomes one classifier update; that lives in a
+*method step* object (``NoiseStep`` here for vanilla / GNT / GNT_mult / Speckle, ``AntStep`` in
+``noisetrain.ant`` for Adversarial Noise Training). The trainer owns the rest: data order, the
+optimiser and its one LR decay, held-out accuracy, the log, and checkpoints.
 
 A run is fully described by its spec (``noisetrain.config.train_spec``) and is resumable: after
-every epoch the model, optimiser, LR schedule, the data-order and noise generators and the log
-so far are written atomically to ``checkpoint_dir/last.pt``. A killed job, rerun, continues from
-there and ends with exactly the weights of an uninterrupted run (on CPU).
+every epoch the model, optimiser, LR schedule, data-order generator, the method step's state and
+the log so far are written atomically to ``checkpoint_dir/last.pt``. A killed job, rerun,
+continues from there and ends with exactly the weights of an uninterrupted run (on CPU).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from . import noise as noise_lib
 from .config import spec_hash
@@ -26,7 +33,7 @@ from .models import atomic_save, build_model, safe_load
 
 LOG_COLUMNS = ("epoch", "loss", "heldout_accuracy", "lr", "seconds", "images_per_second")
 
-# Distinct, fixed offsets so the three random streams never coincide for one seed.
+# Distinct, fixed offsets so the random streams never coincide for one seed.
 INIT_STREAM, ORDER_STREAM, NOISE_STREAM = 0, 1, 2
 
 
@@ -42,13 +49,61 @@ def seeded(seed: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1000 + stream)
 
 
+def classifier_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, target: torch.Tensor) -> float:
+    """One SGD update of the classifier on a composed batch; returns the batch loss."""
+    loss = F.cross_entropy(model(batch), target)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+class MethodStep(Protocol):
+    """How one training batch becomes one classifier update, and the state that must survive a restart."""
+
+    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> float: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class NoiseStep:
+    """Vanilla, GNT, GNT_mult, Speckle: a ``clean_fraction`` of the batch stays clean, the rest
+    gets the method's noise (clipped to [0, 1]); vanilla adds none."""
+
+    def __init__(self, spec: dict, device: torch.device):
+        self.noise = noise_lib.noise_for(spec)
+        self.clean_fraction = spec["clean_fraction"]
+        self.rng = seeded(spec["seed"], NOISE_STREAM)
+        self.device = device
+
+    def step(self, model, optimizer, x, y, index) -> float:
+        batch = noise_lib.mix_batch(x, self.noise, self.clean_fraction, self.rng)
+        return classifier_step(model, optimizer, batch.to(self.device), y.to(self.device))
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.set_state(state["rng"])
+
+
+def build_step(spec: dict, data: PreparedData, device: torch.device, steps_per_epoch: int) -> MethodStep:
+    if spec["kind"] == "ant":
+        from .ant import AntStep
+
+        return AntStep(spec, data, device, steps_per_epoch)
+    return NoiseStep(spec, device)
+
+
 @dataclass
 class TrainState:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     order_rng: torch.Generator
-    noise_rng: torch.Generator
+    method: MethodStep
     epoch: int = 0
     log: list[dict] = field(default_factory=list)
 
@@ -60,7 +115,7 @@ class TrainState:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "order_rng": self.order_rng.get_state(),
-            "noise_rng": self.noise_rng.get_state(),
+            "method": self.method.state_dict(),
             "log": self.log,
         }
 
@@ -70,13 +125,17 @@ class TrainState:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.order_rng.set_state(state["order_rng"])
-        self.noise_rng.set_state(state["noise_rng"])
+        self.method.load_state_dict(state["method"])
         self.log = list(state["log"])
 
 
-def build_state(spec: dict, in_channels: int, num_classes: int, init_state: dict | None, device: torch.device) -> TrainState:
+def steps_per_epoch(spec: dict, data: PreparedData) -> int:
+    return math.ceil(len(data.train.labels) / spec["batch_size"])
+
+
+def build_state(spec: dict, data: PreparedData, init_state: dict | None, device: torch.device) -> TrainState:
     torch.manual_seed(spec["seed"] * 1000 + INIT_STREAM)
-    model = build_model(spec["model"], in_channels, num_classes)
+    model = build_model(spec["model"], data.channels, data.num_classes)
     if init_state is not None:
         model.load_state_dict(init_state)
     model.to(device)
@@ -85,26 +144,21 @@ def build_state(spec: dict, in_channels: int, num_classes: int, init_state: dict
     )
     milestones = [spec["lr_decay_epoch"]] if spec.get("lr_decay_epoch") else []
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-    return TrainState(model, optimizer, scheduler, seeded(spec["seed"], ORDER_STREAM), seeded(spec["seed"], NOISE_STREAM))
+    method = build_step(spec, data, device, steps_per_epoch(spec, data))
+    return TrainState(model, optimizer, scheduler, seeded(spec["seed"], ORDER_STREAM), method)
 
 
-def run_epoch(state: TrainState, x: torch.Tensor, y: torch.Tensor, spec: dict, noise: noise_lib.NoiseFn | None, device: torch.device) -> float:
+def run_epoch(state: TrainState, x: torch.Tensor, y: torch.Tensor, batch_size: int, label: str) -> float:
     """One pass over the training set in a seeded order; returns the mean training loss."""
-    model, optimizer = state.model, state.optimizer
-    model.train()
+    state.model.train()
     order = torch.randperm(len(x), generator=state.order_rng)
-    total, seen = 0.0, 0
-    for start in range(0, len(order), spec["batch_size"]):
-        idx = order[start : start + spec["batch_size"]]
-        batch = noise_lib.mix_batch(x[idx], noise, spec["clean_fraction"], state.noise_rng).to(device)
-        target = y[idx].to(device)
-        loss = F.cross_entropy(model(batch), target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(idx)
-        seen += len(idx)
-    return total / max(seen, 1)
+    starts = range(0, len(order), batch_size)
+    total = 0.0
+    # A bar on a terminal; Snakemake log files get the plain per-epoch line instead.
+    for start in tqdm(starts, desc=label, leave=False, disable=not sys.stderr.isatty()):
+        index = order[start : start + batch_size]
+        total += state.method.step(state.model, state.optimizer, x[index], y[index], index) * len(index)
+    return total / max(len(order), 1)
 
 
 def fit(
@@ -118,9 +172,8 @@ def fit(
 ) -> TrainState:
     """Train (or resume training) the model described by ``spec`` on ``data``."""
     device = resolve_device(device)
-    noise = noise_lib.noise_for(spec)
     fingerprint = spec_hash(spec)
-    state = build_state(spec, data.channels, data.num_classes, init_state, device)
+    state = build_state(spec, data, init_state, device)
     checkpoint = Path(checkpoint_dir) / "last.pt"
     if checkpoint.exists():
         saved = safe_load(checkpoint)
@@ -134,7 +187,7 @@ def fit(
     x_test, y_test = to_float(data.test.images), torch.from_numpy(data.test.labels)
     while state.epoch < spec["epochs"]:
         started = time.perf_counter()
-        loss = run_epoch(state, x_train, y_train, spec, noise, device)
+        loss = run_epoch(state, x_train, y_train, spec["batch_size"], f"{spec['method']} epoch {state.epoch + 1}")
         seconds = time.perf_counter() - started
         if not math.isfinite(loss):
             raise FloatingPointError(f"{spec['method']}: training loss became {loss} in epoch {state.epoch + 1}; lower lr")

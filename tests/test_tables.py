@@ -1,0 +1,96 @@
+import pandas as pd
+import pytest
+
+from noisetrain import report, tables
+from noisetrain.evaluation import summarize
+from noisetrain.results import to_frame
+from noisetrain.selection import best_gnt, sweep_sigmas
+
+# Hand-made accuracies: (clean, shot_noise, fog) per method.
+VALUES = {
+    "vanilla": (0.990, 0.90, 0.50),
+    "gnt_s0.3": (0.985, 0.96, 0.70),
+    "gnt_s0.6": (0.980, 0.98, 0.80),
+    "gnt_mult": (0.992, 0.97, 0.60),
+}
+SPECS = {"vanilla": {"kind": "vanilla"}, "gnt_s0.3": {"kind": "gnt", "sigma": 0.3},
+         "gnt_s0.6": {"kind": "gnt", "sigma": 0.6}, "gnt_mult": {"kind": "gnt_mult"}}
+
+
+def records(dataset):
+    out = []
+    for method, (clean, shot, fog) in VALUES.items():
+        prov = {"provenance": {"spec": SPECS[method]}}
+        out.append({"dataset": dataset, "method": method, "metric": "clean", **prov,
+                    "rows": [{"corruption": "clean", "category": "clean", "severity": None, "value": clean}]})
+        rows = [{"corruption": "shot_noise", "category": "noise", "severity": 1, "value": shot},
+                {"corruption": "fog", "category": "weather", "severity": 1, "value": fog}]
+        out.append({"dataset": dataset, "method": method, "metric": "corruptions", **prov, "rows": rows + summarize(rows)})
+    return out
+
+
+def test_summarize_by_hand():
+    rows = [{"corruption": "a", "category": "noise", "severity": 1, "value": 0.2},
+            {"corruption": "a", "category": "noise", "severity": 2, "value": 0.4},
+            {"corruption": "b", "category": "blur", "severity": 1, "value": 0.9}]
+    means = {r["corruption"]: r["value"] for r in summarize(rows)}
+    assert means["mean"] == pytest.approx((0.3 + 0.9) / 2)  # severities first, then corruptions
+    assert means["mean_without_noise"] == pytest.approx(0.9)
+
+
+def test_method_summary_and_best_sigma():
+    summary = tables.method_summary(to_frame(records("digits")))
+    assert summary.at["gnt_s0.6", "c_mean"] == pytest.approx(0.89)
+    assert summary.at["gnt_s0.6", "c_mean_without_noise"] == pytest.approx(0.80)
+    assert summary.at["vanilla", "clean"] == pytest.approx(0.99)
+    assert best_gnt(summary, sweep_sigmas(SPECS)) == "gnt_s0.6"
+
+
+def test_table11_cells_with_paper_rows_for_mnist(tmp_path):
+    built = report.write_tables(records("mnist"), "mnist", ["shot_noise", "fog"], list(VALUES), tmp_path)
+    table = built["table11"]
+    assert list(table.columns) == ["model", "source", "clean", "C mean", "shot_noise", "fog"]
+    ours = table[table.source == "ours"].set_index("model")
+    assert list(ours.index) == ["Vanilla", "GNT σ=0.6 (best)", "GNT mult"]
+    assert ours.at["Vanilla", "clean"] == pytest.approx(99.0)
+    assert ours.at["Vanilla", "C mean"] == pytest.approx(70.0)
+    assert ours.at["GNT σ=0.6 (best)", "shot_noise"] == pytest.approx(98.0)
+    assert ours.at["GNT mult", "fog"] == pytest.approx(60.0)
+    paper = table[table.source == "paper (Table 11)"].set_index("model")
+    # the paper's MNIST values: vanilla 99.1 / 86.9, shot 98, fog 50; GNT sigma 0.5: 99.3 / 92.4
+    assert paper.at["Vanilla", "clean"] == 99.1 and paper.at["Vanilla", "C mean"] == 86.9
+    assert paper.at["Vanilla", "fog"] == 50 and paper.at["GNT σ=0.6 (best)", "C mean"] == 92.4
+    assert "GNT mult" not in paper.index  # the paper has no MNIST GNT_mult row
+
+
+def test_summary_table_paper_columns_only_for_paper_datasets(tmp_path):
+    mnist = report.write_tables(records("mnist"), "mnist", ["shot_noise", "fog"], list(VALUES), tmp_path)["summary"]
+    assert mnist.loc[0, "C mean (paper)"] == 86.9
+    assert mnist.loc[0, "C w/o noise"] == pytest.approx(50.0)
+    assert pd.isna(mnist.loc[0, "C w/o noise (paper)"])  # the paper gives no MNIST-C mean without noise
+    digits = report.write_tables(records("digits"), "digits", ["shot_noise", "fog"], list(VALUES), tmp_path / "d")
+    assert not any("paper" in c for c in digits["summary"].columns)
+    assert set(digits["table11"].source) == {"ours"}
+
+
+def test_sweep_table_puts_vanilla_at_sigma_zero(tmp_path):
+    sweep = report.write_tables(records("digits"), "digits", ["shot_noise", "fog"], list(VALUES), tmp_path)["sigma_sweep"]
+    assert sweep.sigma.tolist() == [0.0, 0.3, 0.6]
+    assert sweep["C mean"].tolist() == pytest.approx([70.0, 83.0, 89.0])
+
+
+def test_rendered_files_and_captions(tmp_path):
+    report.write_tables(records("digits"), "digits", ["shot_noise", "fog"], list(VALUES), tmp_path)
+    md = (tmp_path / "table11.md").read_text()
+    assert "The paper reports no digits values" in md
+    assert "| Vanilla" in md and "99.0" in md and "70.0" in md
+    tex = (tmp_path / "summary.tex").read_text()
+    assert "\\begin{tabular}" in tex and "\\caption{" in tex and "\\toprule" in tex
+    mnist = tmp_path / "m"
+    report.write_tables(records("mnist"), "mnist", ["shot_noise", "fog"], list(VALUES), mnist)
+    assert "values printed in the paper's Table 11" in (mnist / "table11.md").read_text()
+
+
+def test_missing_cells_render_as_a_dash():
+    md, tex = tables.render(pd.DataFrame([{"model": "a", "x": None, "y": 1.234}]), "cap")
+    assert "–" in md and "1.2" in md and "--" in tex

@@ -1,0 +1,59 @@
+#!/usr/bin/env python
+"""Evaluate one model: clean top-1 accuracy on the prepared test set, and accuracy on every
+corrupted test set (per severity) with the means over all corruptions and over those outside
+the noise category. Writes one tidy JSON record per metric."""
+
+import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from noisetrain import corruptions, datasets, models, results
+from noisetrain.cli import run, say, set_threads
+from noisetrain.evaluation import accuracy, corruption_rows, summarize
+from noisetrain.training import resolve_device
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True, help="model file (.pt)")
+    parser.add_argument("--data", required=True, help="prepared clean dataset (.npz)")
+    parser.add_argument("--sets", nargs="+", required=True, help="corrupted sets <corruption>.npz")
+    parser.add_argument("--method", required=True, help="method name recorded with the results")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clean-out", required=True, help="record of the clean accuracy (.json)")
+    parser.add_argument("--corruptions-out", required=True, help="record of the corruption accuracies (.json)")
+    return parser
+
+
+def main(args) -> None:
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    names = [Path(path).stem for path in args.sets]
+    category = corruptions.categories(names)  # unknown corruption names fail before any work
+    model, info = models.load_model(args.model)
+    model.to(device)
+    spec = info.get("spec", {})
+    data = datasets.load(args.data)
+    evaluate = dict(batch_size=args.batch_size, device=device)
+
+    clean = accuracy(model, datasets.to_float(data.test.images), torch.from_numpy(data.test.labels), **evaluate)
+    row = {"corruption": "clean", "category": "clean", "severity": None, "value": clean}
+    results.write_record(results.make_record(data.name, args.method, "clean", [row], spec), args.clean_out)
+
+    rows = []
+    for name, path in zip(names, args.sets):
+        arrays = corruptions.load_set(path)
+        rows += corruption_rows(model, name, category[name], datasets.to_float(arrays["images"]),
+                                torch.from_numpy(arrays["labels"]), arrays["severities"], **evaluate)
+    summary = summarize(rows)
+    results.write_record(results.make_record(data.name, args.method, "corruptions", rows + summary, spec), args.corruptions_out)
+    say(f"{args.method}: clean {clean:.4f}, " + ", ".join(f"{r['corruption']} {r['value']:.4f}" for r in summary))
+
+
+if __name__ == "__main__":
+    run(main, get_parser())
