@@ -17,18 +17,25 @@ How the search works (per image, all images of a batch advancing together):
   magnitude beyond the crossing (a pixel with a tiny direction component takes a huge t to
   saturate), while in n it is a small multiple of it. A proposed size n is turned into the t
   that produces it by an exact inversion that costs no model evaluation (`_Rays.t_for_norm`).
-* Pass 1 evaluates the clean image (misclassified -> 0), pass 2 the fully saturated image
-  (still correct -> inf, otherwise it closes the bracket [0, n_max]).
-* Refinement uses the margin m(n) = logit_y - max_{j != y} logit_j, not only its sign:
-  quadratic interpolation through the two bracket ends and the latest discarded point,
-  Illinois-weighted regula falsi when one end is stuck, bisection when the bracket stops
-  shrinking. Proposals keep a distance of about rel_tol * n from the bracket ends, so once an
-  estimate is accurate the next evaluation closes the bracket instead of creeping up to it.
+* Pass 1 evaluates the clean image (misclassified -> 0). The coarse phase then walks up from
+  n_max / 4 (n_max: the norm of the fully saturated change), each step going to where the line
+  through the last two margins m(n) = logit_y - max_{j != y} logit_j crosses zero, but at most
+  a factor 1.25 further. Walking up from below, rather than bracketing [0, n_max] at once,
+  keeps the search on the first decision change: along noise directions the margin can dip
+  below zero and come back (a few % of MNIST images), and a wide bracket would land on a later
+  crossing or, when the saturated image is classified correctly again, report inf. Reaching
+  the saturated image without a flip gives inf.
+* Refinement of the bracket [lo, hi] uses the margin, not only its sign: the root of the
+  parabola through the two ends and the latest discarded point, Illinois-weighted regula falsi
+  when one end keeps surviving, bisection when the bracket stops shrinking. Proposals keep
+  about rel_tol * n away from the ends, so once an estimate is accurate the next evaluation
+  closes the bracket instead of creeping up to it.
 * It stops when hi - lo <= rel_tol * hi on the reported norm and returns hi, the size of a
   change that was evaluated and does flip the decision.
 
-Like any bracketing line search it finds a decision change, which is the first one unless the
-decision flips back to y further out along the ray (rare for noise directions).
+Cost on a small MNIST CNN at rel_tol = 1e-3: ~8 model evaluations per image (Gaussian or
+uniform directions), ~9 for images that never flip. A margin dip narrower than the 1.25 step
+can still be stepped over (~1 in 600 images there), as with any finite line search.
 """
 
 from __future__ import annotations
@@ -189,8 +196,10 @@ class _Rays:
 
 # first probe, as a fraction of the norm of the fully saturated change
 _FIRST_FRACTION = 0.25
-# largest factor by which the coarse phase grows the norm in one step
-_MAX_STEP = 1.5
+# largest factor by which the coarse phase grows the norm in one step: a margin dip narrower
+# than this can be stepped over (1.25 missed ~1 in 600 first flips of an MNIST CNN, 1.5 ~3)
+_MAX_STEP = 1.25
+_MAX_REFINE_STEPS = 100
 
 
 @dataclass
@@ -263,7 +272,10 @@ def _search(rel_tol: float, n_max: float, first_frac: float, max_step: float) ->
     stuck_lo = stuck_hi = 0  # how many steps in a row an end has survived
     widths = [hi.n - lo.n]
 
-    while hi.n - lo.n > rel_tol * hi.n:
+    # the cap only matters when float32 images cannot resolve a tiny rel_tol any more
+    for _ in range(_MAX_REFINE_STEPS):
+        if hi.n - lo.n <= rel_tol * hi.n:
+            break
         width = hi.n - lo.n
         p = math.nan
         if len(widths) >= 4 and width > 0.5 * widths[-4]:
@@ -348,7 +360,11 @@ def decision_distances(
             hi - lo <= rel_tol * hi, and hi is returned.
         batch_size: images evaluated together.
     """
-    if not (isinstance(rel_tol, (int, float)) and rel_tol > 0 and math.isfinite(rel_tol)):
+    try:
+        rel_tol = float(rel_tol)
+    except (TypeError, ValueError):
+        raise ValueError(f"rel_tol must be a positive number, got {rel_tol!r}") from None
+    if not (rel_tol > 0 and math.isfinite(rel_tol)):
         raise ValueError(f"rel_tol must be a positive number, got {rel_tol!r}")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
@@ -388,7 +404,7 @@ def decision_distances(
             rays = _Rays(x, directions[start:stop].to(device=device, dtype=torch.float32))
             n_max = rays.n_max.cpu().numpy()
             searches = [
-                _search(float(rel_tol), float(n_max[i]), _FIRST_FRACTION, _MAX_STEP) for i in range(len(x))
+                _search(rel_tol, float(n_max[i]), _FIRST_FRACTION, _MAX_STEP) for i in range(len(x))
             ]
             proposals = np.array([next(s) for s in searches], dtype=np.float64)
             active = np.arange(len(x))

@@ -1,0 +1,268 @@
+"""Tests of the epsilon* line search (paper section 3.4) in noisetrain.decision_distance."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from noisetrain.decision_distance import (
+    DistanceResult,
+    decision_distances,
+    fraction_inf,
+    gaussian_directions,
+    median_epsilon,
+    uniform_directions,
+)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models on a shared machine: a second intra-op thread only adds contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+SHAPE = (1, 8, 8)
+D = int(np.prod(SHAPE))
+
+
+class TwoClassLinear(nn.Module):
+    """logits = (z, -z) with z = w.x + b: the decision boundary is the hyperplane z = 0."""
+
+    def __init__(self, w: torch.Tensor, b: float):
+        super().__init__()
+        self.w = nn.Parameter(w.flatten().clone(), requires_grad=False)
+        self.b = nn.Parameter(torch.tensor(float(b)), requires_grad=False)
+
+    def z(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1) @ self.w + self.b
+
+    def forward(self, x):
+        z = self.z(x)
+        return torch.stack([z, -z], 1)
+
+
+def _unit(v: torch.Tensor) -> torch.Tensor:
+    return v / v.norm()
+
+
+def _linear_setup(seed=0, n=32):
+    """Images near the centre of the cube, directions pointing towards the boundary."""
+    g = torch.Generator().manual_seed(seed)
+    w = _unit(torch.randn(D, generator=g))
+    model = TwoClassLinear(w, b=-0.5 * float(w.sum()))  # boundary through the cube's centre
+    x = (0.5 + 0.15 * (2 * torch.rand((n,) + SHAPE, generator=g) - 1)).float()
+    z0 = model.z(x)
+    labels = (z0 < 0).long()
+    d = torch.randn((n,) + SHAPE, generator=g)
+    d = d / d.flatten(1).norm(dim=1)[:, None, None, None]
+    # random directions tilted towards the boundary, so most of them reach it
+    toward = -torch.sign(z0)
+    d = d + 0.5 * toward[:, None, None, None] * w.view(SHAPE)
+    return model, x, labels, d
+
+
+def _clipped_norm(x, u, t):
+    return float(((x + t * u).clamp(0, 1) - x).norm())
+
+
+def test_linear_no_clipping_matches_analytic_distance():
+    model, x, labels, d = _linear_setup()
+    u = d / d.flatten(1).norm(dim=1)[:, None, None, None]
+    t_star = (model.z(x).abs() / (u.flatten(1) @ model.w).abs()).double()
+    # the setup must not clip before the crossing, otherwise the analytic value does not apply
+    step = (t_star[:, None] * u.flatten(1).abs().double()).amax(1)
+    room = torch.minimum(x, 1 - x).flatten(1).amin(1).double()
+    keep = step < room
+    assert keep.sum() >= 16
+    res = decision_distances(model, x[keep], labels[keep], d[keep], rel_tol=1e-3)
+    assert isinstance(res, DistanceResult)
+    assert res.distances.dtype == np.float64 and res.distances.shape == (int(keep.sum()),)
+    expected = t_star[keep].numpy()
+    rel = np.abs(res.distances - expected) / expected
+    assert rel.max() <= 1e-3 + 1e-6
+    # the returned size is on the far side: the decision has flipped there
+    assert (res.distances >= expected * (1 - 1e-5)).all()  # up to float32 rounding
+    # and it tightens with the tolerance (float32 images limit it to ~1e-6)
+    fine = decision_distances(model, x[keep], labels[keep], d[keep], rel_tol=1e-5)
+    assert (np.abs(fine.distances - expected) / expected).max() <= 1.1e-5
+
+
+def test_linear_with_clipping_matches_brute_force_scan():
+    g = torch.Generator().manual_seed(1)
+    w = _unit(torch.randn(D, generator=g))
+    model = TwoClassLinear(w, b=-0.5 * float(w.sum()))
+    # images spread over the whole cube, so pixels hit their bounds along the way
+    x = torch.rand((6,) + SHAPE, generator=g)
+    z0 = model.z(x)
+    labels = (z0 < 0).long()
+    d = torch.randn((6,) + SHAPE, generator=g)
+    toward = -torch.sign(z0)
+    # mostly along the normal, so the crossing exists, plus a random part that drives clipping
+    d = 0.3 * toward[:, None, None, None] * w.view(SHAPE) + d / d.flatten(1).norm(dim=1)[:, None, None, None]
+    res = decision_distances(model, x, labels, d, rel_tol=1e-3)
+    u = d / d.flatten(1).norm(dim=1)[:, None, None, None]
+    clipped_somewhere = False
+    for i in range(len(x)):
+        # brute force: fine geometric scan of t, the first point that flips the decision
+        ts = torch.cat([torch.zeros(1), torch.logspace(-3, 3, 60001)])
+        pts = (x[i] + ts[:, None, None, None] * u[i]).clamp(0, 1)
+        flipped = (model(pts).argmax(1) != labels[i]).nonzero()
+        assert len(flipped), "setup must cross the boundary before saturating"
+        k = int(flipped[0])
+        lo, hi = _clipped_norm(x[i], u[i], ts[k - 1]), _clipped_norm(x[i], u[i], ts[k])
+        assert lo * (1 - 1e-3) <= res.distances[i] <= hi * (1 + 1e-3)
+        if hi < 0.99 * float(ts[k]):  # the clipped change is shorter than t: clipping mattered
+            clipped_somewhere = True
+    assert clipped_somewhere
+
+
+def test_inf_and_zero_cases():
+    g = torch.Generator().manual_seed(2)
+    half = D // 2
+    w = torch.zeros(D)
+    w[:half] = torch.rand(half, generator=g) + 0.1  # positive weights on the first half only
+    model = TwoClassLinear(_unit(w), b=-0.5 * float(_unit(w).sum()))
+    x = (0.5 + 0.1 * torch.rand((4,) + SHAPE, generator=g)).float()  # z > 0: class 0
+    assert (model.z(x) > 0).all()
+    labels = torch.zeros(4, dtype=torch.long)
+    parallel = torch.zeros((4, D))
+    parallel[:, half:] = torch.randn(4, D - half, generator=g)  # moves only pixels w ignores
+    away = w.repeat(4, 1) * (1 + torch.rand(4, D, generator=g))  # only increases z, even clipped
+    dirs = torch.cat([parallel, away]).view((8,) + SHAPE)
+    res = decision_distances(model, torch.cat([x, x]), torch.cat([labels, labels]), dirs)
+    assert np.isinf(res.distances).all()
+    assert fraction_inf(res.distances) == 1.0 and median_epsilon(res.distances) == math.inf
+    # already misclassified: distance 0, decided by the clean pass alone
+    wrong = decision_distances(model, x, 1 - labels, gaussian_directions(x.shape, 0))
+    assert (wrong.distances == 0).all()
+    assert wrong.forward_passes == len(x)
+
+
+def test_forward_passes_linear():
+    model, x, labels, d = _linear_setup(seed=3, n=64)
+    res = decision_distances(model, x, labels, d, rel_tol=1e-3)
+    assert np.isfinite(res.distances).all()
+    assert res.forward_passes_per_image <= 20
+    assert res.forward_passes == pytest.approx(res.forward_passes_per_image * len(x))
+
+
+def _stripes_data(n, seed):
+    """3 classes of 3x16x16 images: horizontal stripes, vertical stripes, checkerboard."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    i = torch.arange(16.0)
+    rows, cols = torch.sin(1.6 * i)[:, None].expand(16, 16), torch.sin(1.6 * i)[None, :].expand(16, 16)
+    patterns = torch.stack([rows, cols, rows * cols])
+    amp = 0.15 + 0.25 * torch.rand(n, 1, 1, 1, generator=g)
+    base = 0.3 + 0.4 * torch.rand(n, 3, 1, 1, generator=g)
+    x = base + amp * patterns[y][:, None] + 0.1 * torch.randn(n, 3, 16, 16, generator=g)
+    return x.clamp(0, 1), y
+
+
+@pytest.fixture(scope="module")
+def conv_net():
+    """A small conv net trained for 60 steps (~1 s) on the stripes task."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(), nn.Linear(64, 3),
+    )
+    x, y = _stripes_data(512, 0)
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(60):
+        b = torch.randint(0, len(x), (64,))
+        loss = nn.functional.cross_entropy(model(x[b]), y[b])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.mark.parametrize("make_dirs", [gaussian_directions, uniform_directions])
+def test_forward_passes_conv_net(conv_net, make_dirs):
+    x, labels = _stripes_data(64, 1)
+    dirs = make_dirs(x.shape, 5)
+    res = decision_distances(conv_net, x, labels, dirs, rel_tol=1e-3, batch_size=24)
+    finite = np.isfinite(res.distances) & (res.distances > 0)
+    assert finite.mean() >= 0.5  # the count is only meaningful if most searches refine
+    assert res.forward_passes_per_image <= 20
+    # check the bracket on the net itself: the returned size flips the decision, a size
+    # rel_tol below it does not (a flip further down the ray is possible, but rare)
+    from noisetrain.decision_distance import _Rays
+
+    idx = torch.as_tensor(np.flatnonzero(finite))
+    rays = _Rays(x[idx], dirs[idx])
+    rows = torch.arange(len(idx))
+    with torch.no_grad():
+        at = conv_net(rays.points(rows, res.distances[finite]).view(-1, 3, 16, 16)).argmax(1)
+        below = conv_net(rays.points(rows, res.distances[finite] * (1 - 1e-3)).view(-1, 3, 16, 16)).argmax(1)
+    assert (at != labels[idx]).all()
+    assert (below == labels[idx]).float().mean() >= 0.9
+
+
+def test_larger_margin_raises_median_epsilon():
+    model, x, labels, d = _linear_setup(seed=6, n=40)
+    keep = labels == 0  # class 0 sits on the side z > 0
+    x, labels, d = x[keep], labels[keep], d[keep]
+    medians = []
+    for shift in (0.0, 0.05, 0.2):
+        shifted = TwoClassLinear(model.w.detach(), float(model.b) + shift)  # boundary moves away
+        medians.append(median_epsilon(decision_distances(shifted, x, labels, d).distances))
+    assert medians[0] < medians[1] < medians[2]
+
+
+def test_batches_and_determinism_and_training_flag():
+    model, x, labels, d = _linear_setup(seed=7, n=20)
+    model.train()
+    a = decision_distances(model, x, labels, d, batch_size=7)
+    assert model.training  # restored
+    again = decision_distances(model, x, labels, d, batch_size=7)
+    np.testing.assert_array_equal(a.distances, again.distances)
+    # another batching changes float rounding in the model, so results agree to the tolerance
+    b = decision_distances(model, x, labels, d, batch_size=500)
+    np.testing.assert_allclose(a.distances, b.distances, rtol=1.01e-3)
+
+
+def test_median_and_fraction_inf():
+    inf = math.inf
+    assert median_epsilon([3.0, 1.0, 2.0]) == 2.0
+    assert median_epsilon([1.0, 2.0, 3.0, inf]) == 2.5
+    assert median_epsilon([1.0, 2.0, inf]) == 2.0
+    assert median_epsilon([1.0, inf, inf]) == inf  # more than half are inf
+    assert median_epsilon([1.0, 2.0, inf, inf]) == inf
+    assert median_epsilon(np.array([0.0, 0.0, 5.0])) == 0.0
+    assert fraction_inf([1.0, inf, inf, 0.0]) == 0.5
+    with pytest.raises(ValueError):
+        median_epsilon([])
+
+
+def test_direction_helpers():
+    g = gaussian_directions((4, 3, 5, 5), seed=1)
+    u = uniform_directions((4, 3, 5, 5), seed=1)
+    assert g.shape == u.shape == (4, 3, 5, 5) and g.dtype == u.dtype == torch.float32
+    assert torch.equal(g, gaussian_directions((4, 3, 5, 5), seed=1))
+    assert not torch.equal(g, gaussian_directions((4, 3, 5, 5), seed=2))
+    assert u.min() >= -1 and u.max() <= 1 and u.min() < -0.9 and u.max() > 0.9
+    assert abs(float(u.mean())) < 0.1  # centred
+
+
+def test_input_errors():
+    model, x, labels, d = _linear_setup(n=4)
+    with pytest.raises(ValueError, match="shape"):
+        decision_distances(model, x, labels, d[:3])
+    with pytest.raises(ValueError, match="labels"):
+        decision_distances(model, x, labels[:3], d)
+    zero = d.clone()
+    zero[2] = 0
+    with pytest.raises(ValueError, match="nonzero"):
+        decision_distances(model, x, labels, zero)
+    for bad in (0.0, -1e-3):
+        with pytest.raises(ValueError, match="rel_tol"):
+            decision_distances(model, x, labels, d, rel_tol=bad)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        decision_distances(model, x + 1.0, labels, d)
