@@ -7,7 +7,12 @@ import sys
 from noisetrain.config import ConfigError, validate_config
 
 
-configfile: f"{workflow.basedir}/config/config.yaml"
+# A config file named on the command line is the whole config (schema defaults fill the rest);
+# the embedded default is read only when none is named. Merging into config.yaml would silently
+# add the digits study's methods to every other config.
+if not workflow.overwrite_configfiles:
+
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 try:

@@ -1,8 +1,10 @@
 # Helpers shared by every .smk file: the study's names, paths and per-job parameters.
 import json
+import os
 
 import noisetrain
 from noisetrain.config import expand_methods, train_spec
+from noisetrain.report import TABLE_NAMES
 
 DATASET = config["dataset"]["name"]
 METHODS = expand_methods(config)
@@ -18,7 +20,10 @@ def corrupted_sets(wildcards=None):
 
 def eval_records(wildcards=None):
     return expand(
-        "results/{dataset}/eval/{method}/{metric}.json", dataset=DATASET, method=METHODS, metric=["clean", "corruptions"]
+        "results/{dataset}/eval/{method}/{metric}.json",
+        dataset=DATASET,
+        method=METHODS,
+        metric=["clean", "corruptions", "noise_robustness", "adversarial"],
     )
 
 
@@ -26,20 +31,48 @@ def spec_json(wildcards):
     return json.dumps(train_spec(config, wildcards.method), sort_keys=True)
 
 
-def init_model(wildcards):
-    """Fine-tuning starts from the vanilla model (paper section 4); vanilla starts from scratch."""
-    if METHODS[wildcards.method]["kind"] == "vanilla":
-        return {}
-    return {"init": f"results/{wildcards.dataset}/models/vanilla.pt"}
+def uses_auto_eps(method):
+    spec = METHODS[method]
+    return spec["kind"] == "ant" and spec["eps"] == "auto"
 
 
-def init_arg(wildcards, input):
-    return f"--init {input.init}" if "init" in input.keys() else ""
+def sweep_records(wildcards=None):
+    return expand(
+        "results/{dataset}/eval/{method}/corruptions.json",
+        dataset=DATASET,
+        method=[m for m, spec in METHODS.items() if spec["kind"] == "gnt"],
+    )
+
+
+def train_inputs(wildcards):
+    """Fine-tuning starts from the vanilla model (paper section 4); vanilla starts from scratch.
+    ANT with eps 'auto' also waits for the eps chosen from the sigma sweep."""
+    inputs = {}
+    if METHODS[wildcards.method]["kind"] != "vanilla":
+        inputs["init"] = f"results/{wildcards.dataset}/models/vanilla.pt"
+    if uses_auto_eps(wildcards.method):
+        inputs["eps"] = f"results/{wildcards.dataset}/selection/ant_eps.json"
+    return inputs
+
+
+def robustness_inputs(wildcards):
+    """Fresh adversarial-noise generators train at ANT's eps chosen from the sweep ('auto')."""
+    if config["robustness"]["an_eps"] == "auto":
+        return {"eps": f"results/{wildcards.dataset}/selection/ant_eps.json"}
+    return {}
+
+
+def optional_args(wildcards, input):
+    flags = {"init": "--init", "eps": "--eps-file"}
+    return " ".join(f"{flag} {input[key]}" for key, flag in flags.items() if key in input.keys())
+
+
+def ant_methods(**criteria):
+    """ANT methods whose spec matches every criterion, e.g. kernel='3x3'."""
+    return [m for m, s in METHODS.items() if s["kind"] == "ant" and all(s.get(k) == v for k, v in criteria.items())]
 
 
 def table_targets():
-    from noisetrain.report import TABLE_NAMES
-
     return expand("results/{dataset}/tables/{name}.{ext}", dataset=DATASET, name=TABLE_NAMES, ext=["md", "tex"])
 
 
@@ -47,6 +80,10 @@ def figure_targets():
     names = ["corruption_examples"]
     if config["sigma_sweep"]:
         names += ["fig6_accuracy_vs_sigma", "fig7_noise_levels"]
+    if "ant1x1" in METHODS:
+        names += ["fig4_adversarial_noise"]
+    if any(spec["kind"] == "gnt" for spec in METHODS.values()):
+        names += ["fig3_gaussian_eps_examples", "fig8_eps_examples"]
     return expand("results/{dataset}/figures/{name}.{ext}", dataset=DATASET, name=names, ext=["png", "pdf"])
 
 

@@ -6,7 +6,7 @@ rule tables:
         script=f"{SCRIPTS}/make_tables.py",
         records=eval_records,
     output:
-        expand("results/{{dataset}}/tables/{name}.{ext}", name=["table11", "summary", "sigma_sweep"], ext=["md", "tex"]),
+        expand("results/{{dataset}}/tables/{name}.{ext}", name=TABLE_NAMES, ext=["md", "tex"]),
     params:
         corruptions=CORRUPTIONS,
         methods=list(METHODS),
@@ -83,3 +83,60 @@ rule figure_corruptions:
     shell:
         "python {input.script} --data {input.data} --sets {input.sets} "
         "--index {params.index} --out {output.png} > {log} 2>&1"
+
+
+rule figure_adversarial_noise:
+    input:
+        script=f"{SCRIPTS}/plot_adversarial_noise.py",
+        data="results/{dataset}/data/clean.npz",
+        uncorrelated="results/{dataset}/models/ant1x1.pt",
+        correlated=expand("results/{{dataset}}/models/{method}.pt", method=ant_methods(kernel="3x3", stylized_path=None)[:1]),
+    output:
+        png=report(
+            "results/{dataset}/figures/fig4_adversarial_noise.png", caption="../report/fig4.rst", category="Figures"
+        ),
+        pdf="results/{dataset}/figures/fig4_adversarial_noise.pdf",
+    params:
+        correlated=lambda wildcards, input: f"--correlated {input.correlated}" if input.correlated else "",
+        seed=config["seed"],
+    log:
+        "results/{dataset}/logs/figure_adversarial_noise.log",
+    benchmark:
+        "results/{dataset}/benchmarks/figure_adversarial_noise.tsv"
+    conda:
+        "../envs/noisetrain.yaml"
+    shell:
+        "python {input.script} --data {input.data} --uncorrelated {input.uncorrelated} {params.correlated} "
+        "--seed {params.seed} --out {output.png} > {log} 2>&1"
+
+
+rule figure_epsilon_examples:
+    input:
+        script=f"{SCRIPTS}/plot_epsilon_examples.py",
+        data="results/{dataset}/data/clean.npz",
+        selection="results/{dataset}/selection/ant_eps.json",
+        measured=expand(
+            "results/{{dataset}}/eval/{method}/{name}",
+            method=[m for m, s in METHODS.items() if s["kind"] == "gnt" or m in ("vanilla", "ant1x1")],
+            name=["noise_robustness.json", "an_generators.pt"],
+        ),
+    output:
+        fig3=report("results/{dataset}/figures/fig3_gaussian_eps_examples.png", caption="../report/fig3.rst", category="Figures"),
+        fig3_pdf="results/{dataset}/figures/fig3_gaussian_eps_examples.pdf",
+        fig8=report("results/{dataset}/figures/fig8_eps_examples.png", caption="../report/fig8.rst", category="Figures"),
+        fig8_pdf="results/{dataset}/figures/fig8_eps_examples.pdf",
+    params:
+        eval_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.measured[0])),
+        methods=["vanilla", "best_gnt"] + (["ant1x1"] if "ant1x1" in METHODS else []),
+        index=config["report"]["example_index"],
+        seed=config["seed"],
+    log:
+        "results/{dataset}/logs/figure_epsilon_examples.log",
+    benchmark:
+        "results/{dataset}/benchmarks/figure_epsilon_examples.tsv"
+    conda:
+        "../envs/noisetrain.yaml"
+    shell:
+        "python {input.script} --data {input.data} --eval-dir {params.eval_dir} --selection {input.selection} "
+        "--methods {params.methods} --index {params.index} --seed {params.seed} "
+        "--fig3 {output.fig3} --fig8 {output.fig8} > {log} 2>&1"

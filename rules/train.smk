@@ -5,7 +5,7 @@
 
 rule train:
     input:
-        unpack(init_model),
+        unpack(train_inputs),
         script=f"{SCRIPTS}/train.py",
         data="results/{dataset}/data/clean.npz",
     output:
@@ -13,7 +13,7 @@ rule train:
         log_csv="results/{dataset}/train_logs/{method}.csv",
     params:
         spec=spec_json,
-        init=init_arg,
+        optional=optional_args,
         checkpoints="results/{dataset}/checkpoints/{method}",
         device=config["device"],
         code_version=CODE_VERSION,
@@ -25,6 +25,26 @@ rule train:
     conda:
         "../envs/noisetrain.yaml"
     shell:
-        "python {input.script} --data {input.data} {params.init} --spec '{params.spec}' "
+        "python {input.script} --data {input.data} {params.optional} --spec '{params.spec}' "
         "--checkpoint-dir {params.checkpoints} --device {params.device} --threads {threads} "
         "--out {output.model} --log-csv {output.log_csv} > {log} 2>&1"
+
+
+rule choose_ant_eps:
+    input:
+        script=f"{SCRIPTS}/choose_ant_eps.py",
+        records=sweep_records,
+        data="results/{dataset}/data/clean.npz",
+    output:
+        "results/{dataset}/selection/ant_eps.json",
+    params:
+        seed=config["seed"],
+    log:
+        "results/{dataset}/logs/choose_ant_eps.log",
+    benchmark:
+        "results/{dataset}/benchmarks/choose_ant_eps.tsv"
+    conda:
+        "../envs/noisetrain.yaml"
+    shell:
+        "python {input.script} --records {input.records} --data {input.data} --seed {params.seed} "
+        "--out {output} > {log} 2>&1"

@@ -19,7 +19,8 @@ def test_every_shipped_config_validates(path):
 
 
 def test_defaults_are_filled_and_numbers_typed():
-    config = validate_config({"dataset": {"name": "digits"}, "methods": {"vanilla": {"kind": "vanilla"}, "m": {"kind": "gnt_mult"}}})
+    config = validate_config({"dataset": {"name": "digits"}, "sigma_sweep": [0.5],
+                              "methods": {"vanilla": {"kind": "vanilla"}, "m": {"kind": "gnt_mult"}}})
     assert config["train"]["batch_size"] == 300
     assert config["train"]["clean_fraction"] == 0.5
     assert config["train"]["finetune"] == {"epochs": 10, "lr": 1e-3, "momentum": 0.9, "weight_decay": 0.0, "lr_decay_epoch": None}
@@ -28,9 +29,9 @@ def test_defaults_are_filled_and_numbers_typed():
 
 
 def test_validation_does_not_modify_the_input():
-    raw = {"dataset": {"name": "digits"}, "methods": {"vanilla": {"kind": "vanilla"}}}
+    raw = {"dataset": {"name": "digits"}, "methods": {"vanilla": {"kind": "vanilla"}}, "sigma_sweep": [0.5]}
     validate_config(raw)
-    assert raw == {"dataset": {"name": "digits"}, "methods": {"vanilla": {"kind": "vanilla"}}}
+    assert raw == {"dataset": {"name": "digits"}, "methods": {"vanilla": {"kind": "vanilla"}}, "sigma_sweep": [0.5]}
 
 
 @pytest.mark.parametrize(
@@ -53,6 +54,15 @@ def test_malformed_config_names_key_and_expectation(patch, where, expected):
     message = str(info.value)
     assert "\n" not in message
     assert f"'{where}'" in message and expected in message
+
+
+def test_auto_eps_needs_a_sigma_sweep():
+    base = {"dataset": {"name": "digits"}, "methods": {"vanilla": {"kind": "vanilla"}, "a": {"kind": "ant"}},
+            "robustness": {"an_eps": 2.0}}
+    with pytest.raises(ConfigError, match=r"'methods.a.eps': 'auto' chooses eps from the sigma sweep"):
+        validate_config(base)
+    assert validate_config({**base, "sigma_sweep": [0.5]})["methods"]["a"]["eps"] == "auto"
+    assert validate_config({**base, "methods": {"vanilla": {"kind": "vanilla"}, "a": {"kind": "ant", "eps": 10.0}}})
 
 
 def test_fine_tuned_methods_need_vanilla():
@@ -86,13 +96,15 @@ def test_schema_and_default_config_agree(tmp_path):
 
 def test_snakemake_rejects_malformed_config_in_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("train:\n  vanilla:\n    lr: 1e-3\n")
+    text = (REPO / "config" / "test.yaml").read_text()
+    assert "lr: 0.05," in text
+    bad.write_text(text.replace("lr: 0.05,", "lr: 5e-2,"))
     result = subprocess.run(
         [str(Path(sys.executable).parent / "snakemake"), "-n", "--configfile", str(bad)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "config error at 'train.vanilla.lr'" in output
+    assert "config error at 'train.vanilla.lr': '5e-2' is not of type 'number'" in output
     assert "Traceback" not in output
     assert not (REPO / "results" / "digits" / "data" / "bad").exists()

@@ -13,7 +13,7 @@ BIN = Path(sys.executable).parent
 CORRUPTIONS = 15
 # Jobs run `python`: as for a user with the venv activated, it must be this interpreter.
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-METHODS = ["vanilla", "gnt_mult", "speckle", "gnt_s0.3", "gnt_s0.6"]
+METHODS = ["vanilla", "gnt_mult", "speckle", "ant1x1", "ant3x3", "gnt_s0.3", "gnt_s0.6"]
 
 
 def snakemake(workdir, *args, timeout=900):
@@ -33,10 +33,10 @@ def study(tmp_path_factory):
 
 
 def test_every_target_exists(study):
-    for name in ("table11", "summary", "sigma_sweep"):
+    for name in ("table11", "summary", "sigma_sweep", "table16"):
         for ext in ("md", "tex"):
             assert (study / "tables" / f"{name}.{ext}").stat().st_size > 100
-    for name in ("fig6_accuracy_vs_sigma", "fig7_noise_levels", "corruption_examples"):
+    for name in ("fig6_accuracy_vs_sigma", "fig7_noise_levels", "corruption_examples", "fig4_adversarial_noise"):
         assert (study / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (study / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
     assert len(list((study / "data" / "corrupted").glob("*.npz"))) == CORRUPTIONS
@@ -69,9 +69,19 @@ def test_training_logs_and_models(study):
 
 def test_tables_show_every_model(study):
     table = (study / "tables" / "table11.md").read_text()
-    for label in ("Vanilla", "GNT σ=", "GNT mult", "Speckle", "fog", "canny_edges"):
+    for label in ("Vanilla", "GNT σ=", "GNT mult", "Speckle", "ANT 1x1", "ANT 3x3", "fog", "canny_edges"):
         assert label in table
     assert "The paper reports no digits values" in table
+
+
+def test_ant_eps_is_chosen_from_the_sweep(study):
+    choice = json.loads((study / "selection" / "ant_eps.json").read_text())
+    assert choice["best_method"] in ("gnt_s0.3", "gnt_s0.6") and choice["eps"] > 0
+    assert "mean over the 400 training images" in choice["how"]
+    ant1x1 = json.loads((study / "eval" / "ant1x1" / "clean.json").read_text())["provenance"]["spec"]
+    ant3x3 = json.loads((study / "eval" / "ant3x3" / "clean.json").read_text())["provenance"]["spec"]
+    assert ant1x1["eps"] == pytest.approx(choice["eps"])
+    assert ant3x3["eps"] == pytest.approx(0.52 * choice["eps"])
 
 
 def test_rerun_has_nothing_to_do(study):

@@ -74,8 +74,20 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     errors = sorted(validator.iter_errors(resolved), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
         raise ConfigError(_describe(jsonschema.exceptions.best_match(errors)))
-    expand_methods(resolved)  # name clashes are config errors too
+    _check_auto_eps(expand_methods(resolved), resolved)  # name clashes are config errors too
     return resolved
+
+
+def _check_auto_eps(methods: dict[str, dict], config: dict) -> None:
+    """eps 'auto' is chosen from the sigma sweep, so it needs single-sigma GNT models."""
+    auto = [f"methods.{name}.eps" for name, spec in methods.items() if spec["kind"] == "ant" and spec["eps"] == "auto"]
+    if config["robustness"]["an_eps"] == "auto":
+        auto.append("robustness.an_eps")
+    if auto and not any(spec["kind"] == "gnt" for spec in methods.values()):
+        raise ConfigError(
+            f"config error at '{auto[0]}': 'auto' chooses eps from the sigma sweep, but no single-sigma "
+            "GNT model is configured; add sigma_sweep values or give eps as a number"
+        )
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> dict:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 DATASETS = ("digits", "mnist")
+CHANNELS = {"digits": 1, "mnist": 1, "imagenet": 3}
 
 # sklearn's digits are 8x8 with values 0..16. MNIST digits were size-normalised into a 20x20 box
 # and centred in a 28x28 frame (LeCun et al.); doing the same keeps the MNIST-C affine
@@ -62,7 +63,7 @@ def to_uint8(images: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.clip(np.rint(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
 
 
-def _stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
+def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
     """Indices of a class-balanced subset of ``size`` items (all indices when size is None)."""
     from sklearn.model_selection import train_test_split
 
@@ -128,8 +129,8 @@ def prepare(dataset_cfg: dict) -> PreparedData:
         train, test, test_index = prepare_mnist(dataset_cfg.get("root"), dataset_cfg.get("download", False))
     else:
         raise DataError(f"unknown dataset '{name}'; known: {', '.join(DATASETS)}")
-    keep_train = _stratified_subset(train.labels, dataset_cfg.get("subset_train"), dataset_cfg["seed"])
-    keep_test = _stratified_subset(test.labels, dataset_cfg.get("subset_test"), dataset_cfg["seed"])
+    keep_train = stratified_subset(train.labels, dataset_cfg.get("subset_train"), dataset_cfg["seed"])
+    keep_test = stratified_subset(test.labels, dataset_cfg.get("subset_test"), dataset_cfg["seed"])
     return PreparedData(
         train=Split(train.images[keep_train], train.labels[keep_train]),
         test=Split(test.images[keep_test], test.labels[keep_test]),

@@ -3,6 +3,7 @@ images from the prepared data files."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -90,3 +91,83 @@ def corruption_examples(clean: np.ndarray, corrupted: dict[str, np.ndarray]):
 def _hwc(image: np.ndarray) -> np.ndarray:
     """C x H x W -> H x W (gray) or H x W x C for imshow."""
     return image[0] if image.shape[0] == 1 else np.transpose(image, (1, 2, 0))
+
+
+def adversarial_noise(images: np.ndarray, uncorrelated: dict, correlated: dict | None, seed: int, states: int = 6):
+    """Fig 4: (A) density of the noise value of generator states saved during ANT 1x1 (the noise
+    as added before clipping, scaled to ANT's L2 size eps); (B) images with uncorrelated noise;
+    (C) noise patches of a 3x3 generator; (D) images with correlated noise. ``uncorrelated`` and
+    ``correlated`` are the exports stored in ANT model files."""
+    from .ant import generator_from_export
+    from .rescaling import rescale_to_norm
+
+    x = torch.from_numpy(images.astype(np.float32) / 255.0)
+    columns = len(x)
+    rows = 4 if correlated else 2
+    fig = plt.figure(figsize=(1.5 * columns, 1.7 * rows + 1.0))
+    grid = fig.add_gridspec(rows, columns, height_ratios=[1.6] + [1] * (rows - 1))
+
+    def sample(export, index=None):
+        generator = generator_from_export(export, index).eval()
+        with torch.no_grad():
+            return generator(x, torch.Generator().manual_seed(seed))
+
+    eps = float(uncorrelated["config"]["eps"])
+    ax = fig.add_subplot(grid[0, :])
+    bank = uncorrelated.get("bank", [])
+    picks = np.unique(np.linspace(0, len(bank) - 1, min(states, len(bank))).astype(int)).tolist() if bank else []
+    for index in [*picks, None]:
+        delta = sample(uncorrelated, index)
+        scaled = delta * (eps / delta.flatten(1).norm(dim=1)).view(-1, 1, 1, 1)
+        label = "final generator" if index is None else f"saved state {index + 1}/{len(bank)}"
+        ax.hist(scaled.flatten().numpy(), bins=80, density=True, histtype="step", label=label)
+    ax.set_title(f"A: density of the noise value of ANT 1x1 generator states (L2 size eps = {eps:.2f})", fontsize=9)
+    ax.set_xlabel("noise value (before clipping)")
+    ax.legend(fontsize=6, ncol=2)
+
+    panels = [("B: images with uncorrelated adversarial noise", uncorrelated, False)]
+    if correlated:
+        panels += [("C: noise patches of the 3x3 generator", correlated, True),
+                   ("D: images with correlated adversarial noise", correlated, False)]
+    for row, (title, export, raw) in enumerate(panels, start=1):
+        delta = sample(export)
+        if raw:  # show the noise itself, each patch stretched to [0, 1]
+            lo = delta.flatten(1).min(1).values.view(-1, 1, 1, 1)
+            hi = delta.flatten(1).max(1).values.view(-1, 1, 1, 1)
+            shown = (delta - lo) / (hi - lo).clamp_min(1e-12)
+        else:
+            shown = rescale_to_norm(x, delta, float(export["config"]["eps"]))
+        for col in range(columns):
+            ax = fig.add_subplot(grid[row, col])
+            ax.imshow(_hwc(shown[col].numpy()), cmap="gray", vmin=0, vmax=1)
+            ax.axis("off")
+            if col == 0:
+                ax.set_title(title, fontsize=8, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def epsilon_examples(image: np.ndarray, models: list[tuple[str, dict[str, float], dict[str, torch.Tensor]]]):
+    """Figs 3 and 8: one test image changed along each noise direction by exactly the model's
+    median epsilon* (clipping-aware rescaling), one row per model, one column per noise type.
+    ``models`` holds (label, {noise type: eps*}, {noise type: direction of the image's shape})."""
+    from .rescaling import rescale_to_norm
+
+    x = torch.from_numpy(image.astype(np.float32) / 255.0)[None]
+    kinds = list(models[0][1])
+    fig, axes = plt.subplots(len(models), len(kinds) + 1, figsize=(1.7 * (len(kinds) + 1), 1.9 * len(models)), squeeze=False)
+    names = {"gn": "Gaussian", "un": "uniform", "an": "adversarial"}
+    for row, (label, eps, directions) in enumerate(models):
+        axes[row, 0].imshow(_hwc(x[0].numpy()), cmap="gray", vmin=0, vmax=1)
+        axes[row, 0].set_title("clean" if row == 0 else "", fontsize=8)
+        axes[row, 0].set_ylabel(label, fontsize=8)
+        for col, kind in enumerate(kinds, start=1):
+            size = eps[kind]
+            shown = rescale_to_norm(x, directions[kind], size if math.isfinite(size) else 1e9)
+            axes[row, col].imshow(_hwc(shown[0].numpy()), cmap="gray", vmin=0, vmax=1)
+            axes[row, col].set_title(f"{names.get(kind, kind)} ε*={size:.2f}", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig

@@ -72,7 +72,9 @@ def safe_load(path: str | Path) -> dict:
         raise CheckpointError(f"{path} is not a readable checkpoint ({exc.__class__.__name__}): delete it and rerun") from exc
 
 
-def save_model(model: nn.Module, path: str | Path, *, arch: str, in_channels: int, num_classes: int, info: dict) -> None:
+def save_model(model: nn.Module, path: str | Path, *, arch: str, in_channels: int, num_classes: int, info: dict,
+               extras: dict | None = None) -> None:
+    """``extras`` holds what a method learned besides the classifier (ANT: its noise generators)."""
     atomic_save(
         {
             "arch": arch,
@@ -80,9 +82,14 @@ def save_model(model: nn.Module, path: str | Path, *, arch: str, in_channels: in
             "num_classes": num_classes,
             "state_dict": model.state_dict(),
             "info": info,
+            "extras": extras or {},
         },
         path,
     )
+
+
+def load_extras(path: str | Path) -> dict:
+    return safe_load(path).get("extras", {})
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, dict]:

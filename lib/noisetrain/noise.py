@@ -10,6 +10,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from .rescaling import rescale_to_norm  # noqa: F401  (part of this module's API: paper footnote 2)
+
 NoiseFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 

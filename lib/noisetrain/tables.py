@@ -18,7 +18,11 @@ from .paper import PAPER_DATASETS, paper_value
 from .selection import best_gnt, sweep_sigmas
 
 SUMMARY_COLUMNS = {"clean": "clean", "c_mean": "C mean", "c_mean_without_noise": "C w/o noise"}
-LABELS = {"vanilla": "Vanilla", "gnt_mult": "GNT mult", "speckle": "Speckle"}
+LABELS = {
+    "vanilla": "Vanilla", "gnt_mult": "GNT mult", "speckle": "Speckle",
+    "ant1x1": "ANT 1x1", "ant3x3": "ANT 3x3", "ant1x1_noreplay": "ANT 1x1 w/o EP",
+    "ant1x1_sin": "ANT 1x1 + SIN", "ant3x3_sin": "ANT 3x3 + SIN",
+}
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,15 @@ def method_summary(frame: pd.DataFrame) -> pd.DataFrame:
     per_corruption = corrupt[corrupt.category != "aggregate"].groupby(["method", "corruption"]).value.mean().unstack()
     aggregates = corrupt[corrupt.category == "aggregate"].pivot_table(index="method", columns="corruption", values="value")
     aggregates = aggregates.rename(columns={"mean": "c_mean", "mean_without_noise": "c_mean_without_noise"})
-    return pd.concat([clean, aggregates, per_corruption], axis=1)
+    # Robustness quantities (eps_gn, eps_un, eps_an, eps_an_std, linf_pgd, l2_ddn, ...) by name.
+    measured = frame[frame.metric.isin(["noise_robustness", "adversarial"])]
+    quantities = measured.pivot_table(index="method", columns="corruption", values="value", aggfunc="first")
+    return pd.concat([clean, aggregates, per_corruption, quantities], axis=1)
+
+
+def is_depth_ablation(spec: dict) -> bool:
+    """ANT generators of non-default depth belong to Table 16, not to the main tables."""
+    return spec.get("kind") == "ant" and spec.get("depth", 4) != 4
 
 
 def standard_rows(summary: pd.DataFrame, specs: dict[str, dict], extra: list[str]) -> list[Row]:
@@ -46,9 +58,34 @@ def standard_rows(summary: pd.DataFrame, specs: dict[str, dict], extra: list[str
     if best:
         rows.append(Row(f"GNT σ={sigmas[best]:g} (best)", best, "gnt_s0.5"))
     for method in extra:
-        if method in summary.index and method not in sigmas and method != "vanilla":
+        if method in summary.index and method not in sigmas and method != "vanilla" and not is_depth_ablation(specs.get(method, {})):
             rows.append(Row(LABELS.get(method, method), method, method))
     return rows
+
+
+def depth_table(summary: pd.DataFrame, specs: dict[str, dict], channels: int, dataset: str) -> pd.DataFrame:
+    """Table 16: ANT1x1 with generators of depth 1..5 (replay on, no stylization); the default
+    depth-4 model is ant1x1 itself. Parameter counts are those of our generators for the
+    dataset's channels (the paper's 12 / 143 / 563 / 983 / 1403 are for 3 channels)."""
+    from .generators import NoiseGenerator, count_parameters
+
+    by_depth: dict[int, str] = {}
+    for method, spec in specs.items():
+        plain = spec.get("kind") == "ant" and spec.get("kernel") == "1x1" and spec.get("replay") and not spec.get("stylized_path")
+        if plain and method in summary.index and (spec["depth"] not in by_depth or method == "ant1x1"):
+            by_depth[spec["depth"]] = method
+    with_paper = dataset == "imagenet"  # the paper's Table 16 is ImageNet's
+    records = []
+    for depth, method in sorted(by_depth.items()):
+        record = {"depth": depth, "model": method,
+                  "generator parameters": count_parameters(NoiseGenerator(channels, depth=depth, kernel="1x1"))}
+        for key, title in SUMMARY_COLUMNS.items():
+            record[title] = _percent(summary.at[method, key]) if key in summary.columns else None
+            if with_paper:
+                record[f"{title} (paper)"] = paper_value("Table 16", dataset, f"ant1x1_depth{depth}", key)
+        records.append(record)
+    return pd.DataFrame(records, columns=["depth", "model", "generator parameters", *SUMMARY_COLUMNS.values()]
+                        + ([f"{t} (paper)" for t in SUMMARY_COLUMNS.values()] if with_paper else []))
 
 
 def _percent(value) -> float | None:
@@ -119,3 +156,49 @@ def write(table: pd.DataFrame, caption: str, markdown_path: str | Path, latex_pa
     for path, text in ((markdown_path, markdown), (latex_path, latex)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text)
+
+
+def _cell(summary: pd.DataFrame, method: str, column: str, scale: float = 1.0):
+    if column not in summary.columns or pd.isna(summary.at[method, column]):
+        return None
+    return scale * float(summary.at[method, column])
+
+
+def _eps_pm(summary: pd.DataFrame, method: str) -> str | None:
+    mean, std = _cell(summary, method, "eps_an"), _cell(summary, method, "eps_an_std")
+    if mean is None:
+        return None
+    return f"{mean:.2f} ± {std:.2f}" if std is not None and math.isfinite(mean) else f"{mean:.2f}"
+
+
+def epsilon_table(summary: pd.DataFrame, rows: list[Row], dataset: str, with_clean: bool, paper_table: str) -> pd.DataFrame:
+    """Tables 2 and 3: median epsilon* along Gaussian (GN), uniform (UN) and adversarial noise
+    (AN: mean ± std over fresh generators); Table 3 adds clean accuracy. Paper values are ImageNet's."""
+    records = []
+    for row in rows:
+        record = {"model": row.label}
+        if with_clean:
+            record["clean"] = _cell(summary, row.method, "clean", 100.0)
+        record.update({"ε*_GN": _cell(summary, row.method, "eps_gn"), "ε*_UN": _cell(summary, row.method, "eps_un"),
+                       "ε*_AN": _eps_pm(summary, row.method)})
+        if dataset == "imagenet":
+            for key, title in (("eps_gn", "ε*_GN"), ("eps_un", "ε*_UN"), ("eps_an", "ε*_AN")):
+                record[f"{title} (paper)"] = paper_value(paper_table, dataset, row.paper_model, key)
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def adversarial_table(summary: pd.DataFrame, rows: list[Row], dataset: str, eps: dict[str, float]) -> pd.DataFrame:
+    """Tables 5 / 12: clean accuracy and accuracy under L2 DDN and L-infinity PGD."""
+    paper_table = "Table 12" if dataset == "mnist" else "Table 5"
+    l2, linf = f"L2 acc (ε={eps.get('l2_ddn', float('nan')):g})", f"L∞ acc (ε={eps.get('linf_pgd', float('nan')):g})"
+    records = []
+    for row in rows:
+        record = {"model": row.label, "clean": _cell(summary, row.method, "clean", 100.0),
+                  l2: _cell(summary, row.method, "l2_ddn", 100.0), linf: _cell(summary, row.method, "linf_pgd", 100.0)}
+        if dataset in PAPER_DATASETS:
+            record.update({f"clean (paper)": paper_value(paper_table, dataset, row.paper_model, "clean"),
+                           f"{l2} (paper)": paper_value(paper_table, dataset, row.paper_model, "l2_acc"),
+                           f"{linf} (paper)": paper_value(paper_table, dataset, row.paper_model, "linf_acc")})
+        records.append(record)
+    return pd.DataFrame(records)

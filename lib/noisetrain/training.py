@@ -13,6 +13,7 @@ continues from there and ends with exactly the weights of an uninterrupted run (
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -87,6 +88,16 @@ class NoiseStep:
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.set_state(state["rng"])
+
+
+def resolve_eps(spec: dict, eps_file: str | Path | None) -> dict:
+    """ANT with eps 'auto': take the eps chosen from the sigma sweep (times eps_factor)."""
+    if spec.get("eps") != "auto":
+        return spec
+    if eps_file is None:
+        raise ValueError(f"{spec['method']}: eps is 'auto' but no eps file was given (choose_ant_eps.py writes it)")
+    chosen = json.loads(Path(eps_file).read_text())
+    return {**spec, "eps": chosen["eps"] * spec.get("eps_factor", 1.0), "eps_source": chosen["how"]}
 
 
 def build_step(spec: dict, data: PreparedData, device: torch.device, steps_per_epoch: int) -> MethodStep:

@@ -1,0 +1,415 @@
+"""Tests for noisetrain.ant (Adversarial Noise Training, paper sections 3.2.2 and 3.3)."""
+
+import copy
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from noisetrain import datasets, training
+from noisetrain.adversarial_noise import fit_generator, fooling_rate
+from noisetrain.ant import (
+    AntStep,
+    fast_transform,
+    generator_from_export,
+    part_counts,
+)
+from noisetrain.generators import NoiseGenerator
+from noisetrain.rescaling import rescale_to_norm
+
+EPS = 3.0  # reachable for every digit in both directions (brighten and darken)
+ATTACK_EPS = 10.0  # the paper's MNIST eps: a trained generator fools the MLP below on ~85% of digits
+
+
+@pytest.fixture(scope="module")
+def data():
+    return datasets.prepare({"name": "digits", "test_fraction": 0.3, "seed": 0, "subset_train": 200, "subset_test": 50})
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread: bit-for-bit comparisons need a fixed reduction order, and these tiny tensors
+    run several times faster single-threaded on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def mlp(seed=0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def sgd(model, lr=0.05):
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+
+
+def spec(**overrides) -> dict:
+    """A validated ANT spec as the trainer passes it (schema defaults, eps resolved)."""
+    base = {
+        "method": "ant", "kind": "ant", "kernel": "1x1", "depth": 4, "eps": EPS, "replay": True,
+        "generator_lr": 1e-4, "reinit_every": 1000.0, "reinit_steps": 0, "snapshot_every": 1000,
+        "stylized_path": None, "fractions": None, "seed": 0, "batch_size": 40, "clean_fraction": 0.5,
+        "model": "madry_cnn", "epochs": 1, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0,
+        "lr_decay_epoch": None,
+    }
+    base.update(overrides)
+    return base
+
+
+def batch(data, n=40, seed=0):
+    index = torch.randperm(len(data.train.labels), generator=torch.Generator().manual_seed(seed))[:n]
+    x = datasets.to_float(data.train.images)[index]
+    return x, torch.from_numpy(data.train.labels)[index], index
+
+
+def change_norms(a, b):
+    return (a - b).flatten(1).norm(dim=1)
+
+
+@pytest.fixture(scope="module")
+def vanilla(data):
+    """A small MLP trained to fit the 200 training digits (a 'vanilla' classifier)."""
+    model = mlp()
+    x, y = datasets.to_float(data.train.images), torch.from_numpy(data.train.labels)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert (model(x).argmax(1) == y).float().mean() > 0.95
+    return model
+
+
+@pytest.fixture
+def stylized_file(data, tmp_path):
+    """'Stylized' training images: the inverted digits, same order and labels."""
+    path = tmp_path / "stylized.npz"
+    np.savez(path, images=255 - data.train.images, labels=data.train.labels)
+    return path
+
+
+# -- batch composition ---------------------------------------------------------------------
+
+
+def test_part_counts_round_cumulatively_and_sum_to_the_batch():
+    paper = {"clean": 0.5, "stylized": 0.0, "current": 0.3, "replay": 0.2}
+    assert part_counts(paper, 300) == {"clean": 150, "stylized": 0, "current": 90, "replay": 60}
+    sin = {"clean": 0.25, "stylized": 0.3, "current": 0.225, "replay": 0.225}
+    assert part_counts(sin, 40) == {"clean": 10, "stylized": 12, "current": 9, "replay": 9}
+    for n in range(1, 60):
+        counts = part_counts(sin, n)
+        assert sum(counts.values()) == n and min(counts.values()) >= 0
+
+
+def test_default_split_keeps_half_clean_and_perturbs_the_rest_to_eps(data):
+    ant = AntStep(spec(), data, "cpu", steps_per_epoch=5)
+    x, y, index = batch(data)
+    out, parts = ant.compose(x, y, index)
+    assert parts == {"clean": slice(0, 20), "stylized": slice(20, 20), "current": slice(20, 32), "replay": slice(32, 40)}
+    assert torch.equal(out[:20], x[:20])
+    assert torch.allclose(change_norms(out[20:], x[20:]), torch.full((20,), EPS), rtol=1e-4)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_empty_bank_lets_the_current_generator_fill_the_noisy_part(data):
+    ant = AntStep(spec(), data, "cpu", steps_per_epoch=5)
+    x, y, index = batch(data)
+    state = ant.noise_rng.get_state()
+    out, _ = ant.compose(x, y, index)
+    # Replaying the noise stream: all 20 noisy images come from one draw of the current generator.
+    ant.noise_rng.set_state(state)
+    z = torch.randn(20, 1, 28, 28, generator=ant.noise_rng)
+    with torch.no_grad():
+        expected = rescale_to_norm(x[20:], ant.generator.transform(z), EPS)
+    assert torch.allclose(out[20:], expected, atol=1e-5)
+    assert ant.last_replay_choice is None
+
+
+def test_without_replay_the_split_is_half_clean_half_current(data):
+    ant = AntStep(spec(replay=False), data, "cpu", steps_per_epoch=5)
+    x, y, index = batch(data)
+    out, parts = ant.compose(x, y, index)
+    assert (parts["clean"], parts["current"], parts["replay"]) == (slice(0, 20), slice(20, 40), slice(40, 40))
+    assert torch.equal(out[:20], x[:20])
+    assert torch.allclose(change_norms(out[20:], x[20:]), torch.full((20,), EPS), rtol=1e-4)
+
+
+def test_stylized_split_uses_the_stylized_images_of_the_same_indices(data, stylized_file):
+    ant = AntStep(spec(stylized_path=str(stylized_file)), data, "cpu", steps_per_epoch=5)
+    ant.bank.append({k: v.clone() for k, v in ant.generator.state_dict().items()})
+    x, y, index = batch(data, seed=3)
+    out, parts = ant.compose(x, y, index)
+    counts = {name: part.stop - part.start for name, part in parts.items()}
+    assert counts == {"clean": 10, "stylized": 12, "current": 9, "replay": 9}
+    assert torch.equal(out[:10], x[:10])
+    stylized = datasets.to_float(255 - data.train.images[index[10:22].numpy()])
+    assert torch.equal(out[10:22], stylized)
+    assert torch.allclose(change_norms(out[22:], x[22:]), torch.full((18,), EPS), rtol=1e-4)
+    assert len(ant.last_replay_choice) == 9
+
+
+def test_replay_perturbs_each_image_with_the_bank_state_drawn_for_it(data):
+    ant = AntStep(spec(), data, "cpu", steps_per_epoch=5)
+    # Two recognisable states: a huge output bias makes every pixel move up (+) or down (-).
+    for sign in (1.0, -1.0):
+        state = {k: v.clone() for k, v in ant.generator.state_dict().items()}
+        state["convs.3.bias"] = torch.full_like(state["convs.3.bias"], sign * 1e3)
+        ant.bank.append(state)
+    x, y, index = batch(data, n=100)
+    out, parts = ant.compose(x, y, index)
+    choice = ant.last_replay_choice
+    assert len(choice) == 20 and set(choice.tolist()) == {0, 1}  # several states are replayed
+    change = out[parts["replay"]] - x[parts["replay"]]
+    for row, state in enumerate(choice.tolist()):
+        assert (change[row] >= 0).all() if state == 0 else (change[row] <= 0).all()
+    assert torch.allclose(change.flatten(1).norm(dim=1), torch.full((20,), EPS), rtol=1e-4)
+
+
+@pytest.mark.parametrize("kernel,depth,channels", [("1x1", 4, 1), ("1x1", 1, 3), ("3x3", 4, 3), ("3x3", 2, 1)])
+def test_fast_transform_equals_the_generator(kernel, depth, channels):
+    gen = NoiseGenerator(channels, depth, kernel, rng=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for conv in gen.convs:  # make every layer matter
+            conv.weight.normal_(0.0, 0.3)
+            conv.bias.normal_(0.0, 0.1)
+    z = torch.randn(gen.input_shape((3, channels, 9, 7)))
+    expected = gen.transform(z)
+    assert torch.allclose(fast_transform(gen, z), expected, atol=1e-5)
+    assert torch.allclose(fast_transform(NoiseGenerator(channels, depth, kernel), z, gen.state_dict()), expected, atol=1e-5)
+
+
+# -- replay bank and re-initialisation -----------------------------------------------------
+
+
+def test_bank_grows_every_snapshot_every_steps_with_independent_copies(data, vanilla):
+    ant = AntStep(spec(snapshot_every=2, generator_lr=1e-2), data, "cpu", steps_per_epoch=5)
+    model, opt = mlp(), None
+    model.load_state_dict(vanilla.state_dict())
+    opt = sgd(model)
+    first = None
+    for step in range(1, 7):
+        ant.step(model, opt, *batch(data, seed=step))
+        assert len(ant.bank) == step // 2
+        if step == 2:
+            first = {k: v.clone() for k, v in ant.bank[0].items()}
+            assert all(torch.equal(v, ant.generator.state_dict()[k]) for k, v in first.items())
+    assert all(torch.equal(v, ant.bank[0][k]) for k, v in first.items())  # untouched by training
+    assert not all(torch.equal(v, ant.generator.state_dict()[k]) for k, v in first.items())
+    assert all(v.device.type == "cpu" for s in ant.bank for v in s.values())
+    ant.compose(*batch(data, n=100))
+    assert len(set(ant.last_replay_choice.tolist())) > 1
+
+
+def test_no_bank_without_replay(data):
+    ant = AntStep(spec(replay=False, snapshot_every=1), data, "cpu", steps_per_epoch=5)
+    model = mlp()
+    opt = sgd(model)
+    for step in range(3):
+        ant.step(model, opt, *batch(data, seed=step))
+    assert ant.bank == []
+
+
+def test_fresh_generator_every_reinit_every_epochs(data, vanilla):
+    ant = AntStep(spec(reinit_every=0.5, reinit_steps=2), data, "cpu", steps_per_epoch=10)
+    assert ant.reinit_interval == 5
+    model = mlp()
+    model.load_state_dict(vanilla.state_dict())
+    opt = sgd(model, lr=1e-3)
+    replaced_at = []
+    for step in range(1, 13):
+        before = ant.generator
+        ant.step(model, opt, *batch(data, seed=step))
+        if ant.generator is not before:
+            replaced_at.append(step)
+            # A fresh Adam that has taken exactly the re-init steps on the new generator.
+            assert all(s["step"] == 2 for s in ant.optimizer.state.values())
+        assert ant.steps == step and ant.reinits == step // 5
+    assert replaced_at == [5, 10]
+
+
+def test_reinit_trains_the_new_generator_against_the_classifier(data, vanilla):
+    ant = AntStep(spec(eps=ATTACK_EPS, reinit_steps=40, generator_lr=1e-2), data, "cpu", steps_per_epoch=5)
+    x, y = datasets.to_float(data.train.images), torch.from_numpy(data.train.labels)
+    before = {k: v.clone() for k, v in ant.generator.state_dict().items()}
+    ant.reinitialise(vanilla)
+    assert ant.reinits == 1
+    assert not all(torch.equal(v, ant.generator.state_dict()[k]) for k, v in before.items())
+    untrained = NoiseGenerator(1, 4, "1x1", rng=torch.Generator().manual_seed(1))
+
+    def noisy_ce(gen):
+        z = torch.randn(x.shape, generator=torch.Generator().manual_seed(7))
+        with torch.no_grad():
+            return F.cross_entropy(vanilla(rescale_to_norm(x, gen.transform(z), ATTACK_EPS)), y).item()
+
+    assert noisy_ce(ant.generator) > 1.5 * noisy_ce(untrained)
+    assert all(p.requires_grad for p in vanilla.parameters())  # classifier left trainable
+
+
+def test_generator_step_leaves_classifier_weights_without_gradients(data):
+    ant = AntStep(spec(), data, "cpu", steps_per_epoch=5)
+    model = mlp()
+    x, y, _ = batch(data)
+    ant._generator_update(model, ant.generator, ant.optimizer, x, y)
+    assert all(p.grad is None and p.requires_grad for p in model.parameters())
+    assert all(p.grad is not None for p in ant.generator.parameters())
+
+
+# -- determinism, resume, export -----------------------------------------------------------
+
+
+def _run(data, ant, model, opt, steps, start=0):
+    for step in range(start, start + steps):
+        ant.step(model, opt, *batch(data, seed=100 + step))
+
+
+def test_exact_resume_from_a_weights_only_checkpoint(data, vanilla, stylized_file, one_thread):
+    s = spec(reinit_every=0.6, reinit_steps=2, snapshot_every=2, generator_lr=1e-2, stylized_path=str(stylized_file))
+    k, m = 4, 5  # crosses snapshots (2, 4, 6, 8) and re-inits (3, 6, 9)
+
+    def fresh():
+        model = mlp()
+        model.load_state_dict(vanilla.state_dict())
+        return model, sgd(model, lr=1e-2), AntStep(s, data, "cpu", steps_per_epoch=5)
+
+    model_a, opt_a, ant_a = fresh()
+    global_state = torch.get_rng_state()
+    _run(data, ant_a, model_a, opt_a, k + m)
+    assert torch.equal(torch.get_rng_state(), global_state)  # only seeded generators were used
+
+    model_b, opt_b, ant_b = fresh()
+    _run(data, ant_b, model_b, opt_b, k)
+    buffer = io.BytesIO()
+    torch.save({"model": model_b.state_dict(), "opt": opt_b.state_dict(), "ant": ant_b.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    model_c, opt_c, ant_c = fresh()
+    model_c.load_state_dict(saved["model"])
+    opt_c.load_state_dict(saved["opt"])
+    ant_c.load_state_dict(saved["ant"])
+    _run(data, ant_c, model_c, opt_c, m, start=k)
+
+    assert (ant_c.steps, ant_c.reinits, len(ant_c.bank)) == (ant_a.steps, ant_a.reinits, len(ant_a.bank)) == (9, 3, 4)
+    for a, c in zip(model_a.state_dict().values(), model_c.state_dict().values()):
+        assert torch.equal(a, c)
+    for key, value in ant_a.generator.state_dict().items():
+        assert torch.equal(value, ant_c.generator.state_dict()[key])
+    for state_a, state_c in zip(ant_a.bank, ant_c.bank):
+        assert all(torch.equal(v, state_c[key]) for key, v in state_a.items())
+    assert torch.equal(ant_a.compose(*batch(data))[0], ant_c.compose(*batch(data))[0])
+
+
+def test_export_round_trip(data, tmp_path):
+    ant = AntStep(spec(snapshot_every=1, generator_lr=1e-2), data, "cpu", steps_per_epoch=5)
+    model = mlp()
+    opt = sgd(model)
+    _run(data, ant, model, opt, 3)
+    path = tmp_path / "model.pt"
+    torch.save({"ant": ant.export()}, path)
+    export = torch.load(path, weights_only=True)["ant"]
+    assert export["config"] == {"channels": 1, "depth": 4, "kernel": "1x1", "eps": EPS}
+    assert len(export["bank"]) == 3
+    final = generator_from_export(export)
+    for key, value in ant.generator.state_dict().items():
+        assert torch.equal(final.state_dict()[key], value)
+    first = generator_from_export(export, 0)
+    assert all(torch.equal(first.state_dict()[k], v) for k, v in ant.bank[0].items())
+    with pytest.raises(IndexError, match="bank"):
+        generator_from_export(export, 3)
+
+
+# -- ANT makes the classifier robust to adversarial noise ----------------------------------
+
+
+def test_ant_classifier_is_fooled_less_by_a_fresh_adversarial_generator(data):
+    # A small CNN (an MLP cannot become robust on 200 digits). eps 7 stays below the digits' own
+    # L2 norm (~8.8): the learned noise darkens, and a larger eps can erase a digit outright.
+    eps = 7.0
+    x_train, y_train = datasets.to_float(data.train.images), torch.from_numpy(data.train.labels)
+    x_test, y_test = datasets.to_float(data.test.images), torch.from_numpy(data.test.labels)
+    torch.manual_seed(0)
+    vanilla = nn.Sequential(nn.Conv2d(1, 8, 5, padding=2), nn.ReLU(), nn.MaxPool2d(4), nn.Flatten(), nn.Linear(8 * 49, 10))
+    opt = torch.optim.Adam(vanilla.parameters(), lr=1e-2)
+    for _ in range(100):
+        loss = F.cross_entropy(vanilla(x_train), y_train)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    model = copy.deepcopy(vanilla)
+    opt = sgd(model, lr=0.05)
+    ant = AntStep(spec(eps=eps, generator_lr=1e-2, reinit_every=1.0, reinit_steps=30, snapshot_every=3), data, "cpu", 5)
+    order_rng = torch.Generator().manual_seed(0)
+    for _ in range(15):  # epochs of 5 batches
+        order = torch.randperm(len(y_train), generator=order_rng)
+        for start in range(0, len(order), 40):
+            index = order[start : start + 40]
+            ant.step(model, opt, x_train[index], y_train[index], index)
+    assert (model(x_test).argmax(1) == y_test).float().mean() >= 0.85  # still a classifier
+
+    def attacked(classifier):
+        gen = fit_generator(classifier, x_train, y_train, eps=eps, steps=30, lr=1e-2, batch_size=40, seed=11)
+        return fooling_rate(classifier, gen, torch.cat([x_train, x_test]), torch.cat([y_train, y_test]), eps, seed=5)
+
+    before, after = attacked(vanilla), attacked(model)
+    assert before > 0.4, before
+    assert after < 0.4 * before, (before, after)  # measured: 0.67 -> 0.12..0.14
+
+
+# -- validation ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        ({"fractions": {"clean": 0.5, "stylized": 0.0, "current": 0.3, "replay": 0.3}}, "sum to 1"),
+        ({"fractions": {"clean": 0.8, "stylized": 0.0, "current": 0.4, "replay": -0.2}}, ">= 0"),
+        ({"fractions": {"clean": 0.5, "stylized": 0.2, "current": 0.2, "replay": 0.1}}, "stylized_path"),
+        ({"fractions": {"clean": 0.5, "current": 0.5}}, "keys"),
+        ({"replay": False, "fractions": {"clean": 0.5, "stylized": 0.0, "current": 0.3, "replay": 0.2}}, "replay: true"),
+        ({"eps": 0.0}, "positive"),
+        ({"eps": -1.0}, "positive"),
+        ({"eps": "auto"}, "auto"),
+        ({"eps": True}, "positive"),
+        ({"eps": math.nan}, "positive"),
+    ],
+)
+def test_invalid_specs_are_rejected(data, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        AntStep(spec(**overrides), data, "cpu", steps_per_epoch=5)
+
+
+def test_fractions_within_tolerance_are_accepted(data):
+    third = 1 / 3
+    ant = AntStep(spec(fractions={"clean": third, "stylized": 0.0, "current": third, "replay": third}), data, "cpu", 5)
+    assert part_counts(ant.fractions, 30) == {"clean": 10, "stylized": 0, "current": 10, "replay": 10}
+
+
+def test_stylized_file_must_match_the_training_labels(data, tmp_path):
+    path = tmp_path / "wrong.npz"
+    np.savez(path, images=data.train.images, labels=(data.train.labels + 1) % 10)
+    with pytest.raises(ValueError, match="wrong.npz.*labels"):
+        AntStep(spec(stylized_path=str(path)), data, "cpu", steps_per_epoch=5)
+    np.savez(path, images=data.train.images[:10], labels=data.train.labels)
+    with pytest.raises(ValueError, match="wrong.npz.*shape"):
+        AntStep(spec(stylized_path=str(path)), data, "cpu", steps_per_epoch=5)
+
+
+# -- the trainer ---------------------------------------------------------------------------
+
+
+def test_trainer_runs_ant_and_checkpoints_its_state(data, tmp_path):
+    if not hasattr(training, "build_step"):
+        pytest.skip("noisetrain.training has no method-step protocol yet")
+    s = spec(reinit_every=0.4, reinit_steps=2, snapshot_every=2, epochs=1)
+    state = training.fit(s, data, checkpoint_dir=tmp_path, log=lambda _: None)
+    assert isinstance(state.method, AntStep)
+    assert (state.method.steps, state.method.reinits, len(state.method.bank)) == (5, 2, 2)
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert saved["method"]["steps"] == 5 and len(saved["method"]["bank"]) == 2

@@ -1,0 +1,38 @@
+#!/usr/bin/env python
+"""Fig 4: learned adversarial noise of ANT 1x1 (densities of saved generator states, noisy
+images) and of ANT 3x3 (noise patches, noisy images), from the generators in the model files."""
+
+import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
+
+import argparse
+
+from noisetrain import datasets, figures, models
+from noisetrain.cli import run, say
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True, help="prepared clean dataset (.npz)")
+    parser.add_argument("--uncorrelated", required=True, help="ANT 1x1 model file (.pt)")
+    parser.add_argument("--correlated", default=None, help="ANT 3x3 model file (.pt), optional")
+    parser.add_argument("--images", type=int, default=6, help="how many test images to show")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="PNG path; the PDF is written beside it")
+    return parser
+
+
+def main(args) -> None:
+    data = datasets.load(args.data)
+    exports = {}
+    for role, path in (("uncorrelated", args.uncorrelated), ("correlated", args.correlated)):
+        if path:
+            exports[role] = models.load_extras(path)
+            if "config" not in exports[role]:
+                raise ValueError(f"{path} holds no noise generator: is it an ANT model?")
+    fig = figures.adversarial_noise(data.test.images[: args.images], exports["uncorrelated"], exports.get("correlated"), args.seed)
+    figures.save(fig, args.out)
+    say(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    run(main, get_parser())
