@@ -28,7 +28,7 @@ include: "rules/common.smk"
 
 wildcard_constraints:
     dataset=DATASET,
-    method="|".join(re.escape(m) for m in METHODS),
+    method="|".join(re.escape(m) for m in [*METHODS, BEST_GNT]),
     corruption="|".join(re.escape(c) for c in CORRUPTIONS),
 
 

@@ -19,12 +19,14 @@ def corrupted_sets(wildcards=None):
 
 
 def eval_records(wildcards=None):
-    return expand(
+    accuracy = expand("results/{dataset}/eval/{method}/{metric}.json", dataset=DATASET, method=METHODS, metric=["clean", "corruptions"])
+    robust = expand(
         "results/{dataset}/eval/{method}/{metric}.json",
         dataset=DATASET,
-        method=METHODS,
-        metric=["clean", "corruptions", "noise_robustness", "adversarial"],
+        method=robustness_methods(),
+        metric=["noise_robustness", "adversarial"],
     )
+    return accuracy + robust
 
 
 def spec_json(wildcards):
@@ -55,11 +57,37 @@ def train_inputs(wildcards):
     return inputs
 
 
+BEST_GNT = "best_gnt"  # stands for the sweep's best sigma, known only once the sweep is evaluated
+SWEEP = [m for m, spec in METHODS.items() if spec["kind"] == "gnt"]
+
+
+def robustness_methods():
+    """Models whose robustness is measured: the configured list or every model ('all'), and
+    always the sweep's best GNT model (Tables 2, 3, 5 and Figs 3, 8 show it)."""
+    chosen = config["robustness"]["methods"]
+    chosen = list(METHODS) if chosen == "all" else list(chosen)
+    return chosen + [BEST_GNT] if SWEEP and BEST_GNT not in chosen else chosen
+
+
 def robustness_inputs(wildcards):
-    """Fresh adversarial-noise generators train at ANT's eps chosen from the sweep ('auto')."""
+    """The model (for best_gnt: the sweep's models and the file naming the best); fresh
+    adversarial-noise generators train at ANT's eps chosen from the sweep ('auto')."""
+    selection = f"results/{wildcards.dataset}/selection/ant_eps.json"
+    inputs = {}
+    if wildcards.method == BEST_GNT:
+        inputs["selection"] = selection
+        inputs["sweep"] = expand("results/{dataset}/models/{method}.pt", dataset=wildcards.dataset, method=SWEEP)
+    else:
+        inputs["model"] = f"results/{wildcards.dataset}/models/{wildcards.method}.pt"
     if config["robustness"]["an_eps"] == "auto":
-        return {"eps": f"results/{wildcards.dataset}/selection/ant_eps.json"}
-    return {}
+        inputs["eps"] = selection
+    return inputs
+
+
+def robustness_model_args(wildcards, input):
+    if wildcards.method == BEST_GNT:
+        return f"--model {os.path.dirname(input.sweep[0])} --best-of {input.selection}"
+    return f"--model {input.model}"
 
 
 def optional_args(wildcards, input):

@@ -31,7 +31,6 @@ rule measure_robustness:
     input:
         unpack(robustness_inputs),
         script=f"{SCRIPTS}/measure_robustness.py",
-        model="results/{dataset}/models/{method}.pt",
         data="results/{dataset}/data/clean.npz",
     output:
         noise="results/{dataset}/eval/{method}/noise_robustness.json",
@@ -41,6 +40,7 @@ rule measure_robustness:
         robustness=lambda wildcards: json.dumps(config["robustness"], sort_keys=True),
         attacks=lambda wildcards: json.dumps(config["attacks"], sort_keys=True),
         eps=lambda wildcards, input: f"--eps-file {input.eps}" if "eps" in input.keys() else "",
+        model=robustness_model_args,
         seed=config["seed"],
         code_version=CODE_VERSION,
     threads: config["train"]["threads"]
@@ -51,7 +51,7 @@ rule measure_robustness:
     conda:
         "../envs/noisetrain.yaml"
     shell:
-        "python {input.script} --model {input.model} --data {input.data} --method {wildcards.method} "
+        "python {input.script} {params.model} --data {input.data} --method {wildcards.method} "
         "--robustness '{params.robustness}' --attacks '{params.attacks}' {params.eps} --seed {params.seed} "
         "--threads {threads} --noise-out {output.noise} --adversarial-out {output.adversarial} "
         "--generators-out {output.generators} > {log} 2>&1"

@@ -114,10 +114,9 @@ rule figure_epsilon_examples:
     input:
         script=f"{SCRIPTS}/plot_epsilon_examples.py",
         data="results/{dataset}/data/clean.npz",
-        selection="results/{dataset}/selection/ant_eps.json",
         measured=expand(
             "results/{{dataset}}/eval/{method}/{name}",
-            method=[m for m, s in METHODS.items() if s["kind"] == "gnt" or m in ("vanilla", "ant1x1")],
+            method=["vanilla", BEST_GNT] + (["ant1x1"] if "ant1x1" in METHODS else []),
             name=["noise_robustness.json", "an_generators.pt"],
         ),
     output:
@@ -127,7 +126,7 @@ rule figure_epsilon_examples:
         fig8_pdf="results/{dataset}/figures/fig8_eps_examples.pdf",
     params:
         eval_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.measured[0])),
-        methods=["vanilla", "best_gnt"] + (["ant1x1"] if "ant1x1" in METHODS else []),
+        methods=["vanilla", BEST_GNT] + (["ant1x1"] if "ant1x1" in METHODS else []),
         index=config["report"]["example_index"],
         seed=config["seed"],
     log:
@@ -137,6 +136,6 @@ rule figure_epsilon_examples:
     conda:
         "../envs/noisetrain.yaml"
     shell:
-        "python {input.script} --data {input.data} --eval-dir {params.eval_dir} --selection {input.selection} "
+        "python {input.script} --data {input.data} --eval-dir {params.eval_dir} "
         "--methods {params.methods} --index {params.index} --seed {params.seed} "
         "--fig3 {output.fig3} --fig8 {output.fig8} > {log} 2>&1"

@@ -33,10 +33,11 @@ def study(tmp_path_factory):
 
 
 def test_every_target_exists(study):
-    for name in ("table11", "summary", "sigma_sweep", "table16"):
+    for name in ("table11", "summary", "sigma_sweep", "table16", "table2", "table3", "adversarial"):
         for ext in ("md", "tex"):
             assert (study / "tables" / f"{name}.{ext}").stat().st_size > 100
-    for name in ("fig6_accuracy_vs_sigma", "fig7_noise_levels", "corruption_examples", "fig4_adversarial_noise"):
+    for name in ("fig6_accuracy_vs_sigma", "fig7_noise_levels", "corruption_examples", "fig4_adversarial_noise",
+                 "fig3_gaussian_eps_examples", "fig8_eps_examples"):
         assert (study / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (study / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
     assert len(list((study / "data" / "corrupted").glob("*.npz"))) == CORRUPTIONS
@@ -82,6 +83,23 @@ def test_ant_eps_is_chosen_from_the_sweep(study):
     ant3x3 = json.loads((study / "eval" / "ant3x3" / "clean.json").read_text())["provenance"]["spec"]
     assert ant1x1["eps"] == pytest.approx(choice["eps"])
     assert ant3x3["eps"] == pytest.approx(0.52 * choice["eps"])
+
+
+def test_robustness_records(study):
+    choice = json.loads((study / "selection" / "ant_eps.json").read_text())
+    for folder in ("vanilla", "ant1x1", "best_gnt"):
+        noise = json.loads((study / "eval" / folder / "noise_robustness.json").read_text())
+        values = {r["corruption"]: r["value"] for r in noise["rows"]}
+        assert 0 < values["eps_gn"] and 0 < values["eps_un"] and 0 < values["eps_an"]
+        assert values["eps_gn_passes_per_image"] <= 20  # the line search's budget
+        assert {"eps_an_seed0", "eps_an_seed1", "eps_an_std"} <= set(values)
+        adversarial = json.loads((study / "eval" / folder / "adversarial.json").read_text())
+        budgets = {row["corruption"]: row["severity"] for row in adversarial["rows"]}
+        assert budgets == {"linf_pgd": 0.1, "l2_ddn": 1.5}  # the attack's epsilon is recorded with it
+        assert all(0.0 <= row["value"] <= 1.0 for row in adversarial["rows"])
+    assert json.loads((study / "eval" / "best_gnt" / "noise_robustness.json").read_text())["method"] == choice["best_method"]
+    for name in ("table2", "table3", "adversarial"):
+        assert "Vanilla" in (study / "tables" / f"{name}.md").read_text()
 
 
 def test_rerun_has_nothing_to_do(study):

@@ -8,6 +8,7 @@ import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 
@@ -17,7 +18,10 @@ from noisetrain.cli import json_arg, run, say, set_threads
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True, help="model file (.pt)")
+    parser.add_argument("--model", required=True,
+                        help="model file (.pt); with --best-of, the folder of the sweep's model files")
+    parser.add_argument("--best-of", default=None,
+                        help="ant_eps.json of choose_ant_eps.py: measure the sweep's best GNT model named there")
     parser.add_argument("--data", required=True, help="prepared clean dataset (.npz)")
     parser.add_argument("--method", required=True, help="method name recorded with the results")
     parser.add_argument("--robustness", type=json_arg, required=True,
@@ -35,6 +39,9 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(args) -> None:
     set_threads(args.threads)
+    if args.best_of:  # the best sigma is known only after the sweep: resolve it here, not in the DAG
+        args.method = json.loads(Path(args.best_of).read_text())["best_method"]
+        args.model = str(Path(args.model) / f"{args.method}.pt")
     model, info = models.load_model(args.model)
     spec = info.get("spec", {})
     data = datasets.load(args.data)

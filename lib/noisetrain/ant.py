@@ -119,7 +119,7 @@ def fast_transform(gen: NoiseGenerator, z: torch.Tensor, params: dict[str, torch
 @contextmanager
 def weights_fixed(model: nn.Module) -> Iterator[None]:
     """Switch off the classifier's parameter gradients (not its mode): the generator step then
-    backpropagates only to the input, which keeps ANT near 2x the cost of a vanilla step."""
+    backpropagates only to the input and computes no weight gradients nobody uses."""
     flags = [(p, p.requires_grad) for p in model.parameters()]
     for p, _ in flags:
         p.requires_grad_(False)
@@ -290,7 +290,7 @@ class AntStep:
              index: torch.Tensor) -> float:
         x, y = x.to(self.device), y.to(self.device)
         # Eq. 3, alternating: the generator steps first; the classifier then trains on the very
-        # samples it was attacked with (saves a second generator pass: ANT stays near 2x vanilla).
+        # samples the generator was updated on (this saves a second generator pass per batch).
         current = self._generator_update(model, self.generator, self.optimizer, x, y)
         batch, _ = self.compose(x, y, index, current=current)
         loss = classifier_step(model, optimizer, batch, y)
@@ -337,7 +337,8 @@ class AntStep:
 def generator_from_export(export: dict, index: int | None = None) -> NoiseGenerator:
     """Rebuild the final generator (``index=None``) or bank state ``index`` from ``export()``."""
     cfg = export["config"]
-    gen = NoiseGenerator(cfg["channels"], cfg["depth"], cfg["kernel"])
+    with torch.random.fork_rng(devices=[]):  # the weights are overwritten: leave the global RNG be
+        gen = NoiseGenerator(cfg["channels"], cfg["depth"], cfg["kernel"])
     if index is None:
         gen.load_state_dict(export["generator"])
     else:

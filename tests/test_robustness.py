@@ -1,0 +1,51 @@
+import math
+
+import torch
+from torch import nn
+
+from noisetrain import robustness
+from noisetrain.evaluation import accuracy
+
+
+def trained_net(seed=0):
+    """A small net that separates bright-left from bright-right 8x8 images."""
+    g = torch.Generator().manual_seed(seed)
+    x = 0.3 + torch.rand(400, 1, 8, 8, generator=g) * 0.3
+    y = torch.randint(0, 2, (400,), generator=g)
+    x[y == 0, :, :, :4] += 0.15
+    x[y == 1, :, :, 4:] += 0.15
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 2))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(150):
+        loss = nn.functional.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net.eval(), x.clamp(0, 1), y
+
+
+def test_noise_robustness_rows():
+    torch.set_num_threads(1)
+    net, x, y = trained_net()
+    assert accuracy(net, x, y) > 0.95
+    rows, generators = robustness.noise_robustness(
+        net, x[:60], y[:60], x, y, seed=0, rel_tol=1e-3, an_seeds=2, an_steps=30, an_lr=1e-2, an_eps=1.5, an_batch_size=64)
+    values = {r["corruption"]: r["value"] for r in rows}
+    assert len(generators) == 2
+    assert values["eps_gn"] > 0 and values["eps_un"] > 0
+    assert values["eps_an"] == (values["eps_an_seed0"] + values["eps_an_seed1"]) / 2
+    assert math.isclose(values["eps_an_std"], abs(values["eps_an_seed0"] - values["eps_an_seed1"]) / 2, rel_tol=1e-9)
+    # a generator trained against the net finds a shorter way to flip it than Gaussian noise
+    assert values["eps_an"] < values["eps_gn"]
+    assert values["eps_gn_passes_per_image"] <= 20
+    assert {r["category"] for r in rows} == {"noise_robustness", "noise_robustness_detail"}
+
+
+def test_adversarial_rows_record_the_budget():
+    torch.set_num_threads(1)
+    net, x, y = trained_net()
+    rows = robustness.adversarial_rows(net, x[:50], y[:50], {"linf_pgd": {"epsilon": 0.05, "steps": 5, "step_size": 0.02},
+                                                            "l2_ddn": {"epsilon": 0.5, "steps": 5, "gamma": 0.05}}, seed=0)
+    assert [(r["corruption"], r["severity"]) for r in rows] == [("linf_pgd", 0.05), ("l2_ddn", 0.5)]
+    assert all(0.0 <= r["value"] <= accuracy(net, x[:50], y[:50]) for r in rows)
