@@ -53,7 +53,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "type" and isinstance(value, str):
         try:
             float(value)
-            message += " (YAML reads numbers like 1e-3 as text: write 1.0e-3)"
+            message += " (a number given as text: YAML reads 1e-3 as text, write 1.0e-3; snakemake --config passes nested values as text, use a config file)"
         except ValueError:
             pass
     return f"config error at '{where}': {message}"
