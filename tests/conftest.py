@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from noisetrain import datasets
 
@@ -25,3 +26,12 @@ def tiny_digits_path(tiny_digits, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "clean.npz"
     datasets.save(tiny_digits, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models on a shared 2-core machine: a second intra-op thread only adds contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -7,13 +7,7 @@ from torch import nn
 from noisetrain.attacks import ATTACKS, PAPER_SETTINGS, adversarial_accuracy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a shared machine: a second intra-op thread only adds contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _blobs(n, seed):

@@ -20,11 +20,9 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(args) -> None:
-    data = datasets.load(args.data)
-    if not 0 <= args.index < len(data.test.labels):
-        raise ValueError(f"--index {args.index} is outside the {len(data.test.labels)} test images")
+    clean = datasets.pick_test_image(datasets.load(args.data), args.index)
     corrupted = {Path(p).stem: corruptions.load_set(p)["images"][args.index] for p in args.sets}
-    figures.save(figures.corruption_examples(data.test.images[args.index], corrupted), args.out)
+    figures.save(figures.corruption_examples(clean, corrupted), args.out)
     say(f"wrote {args.out}")
 
 

@@ -30,7 +30,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(args) -> None:
-    image = datasets.load(args.data).test.images[args.index]
+    image = datasets.pick_test_image(datasets.load(args.data), args.index)
     shape = (1, *image.shape)
     rows = []
     for name in args.methods:

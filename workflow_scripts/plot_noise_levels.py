@@ -20,10 +20,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(args) -> None:
-    data = datasets.load(args.data)
-    if not 0 <= args.index < len(data.test.labels):
-        raise ValueError(f"--index {args.index} is outside the {len(data.test.labels)} test images")
-    figures.save(figures.noise_levels(data.test.images[args.index], args.sigmas, args.seed), args.out)
+    image = datasets.pick_test_image(datasets.load(args.data), args.index)
+    figures.save(figures.noise_levels(image, args.sigmas, args.seed), args.out)
     say(f"wrote {args.out}")
 
 

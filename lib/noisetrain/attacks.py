@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .models import model_device
+
 __all__ = ["ATTACKS", "PAPER_SETTINGS", "adversarial_accuracy"]
 
 ATTACKS = ("linf_pgd", "l2_ddn")
@@ -32,14 +34,6 @@ PAPER_SETTINGS = {
         "l2_ddn": {"epsilon": 0.125, "steps": 200, "gamma": 0.02},
     },
 }
-
-
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return fallback
 
 
 def _make_attack(attack: str, steps: int, step_size, gamma, random_start: bool):
@@ -121,7 +115,7 @@ def adversarial_accuracy(
     sorted_eps = [eps_list[k] for k in order]
     robust = torch.zeros(len(sorted_eps), dtype=torch.long)
 
-    device = _model_device(model, images.device)
+    device = model_device(model, images.device)
     was_training = model.training
     model.eval()
     try:

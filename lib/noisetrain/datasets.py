@@ -51,6 +51,13 @@ class PreparedData:
         return int(self.train.images.shape[1])
 
 
+def pick_test_image(data: "PreparedData", index: int) -> np.ndarray:
+    """One prepared test image (uint8, C x H x W), with an error naming the valid range."""
+    if not 0 <= index < len(data.test.labels):
+        raise ValueError(f"test image index {index} is outside the {len(data.test.labels)} test images")
+    return data.test.images[index]
+
+
 def to_float(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32 tensor in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)

@@ -48,6 +48,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .models import model_device
+
 __all__ = [
     "DistanceResult",
     "decision_distances",
@@ -321,14 +323,6 @@ def _search(rel_tol: float, n_max: float, first_frac: float, max_step: float) ->
 # driver
 
 
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return fallback
-
-
 def _margins(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(logit of the label minus the best other logit, decision differs from the label)."""
     logits = logits.double()
@@ -393,7 +387,7 @@ def decision_distances(
     N = images.shape[0]
     distances = np.empty(N, dtype=np.float64)
     passes = 0
-    device = _model_device(model, images.device)
+    device = model_device(model, images.device)
     was_training = model.training
     model.eval()
     try:

@@ -42,6 +42,13 @@ class MadryCNN(nn.Module):
 ARCHITECTURES = {"madry_cnn": MadryCNN}
 
 
+def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
+    """The device a model's weights live on (``fallback`` for a model without any)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return fallback
+
+
 def build_model(name: str, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown model '{name}'; known: {', '.join(ARCHITECTURES)}")
