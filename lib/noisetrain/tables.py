@@ -32,6 +32,13 @@ class Row:
     paper_model: str | None  # the paper's model whose numbers sit beside it, if any
 
 
+def _cell(summary: pd.DataFrame, method: str, column: str, scale: float = 1.0):
+    """One value of the method summary, scaled (100 for percent); None where it is missing."""
+    if column not in summary.columns or pd.isna(summary.at[method, column]):
+        return None
+    return scale * float(summary.at[method, column])
+
+
 def method_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per method: clean, c_mean, c_mean_without_noise and each corruption (mean over severities)."""
     clean = frame[frame.metric == "clean"].groupby("method").value.mean().rename("clean")
@@ -80,16 +87,12 @@ def depth_table(summary: pd.DataFrame, specs: dict[str, dict], channels: int, da
         record = {"depth": depth, "model": method,
                   "generator parameters": count_parameters(NoiseGenerator(channels, depth=depth, kernel="1x1"))}
         for key, title in SUMMARY_COLUMNS.items():
-            record[title] = _percent(summary.at[method, key]) if key in summary.columns else None
+            record[title] = _cell(summary, method, key, 100.0)
             if with_paper:
                 record[f"{title} (paper)"] = paper_value("Table 16", dataset, f"ant1x1_depth{depth}", key)
         records.append(record)
     return pd.DataFrame(records, columns=["depth", "model", "generator parameters", *SUMMARY_COLUMNS.values()]
                         + ([f"{t} (paper)" for t in SUMMARY_COLUMNS.values()] if with_paper else []))
-
-
-def _percent(value) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else 100.0 * value
 
 
 def corruption_table(summary: pd.DataFrame, rows: list[Row], corruptions: list[str], dataset: str, paper_table: str) -> pd.DataFrame:
@@ -98,7 +101,7 @@ def corruption_table(summary: pd.DataFrame, rows: list[Row], corruptions: list[s
     records = []
     for row in rows:
         records.append({"model": row.label, "source": "ours",
-                        **{c: _percent(summary.at[row.method, c]) if c in summary.columns else None for c in columns}})
+                        **{c: _cell(summary, row.method, c, 100.0) for c in columns}})
         if dataset in PAPER_DATASETS:
             paper = {c: paper_value(paper_table, dataset, row.paper_model, c) for c in columns}
             if any(v is not None for v in paper.values()):
@@ -113,7 +116,7 @@ def summary_table(summary: pd.DataFrame, rows: list[Row], dataset: str, paper_ta
     for row in rows:
         record = {"model": row.label}
         for key, title in SUMMARY_COLUMNS.items():
-            record[title] = _percent(summary.at[row.method, key]) if key in summary.columns else None
+            record[title] = _cell(summary, row.method, key, 100.0)
             if with_paper:
                 record[f"{title} (paper)"] = paper_value(paper_table, dataset, row.paper_model, key)
         records.append(record)
@@ -126,7 +129,7 @@ def sweep_table(summary: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFrame:
     if "vanilla" in summary.index:
         points.insert(0, (0.0, "vanilla"))
     return pd.DataFrame(
-        [{"sigma": s, "model": m, **{title: _percent(summary.at[m, key]) for key, title in SUMMARY_COLUMNS.items() if key in summary.columns}}
+        [{"sigma": s, "model": m, **{title: _cell(summary, m, key, 100.0) for key, title in SUMMARY_COLUMNS.items() if key in summary.columns}}
          for s, m in points]
     )
 
@@ -156,12 +159,6 @@ def write(table: pd.DataFrame, caption: str, markdown_path: str | Path, latex_pa
     for path, text in ((markdown_path, markdown), (latex_path, latex)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text)
-
-
-def _cell(summary: pd.DataFrame, method: str, column: str, scale: float = 1.0):
-    if column not in summary.columns or pd.isna(summary.at[method, column]):
-        return None
-    return scale * float(summary.at[method, column])
 
 
 def _eps_pm(summary: pd.DataFrame, method: str) -> str | None:
