@@ -15,6 +15,7 @@ from noisetrain.adversarial_noise import (
     perturb,
 )
 from noisetrain.generators import NoiseGenerator
+from helpers import fit_full_batch
 
 EPS = 2.0  # Gaussian noise of this norm fools the classifier below on ~5% of the images
 
@@ -34,12 +35,7 @@ def task():
     x = (0.8 * x + 0.1 * torch.rand(n, 1, 8, 8, generator=g)).clamp(0, 1)
     torch.manual_seed(0)
     clf = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 2))
-    opt = torch.optim.Adam(clf.parameters(), lr=1e-2)
-    for _ in range(100):
-        loss = F.cross_entropy(clf(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_full_batch(clf, x, y, steps=100, lr=1e-2)
     assert (clf(x).argmax(1) == y).float().mean() == 1.0
     return clf, x, y
 

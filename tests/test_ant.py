@@ -20,6 +20,7 @@ from noisetrain.ant import (
 )
 from noisetrain.generators import NoiseGenerator
 from noisetrain.rescaling import rescale_to_norm
+from helpers import fit_full_batch
 
 EPS = 3.0  # reachable for every digit in both directions (brighten and darken)
 ATTACK_EPS = 10.0  # the paper's MNIST eps: a trained generator fools the MLP below on ~85% of digits
@@ -77,12 +78,7 @@ def vanilla(data):
     """A small MLP trained to fit the 200 training digits (a 'vanilla' classifier)."""
     model = mlp()
     x, y = datasets.to_float(data.train.images), torch.from_numpy(data.train.labels)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(150):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_full_batch(model, x, y, steps=150, lr=1e-2)
     assert (model(x).argmax(1) == y).float().mean() > 0.95
     return model
 
@@ -335,12 +331,7 @@ def test_ant_classifier_is_fooled_less_by_a_fresh_adversarial_generator(data):
     x_test, y_test = datasets.to_float(data.test.images), torch.from_numpy(data.test.labels)
     torch.manual_seed(0)
     vanilla = nn.Sequential(nn.Conv2d(1, 8, 5, padding=2), nn.ReLU(), nn.MaxPool2d(4), nn.Flatten(), nn.Linear(8 * 49, 10))
-    opt = torch.optim.Adam(vanilla.parameters(), lr=1e-2)
-    for _ in range(100):
-        loss = F.cross_entropy(vanilla(x_train), y_train)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_full_batch(vanilla, x_train, y_train, steps=100, lr=1e-2)
 
     model = copy.deepcopy(vanilla)
     opt = sgd(model, lr=0.05)

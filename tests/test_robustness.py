@@ -5,6 +5,7 @@ from torch import nn
 
 from noisetrain import robustness
 from noisetrain.evaluation import accuracy
+from helpers import fit_full_batch
 
 
 def trained_net(seed=0):
@@ -16,12 +17,7 @@ def trained_net(seed=0):
     x[y == 1, :, :, 4:] += 0.15
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 2))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    for _ in range(150):
-        loss = nn.functional.cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_full_batch(net, x, y, steps=150, lr=1e-2)
     return net.eval(), x.clamp(0, 1), y
 
 

@@ -43,6 +43,20 @@ def generator_loss(
 
 
 @contextlib.contextmanager
+def weights_fixed(model: nn.Module) -> Iterator[None]:
+    """Switch off a model's parameter gradients (not its mode): a backward pass then reaches
+    the input without computing weight gradients nobody uses."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
 def frozen(module: nn.Module) -> Iterator[nn.Module]:
     """Put ``module`` in eval mode with ``requires_grad=False``; restore both on exit.
 
@@ -50,15 +64,11 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
     classifier; switching gradients off avoids computing parameter gradients nobody uses.
     """
     was_training = {m: m.training for m in module.modules()}
-    needed_grad = {p: p.requires_grad for p in module.parameters()}
     module.eval()
-    for p in needed_grad:
-        p.requires_grad_(False)
     try:
-        yield module
+        with weights_fixed(module):
+            yield module
     finally:
-        for p, flag in needed_grad.items():
-            p.requires_grad_(flag)
         for m, flag in was_training.items():
             m.train(flag)
 

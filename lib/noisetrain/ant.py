@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -26,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .datasets import PreparedData, load_npz, to_float
+from .adversarial_noise import weights_fixed
 from .generators import NoiseGenerator
 from .rescaling import rescale_to_norm
 from .training import classifier_step, seeded
@@ -114,20 +113,6 @@ def fast_transform(gen: NoiseGenerator, z: torch.Tensor, params: dict[str, torch
     # Back to a contiguous NCHW tensor: channels-last strides would follow the noise into the
     # classifier, where oneDNN then picks convolution kernels several times slower.
     return (h.permute(0, 3, 1, 2) + residual).contiguous()
-
-
-@contextmanager
-def weights_fixed(model: nn.Module) -> Iterator[None]:
-    """Switch off the classifier's parameter gradients (not its mode): the generator step then
-    backpropagates only to the input and computes no weight gradients nobody uses."""
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
