@@ -14,7 +14,6 @@ from noisetrain import datasets, training
 from noisetrain.adversarial_noise import fit_generator, fooling_rate
 from noisetrain.ant import (
     AntStep,
-    fast_transform,
     generator_from_export,
     part_counts,
 )
@@ -166,19 +165,6 @@ def test_replay_perturbs_each_image_with_the_bank_state_drawn_for_it(data):
     for row, state in enumerate(choice.tolist()):
         assert (change[row] >= 0).all() if state == 0 else (change[row] <= 0).all()
     assert torch.allclose(change.flatten(1).norm(dim=1), torch.full((20,), EPS), rtol=1e-4)
-
-
-@pytest.mark.parametrize("kernel,depth,channels", [("1x1", 4, 1), ("1x1", 1, 3), ("3x3", 4, 3), ("3x3", 2, 1)])
-def test_fast_transform_equals_the_generator(kernel, depth, channels):
-    gen = NoiseGenerator(channels, depth, kernel, rng=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        for conv in gen.convs:  # make every layer matter
-            conv.weight.normal_(0.0, 0.3)
-            conv.bias.normal_(0.0, 0.1)
-    z = torch.randn(gen.input_shape((3, channels, 9, 7)))
-    expected = gen.transform(z)
-    assert torch.allclose(fast_transform(gen, z), expected, atol=1e-5)
-    assert torch.allclose(fast_transform(NoiseGenerator(channels, depth, kernel), z, gen.state_dict()), expected, atol=1e-5)
 
 
 # -- replay bank and re-initialisation -----------------------------------------------------

@@ -124,3 +124,26 @@ def test_gradients_reach_all_parameters():
     gen((2, 3, 5, 5)).pow(2).sum().backward()
     for p in gen.parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all()
+
+
+@pytest.mark.parametrize(
+    "kernel,depth,channels", [("1x1", 4, 1), ("1x1", 1, 1), ("1x1", 5, 1), ("1x1", 1, 3), ("3x3", 4, 3), ("3x3", 2, 1)]
+)
+def test_fast_transform_equals_the_layer_by_layer_definition(kernel, depth, channels):
+    # Single-channel 1x1 generators take the piecewise-linear path, the others the matmul one.
+    gen = NoiseGenerator(channels, depth, kernel, rng=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for conv in gen.convs:  # make every layer matter
+            conv.weight.normal_(0.0, 0.3)
+            conv.bias.normal_(0.0, 0.1)
+    z = torch.randn(gen.input_shape((3, channels, 9, 7)), generator=torch.Generator().manual_seed(1))
+    grad = torch.randn(3, channels, 9, 7, generator=torch.Generator().manual_seed(2))
+    expected = gen.reference_transform(z)
+    expected_grads = torch.autograd.grad((expected * grad).sum(), list(gen.parameters()))
+    out = gen.transform(z)
+    assert torch.allclose(out, expected, atol=1e-5)
+    for got, want in zip(torch.autograd.grad((out * grad).sum(), list(gen.parameters())), expected_grads):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-5)
+    # Another generator evaluated with these weights gives the same noise.
+    other = NoiseGenerator(channels, depth, kernel)
+    assert torch.allclose(other.transform(z, gen.state_dict()), expected, atol=1e-5)

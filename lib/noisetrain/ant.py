@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -89,32 +90,6 @@ def part_counts(fractions: dict[str, float], n: int) -> dict[str, int]:
     return counts
 
 
-def fast_transform(gen: NoiseGenerator, z: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """``gen.transform(z)`` computed with the 1x1 convolutions as matrix products over pixels.
-
-    On CPU, oneDNN's 1x1 convolutions with 1..20 channels run ~5x slower than the same product
-    as one (pixels x channels) matmul; the generator would otherwise cost about as much as the
-    classifier on MNIST. Same function up to float rounding (the tests check it); the 3x3 layer
-    still runs as a convolution. ``params`` (a state dict of ``gen``'s architecture) evaluates
-    another generator state without loading it into a module: replay uses this for bank states.
-    """
-    h = z.permute(0, 2, 3, 1)  # NHWC: channels last, so a 1x1 conv is F.linear
-    last = len(gen.convs) - 1
-    for i, conv in enumerate(gen.convs):
-        w, b = (conv.weight, conv.bias) if params is None else (params[f"convs.{i}.weight"], params[f"convs.{i}.bias"])
-        if conv.kernel_size == (1, 1):
-            h = F.linear(h, w.flatten(1), b)
-        else:  # no padding, as in NoiseGenerator (z carries the border)
-            h = F.conv2d(h.permute(0, 3, 1, 2), w, b).permute(0, 2, 3, 1)
-        if i < last:
-            h = torch.relu(h)
-    p = gen.pad
-    residual = z[:, :, p : z.shape[2] - p, p : z.shape[3] - p] if p else z
-    # Back to a contiguous NCHW tensor: channels-last strides would follow the noise into the
-    # classifier, where oneDNN then picks convolution kernels several times slower.
-    return (h.permute(0, 3, 1, 2) + residual).contiguous()
-
-
 def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
     # A copy, not a view: later training must not change a stored state.
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
@@ -172,6 +147,7 @@ class AntStep:
         self.pick_rng = seeded(spec["seed"], PICK_STREAM)  # replay choices, re-init minibatches
         self.generator, self.optimizer = self._fresh_generator()
         self.bank: list[dict[str, torch.Tensor]] = []
+        self._bank_functions: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}
         self.steps = 0
         self.reinits = 0
         self.last_replay_choice: torch.Tensor | None = None  # bank index per replay image (tests)
@@ -191,7 +167,7 @@ class AntStep:
     def _perturb(self, gen: NoiseGenerator, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         if z is None:
             z = self._noise_input(gen, x.shape)
-        return rescale_to_norm(x, fast_transform(gen, z).to(x.dtype), self.eps)
+        return rescale_to_norm(x, gen.transform(z).to(x.dtype), self.eps)
 
     def _generator_update(self, model: nn.Module, gen: NoiseGenerator, opt: torch.optim.Optimizer,
                           x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -223,6 +199,14 @@ class AntStep:
             self._generator_update(model, gen, opt, x, self.train_labels[idx].to(self.device))
         self.generator, self.optimizer = gen, opt
         self.reinits += 1
+
+    def _bank_function(self, state: int):
+        """Bank state ``state`` as a ready map z -> delta; bank states never change, so each is
+        prepared once (for a 1x1 MNIST generator that is its interval search)."""
+        if state not in self._bank_functions:
+            params = {k: v.to(self.device) for k, v in self.bank[state].items()}
+            self._bank_functions[state] = self.generator.as_function(params)
+        return self._bank_functions[state]
 
     # -- batch composition -------------------------------------------------------------------
     @torch.no_grad()
@@ -263,8 +247,7 @@ class AntStep:
         delta = torch.empty_like(target)
         for state in torch.unique(choice).tolist():
             rows = (choice == state).nonzero().squeeze(1).to(self.device)
-            params = {k: v.to(self.device) for k, v in self.bank[state].items()}
-            delta[rows] = fast_transform(self.generator, z[rows], params).to(delta.dtype)
+            delta[rows] = self._bank_function(state)(z[rows]).to(delta.dtype)
         # One rescale for the whole replay part: it is per image anyway.
         batch[rep] = rescale_to_norm(target, delta, self.eps)
         self.last_replay_choice = choice
@@ -304,6 +287,7 @@ class AntStep:
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=self.lr)
         self.optimizer.load_state_dict(state["optimizer"])
         self.bank = [{k: v.to("cpu", copy=True) for k, v in s.items()} for s in state["bank"]]
+        self._bank_functions = {}
         self.steps = int(state["steps"])
         self.reinits = int(state["reinits"])
         self.init_rng.set_state(state["init_rng"])

@@ -13,10 +13,14 @@ The generator's output is a direction only; its size is fixed afterwards by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from . import piecewise
 
 HIDDEN_CHANNELS = 20  # Tables 6 and 7
 MAX_DEPTH = 5  # Table 16 studies depths 1..5
@@ -105,20 +109,63 @@ class NoiseGenerator(nn.Module):
             raise ValueError(f"generator has {self.channels} channels, shape has {c}")
         return torch.Size((n, c, h + 2 * self.pad, w + 2 * self.pad))
 
-    def transform(self, z: torch.Tensor) -> torch.Tensor:
-        """Map input noise ``z`` (shape ``input_shape(...)``) to the output noise."""
+    def transform(self, z: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Map input noise ``z`` (shape ``input_shape(...)``) to the output noise.
+
+        ``params`` (a state dict of this architecture) evaluates another state of the generator
+        without loading it, e.g. a replay-bank state; by default the generator's own weights.
+        """
         if z.dim() != 4 or z.shape[1] != self.channels:
             raise ValueError(f"z must be N x {self.channels} x H x W, got {tuple(z.shape)}")
         if z.shape[2] <= 2 * self.pad or z.shape[3] <= 2 * self.pad:
             raise ValueError(f"z is too small for kernel {self.kernel}: {tuple(z.shape)}")
+        return self.as_function(params)(z)
+
+    def as_function(self, params: dict[str, torch.Tensor] | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The map ``z -> delta`` for weights ``params`` (default: the generator's own), in the
+        fastest exact form; differentiable with respect to the weights.
+
+        A single-channel 1x1 generator is a scalar piecewise-linear function, evaluated per pixel
+        from its intervals (``noisetrain.piecewise``; ~8x faster on MNIST). Otherwise the 1x1
+        convolutions run as matrix products over pixels: on CPU, oneDNN's convolutions with 1..20
+        channels are several times slower than one (pixels x channels) matmul. Both equal
+        :meth:`reference_transform` up to float rounding (the tests check it). Computing the
+        function once and applying it to many batches saves the interval search each time.
+        """
+        weights = [self._weights(i, params) for i in range(self.depth)]
+        if self.kernel == "1x1" and self.channels == 1:
+            return piecewise.pieces([(w.flatten(1), b) for w, b in weights])
+        return functools.partial(self._dense_transform, weights)
+
+    def _weights(self, i: int, params: dict[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if params is None:
+            return self.convs[i].weight, self.convs[i].bias
+        return params[f"convs.{i}.weight"], params[f"convs.{i}.bias"]
+
+    def _dense_transform(self, weights: list[tuple[torch.Tensor, torch.Tensor]], z: torch.Tensor) -> torch.Tensor:
+        h = z.permute(0, 2, 3, 1)  # NHWC: channels last, so a 1x1 convolution is F.linear
+        for i, (w, b) in enumerate(weights):
+            if w.shape[2:] == (1, 1):
+                h = F.linear(h, w.flatten(1), b)
+            else:  # no padding, as in reference_transform (z carries the border)
+                h = F.conv2d(h.permute(0, 3, 1, 2), w, b).permute(0, 2, 3, 1)
+            if i < self.depth - 1:
+                h = torch.relu(h)
+        # Back to a contiguous NCHW tensor, the layout of the images it is added to.
+        return (h.permute(0, 3, 1, 2) + self._residual(z)).contiguous()
+
+    def _residual(self, z: torch.Tensor) -> torch.Tensor:
+        p = self.pad
+        return z[:, :, p : z.shape[2] - p, p : z.shape[3] - p] if p else z
+
+    def reference_transform(self, z: torch.Tensor) -> torch.Tensor:
+        """The definition, layer by layer with the module's convolutions (slow; for tests)."""
         h = z
         for i, conv in enumerate(self.convs):
             h = conv(h)
             if i < len(self.convs) - 1:
                 h = torch.relu(h)
-        p = self.pad
-        residual = z[:, :, p : z.shape[2] - p, p : z.shape[3] - p] if p else z
-        return h + residual
+        return h + self._residual(z)
 
     def forward(
         self,
