@@ -166,3 +166,18 @@ def test_mnist_sized_batch_is_fast():
         out = rescale_to_norm(x, delta, 10.0)
     print(f"rescale_to_norm (300, 1, 28, 28): {(time.perf_counter() - start) / 5 * 1e3:.2f} ms")
     assert torch.allclose(_norms(x, out), torch.full((300,), 10.0, dtype=torch.float64), rtol=1e-5)
+
+
+def test_fast_row_sort_agrees_with_torch_sort():
+    from noisetrain.rescaling import _sort_rows
+
+    g = torch.Generator().manual_seed(0)
+    s = torch.rand(7, 50, generator=g) * 100
+    s[:, :10] = 0.0  # ties at zero, as for pixels that cannot move
+    s[:, 10:15] = torch.inf  # pixels with delta == 0
+    s[3, 20:30] = 2.5  # ties inside a row
+    s[5] = torch.tensor([1e-38, 3e38] * 25)  # denormal-adjacent and huge values
+    values, order = _sort_rows(s)
+    assert torch.equal(values, torch.sort(s, dim=1).values)
+    assert torch.equal(torch.gather(s, 1, order), values)
+    assert torch.equal(torch.sort(order, dim=1).values, torch.arange(50).expand(7, 50))

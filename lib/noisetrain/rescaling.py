@@ -105,33 +105,47 @@ def _solve_eta(
         # Breakpoints s_i = eta_i^2. Pixels with delta == 0 never saturate: give them s = inf
         # so that they sort last (their room then never enters a sum that is used).
         s = torch.where(dd != 0, (room / dd) ** 2, torch.inf)
-        s_sorted, order = torch.sort(s, dim=1)
+        s_sorted, order = _sort_rows(s)
         b_cum = torch.cumsum(torch.gather(room, 1, order).to(_ACC_DTYPE) ** 2, dim=1)
-
-    # Sorted squared deltas carry the gradient: D below is the only delta-dependent term.
-    d2_sorted = torch.gather(d, 1, order).to(_ACC_DTYPE) ** 2
-    d_cum = torch.cumsum(d2_sorted, dim=1)
-    d_total = d_cum[:, -1:]
-
-    with torch.no_grad():
+        d_cum = torch.cumsum(torch.gather(dd, 1, order).to(_ACC_DTYPE) ** 2, dim=1)
         # f at each breakpoint: pixels up to it saturated, the rest still scaling linearly.
         # Past the last nonzero delta this is inf * 0 = NaN, which the count below ignores.
-        f = b_cum + s_sorted.to(_ACC_DTYPE) * (d_total - d_cum).clamp_(min=0.0)
+        f = b_cum + s_sorted.to(_ACC_DTYPE) * (d_cum[:, -1:] - d_cum).clamp_(min=0.0)
         # f is non-decreasing, so counting breakpoints below eps^2 gives the first index k with
         # f >= eps^2 (robust even if rounding breaks exact monotonicity). The solution lies on
-        # the segment where sorted pixels 0..k-1 are saturated and k.. are not.
+        # the segment where the pixels with s_i <= s_(k-1) are saturated and the others are not
+        # (pixels tied with s_(k-1) saturate at the segment's start, so ties are consistent).
         k = (f < eps2[:, None]).sum(dim=1)
         # Not even saturating every pixel with nonzero delta reaches eps (or delta is all zero).
         saturated = k >= (dd != 0).sum(dim=1)
-        prev = (k - 1).clamp_(min=0)[:, None]
-        first = k == 0
+        last = torch.gather(s_sorted, 1, (k - 1).clamp_(min=0)[:, None])
+        moving = s > torch.where(k[:, None] == 0, -1.0, last)
+        # B: squared room of the saturated pixels.
+        budget_done = torch.where(moving, 0.0, room).to(_ACC_DTYPE).pow_(2).sum(dim=1)
 
-    # B: squared room of the saturated pixels; D: squared delta of the others.
-    budget_done = torch.where(first, 0.0, torch.gather(b_cum, 1, prev).squeeze(1))
-    d_rest = d_total.squeeze(1) - torch.where(first, 0.0, torch.gather(d_cum, 1, prev).squeeze(1))
+    # D, the squared delta of the pixels still moving, is the only delta-dependent term: an
+    # elementwise mask keeps the backward pass as cheap as the forward.
+    d_rest = (d * moving).to(_ACC_DTYPE).pow(2).sum(dim=1)
     # Keep the unused branch finite so that no NaN/inf leaks into gradients.
     d_rest = torch.where(saturated, 1.0, d_rest)
     numer = torch.where(saturated, 0.0, (eps2 - budget_done).clamp(min=0.0))
     # eta = sqrt(eps^2 - B) / sqrt(D): written this way the gradient stays finite at eta = 0.
     eta = torch.sqrt(numer) * torch.rsqrt(d_rest)
     return eta, saturated
+
+
+def _sort_rows(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.sort(s, dim=1)`` for non-negative ``s`` (no NaN), faster for float32.
+
+    The bits of a non-negative float32, read as an integer, order like the float. With the row
+    number in the high 32 bits, one flat sort of int64 keys sorts every row at once, and on CPU
+    torch sorts flat integer keys by radix, about 3x faster than its per-row float sort.
+    """
+    if s.dtype != torch.float32:
+        return torch.sort(s, dim=1)
+    rows, n = s.shape
+    offset = torch.arange(rows, device=s.device, dtype=torch.int64)[:, None]
+    keys = (offset << 32) | s.view(torch.int32).to(torch.int64)
+    sorted_keys, flat = torch.sort(keys.reshape(-1))
+    low = (sorted_keys & 0xFFFFFFFF).to(torch.int32).view(torch.float32).reshape(rows, n)
+    return low, flat.reshape(rows, n) - offset * n
