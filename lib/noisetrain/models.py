@@ -52,7 +52,11 @@ def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
 def build_model(name: str, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown model '{name}'; known: {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[name](in_channels=in_channels, num_classes=num_classes)
+    model = ARCHITECTURES[name](in_channels=in_channels, num_classes=num_classes)
+    # Channels-last weights: on CPU the convolutions and max-pooling run ~10% faster, and as fast
+    # on noisy images as on clean ones (the NCHW max-pool kernel's speed depends on the data).
+    # The weights' values, hence seeds and checkpoints, are unaffected.
+    return model.to(memory_format=torch.channels_last)
 
 
 class CheckpointError(RuntimeError):
