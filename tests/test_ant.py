@@ -150,13 +150,17 @@ def test_stylized_split_uses_the_stylized_images_of_the_same_indices(data, styli
     assert len(ant.last_replay_choice) == 9
 
 
+def _biased_state(ant, sign):
+    """A recognisable bank state: a huge output bias moves every pixel up (+) or down (-)."""
+    state = {k: v.clone() for k, v in ant.generator.state_dict().items()}
+    state["convs.3.bias"] = torch.full_like(state["convs.3.bias"], sign * 1e3)
+    return state
+
+
 def test_replay_perturbs_each_image_with_the_bank_state_drawn_for_it(data):
     ant = AntStep(spec(), data, "cpu", steps_per_epoch=5)
-    # Two recognisable states: a huge output bias makes every pixel move up (+) or down (-).
-    for sign in (1.0, -1.0):
-        state = {k: v.clone() for k, v in ant.generator.state_dict().items()}
-        state["convs.3.bias"] = torch.full_like(state["convs.3.bias"], sign * 1e3)
-        ant.bank.append(state)
+    for sign in (1.0, -1.0):  # two recognisable states
+        ant.bank.append(_biased_state(ant, sign))
     x, y, index = batch(data, n=100)
     out, parts = ant.compose(x, y, index)
     choice = ant.last_replay_choice
@@ -165,6 +169,20 @@ def test_replay_perturbs_each_image_with_the_bank_state_drawn_for_it(data):
     for row, state in enumerate(choice.tolist()):
         assert (change[row] >= 0).all() if state == 0 else (change[row] <= 0).all()
     assert torch.allclose(change.flatten(1).norm(dim=1), torch.full((20,), EPS), rtol=1e-4)
+
+
+def test_a_restored_bank_is_replayed_not_the_one_prepared_before(data):
+    # Replay prepares each bank state once; loading a checkpoint must drop what was prepared.
+    ant = AntStep(spec(), data, "cpu", steps_per_epoch=5)
+    ant.bank.append(_biased_state(ant, 1.0))
+    x, y, index = batch(data, n=100)
+    out, parts = ant.compose(x, y, index)
+    assert (out[parts["replay"]] >= x[parts["replay"]]).all()
+    other = AntStep(spec(), data, "cpu", steps_per_epoch=5)
+    other.bank.append(_biased_state(other, -1.0))
+    ant.load_state_dict(other.state_dict())
+    out, parts = ant.compose(x, y, index)
+    assert (out[parts["replay"]] <= x[parts["replay"]]).all()
 
 
 # -- replay bank and re-initialisation -----------------------------------------------------

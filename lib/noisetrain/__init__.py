@@ -7,4 +7,4 @@ the CLIs in ``workflow_scripts/`` only wire it together.
 
 # Bump when a change in this package changes what training or evaluation computes: the rules
 # pass it through ``params:`` so Snakemake reruns the affected jobs.
-__version__ = "0.1.0"
+__version__ = "0.2.0"
