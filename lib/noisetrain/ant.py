@@ -200,9 +200,9 @@ class AntStep:
         self.generator, self.optimizer = gen, opt
         self.reinits += 1
 
-    def _bank_function(self, state: int):
+    def _bank_function(self, state: int) -> Callable[[torch.Tensor], torch.Tensor]:
         """Bank state ``state`` as a ready map z -> delta; bank states never change, so each is
-        prepared once (for a 1x1 MNIST generator that is its interval search)."""
+        prepared once (for a 1x1 MNIST generator: its breakpoints)."""
         if state not in self._bank_functions:
             params = {k: v.to(self.device) for k, v in self.bank[state].items()}
             self._bank_functions[state] = self.generator.as_function(params)

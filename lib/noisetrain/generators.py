@@ -129,8 +129,8 @@ class NoiseGenerator(nn.Module):
         from its intervals (``noisetrain.piecewise``; ~8x faster on MNIST). Otherwise the 1x1
         convolutions run as matrix products over pixels: on CPU, oneDNN's convolutions with 1..20
         channels are several times slower than one (pixels x channels) matmul. Both equal
-        :meth:`reference_transform` up to float rounding (the tests check it). Computing the
-        function once and applying it to many batches saves the interval search each time.
+        :meth:`reference_transform` up to float rounding (the tests check it). Preparing the
+        function once for many batches saves finding the breakpoints each time.
         """
         weights = [self._weights(i, params) for i in range(self.depth)]
         if self.kernel == "1x1" and self.channels == 1:
