@@ -7,12 +7,11 @@ generators (for example figures)."""
 import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
-from noisetrain import datasets, models, results, robustness
+from noisetrain import datasets, models, results, robustness, training
 from noisetrain.cli import json_arg, run, say, set_threads
 
 
@@ -40,7 +39,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(args) -> None:
     set_threads(args.threads)
     if args.best_of:  # the best sigma is known only after the sweep: resolve it here, not in the DAG
-        args.method = json.loads(Path(args.best_of).read_text())["best_method"]
+        args.method = training.read_sweep_choice(args.best_of, "--best-of")["best_method"]
         args.model = str(Path(args.model) / f"{args.method}.pt")
     model, info = models.load_model(args.model)
     spec = info.get("spec", {})
@@ -48,9 +47,7 @@ def main(args) -> None:
     cfg = args.robustness
     an_eps = cfg["an_eps"]
     if an_eps == "auto":
-        if not args.eps_file:
-            raise ValueError("robustness.an_eps is 'auto' but no --eps-file was given")
-        an_eps = json.loads(open(args.eps_file).read())["eps"]
+        an_eps = training.read_sweep_choice(args.eps_file, "robustness.an_eps")["eps"]
     test_x, test_y = datasets.to_float(data.test.images), torch.from_numpy(data.test.labels)
     train_x, train_y = datasets.to_float(data.train.images), torch.from_numpy(data.train.labels)
     keep = datasets.stratified_subset(data.test.labels, cfg["images"], args.seed)
@@ -60,8 +57,10 @@ def main(args) -> None:
         an_batch_size=cfg["an_batch_size"], log=say,
     )
     results.write_record(results.make_record(data.name, args.method, "noise_robustness", rows, spec), args.noise_out)
+    arch = generators[0]  # all fitted alike; recorded so the file rebuilds without guessing
     models.atomic_save({"eps": an_eps, "generators": [g.state_dict() for g in generators],
-                        "config": {"channels": data.channels, "depth": 4, "kernel": "1x1"}}, args.generators_out)
+                        "config": {"channels": arch.channels, "depth": arch.depth, "kernel": arch.kernel}},
+                       args.generators_out)
 
     keep = datasets.stratified_subset(data.test.labels, args.attacks["images"], args.seed)
     settings = {name: args.attacks[name] for name in ("linf_pgd", "l2_ddn")}

@@ -90,13 +90,19 @@ class NoiseStep:
         self.rng.set_state(state["rng"])
 
 
+def read_sweep_choice(path: str | Path | None, setting: str) -> dict:
+    """What choose_ant_eps.py chose from the sigma sweep (best_method, eps, how), for a
+    ``setting`` that defers to it."""
+    if path is None:
+        raise ValueError(f"{setting} is 'auto' but no eps file was given (choose_ant_eps.py writes it)")
+    return json.loads(Path(path).read_text())
+
+
 def resolve_eps(spec: dict, eps_file: str | Path | None) -> dict:
     """ANT with eps 'auto': take the eps chosen from the sigma sweep (times eps_factor)."""
     if spec.get("eps") != "auto":
         return spec
-    if eps_file is None:
-        raise ValueError(f"{spec['method']}: eps is 'auto' but no eps file was given (choose_ant_eps.py writes it)")
-    chosen = json.loads(Path(eps_file).read_text())
+    chosen = read_sweep_choice(eps_file, f"{spec['method']}: eps")
     return {**spec, "eps": chosen["eps"] * spec.get("eps_factor", 1.0), "eps_source": chosen["how"]}
 
 
