@@ -20,7 +20,10 @@ study: $(VENV)/.installed
 test: $(VENV)/.installed
 	python -m pytest -q
 
+# Lint the code (ruff, snakefmt: settings in pyproject.toml) and the workflow, and dry-run every config.
 lint: $(VENV)/.installed
+	ruff check .
+	snakefmt --check Snakefile rules/
 	snakemake --lint
 	for c in config/*.yaml; do [ $$c = config/schema.yaml ] || snakemake -n --quiet --configfile $$c || exit 1; done
 

@@ -4,8 +4,20 @@
 #   snakemake --cores N --profile slurm --configfile config/mnist.yaml
 import sys
 
-from noisetrain.config import ConfigError, validate_config
+from snakemake.utils import min_version
 
+min_version("9.0")
+
+
+# The front page of `snakemake --report report.html`.
+report: "report/workflow.rst"
+
+
+# The library of this checkout, not whichever `noisetrain` the environment has installed: a
+# second clone with its own version then reruns what its own code changes.
+sys.path.insert(0, f"{workflow.basedir}/lib")
+
+from noisetrain.config import ConfigError, check_config_files, check_device, validate_config
 
 # A config file named on the command line is the whole config (schema defaults fill the rest);
 # the embedded default is read only when none is named. Merging into config.yaml would silently
@@ -16,6 +28,8 @@ if not workflow.overwrite_configfiles:
 
 
 try:
+    # Snakemake's YAML reader lets duplicate keys through (the last wins): read the files again.
+    check_config_files([str(path) for path in workflow.configfiles])
     _resolved = validate_config(config)
 except ConfigError as error:
     sys.exit(str(error))
@@ -27,8 +41,8 @@ include: "rules/common.smk"
 
 
 wildcard_constraints:
-    dataset=DATASET,
-    method="|".join(re.escape(m) for m in [*METHODS, BEST_GNT]),
+    dataset=re.escape(DATASET),
+    method="|".join(re.escape(m) for m in METHODS),
     corruption="|".join(re.escape(c) for c in CORRUPTIONS),
 
 
@@ -36,6 +50,25 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+
+
+# Downloads need the internet, which cluster compute nodes often lack.
+if config["dataset"].get("download"):
+
+    localrules:
+        prepare_dataset,
+
+
+onstart:
+    # device: cuda on a machine without a GPU fails here, before any job, for local runs (on a
+    # cluster the jobs run elsewhere, and each job checks its own node).
+    if workflow.local_exec and config["device"] == "cuda":
+        import torch
+
+        try:
+            check_device(config, torch.cuda.is_available())
+        except ConfigError as error:
+            sys.exit(str(error))
 
 
 rule all:

@@ -1,98 +1,121 @@
 # Helpers shared by every .smk file: the study's names, paths and per-job parameters.
+# Building the job graph imports only light modules (no torch, pandas or matplotlib).
 import json
-import os
 
 import noisetrain
 from noisetrain.config import expand_methods, train_spec
-from noisetrain.report import TABLE_NAMES
+from noisetrain.report.outputs import TABLE_NAMES
+from noisetrain.report.sweep_choice import BEST_GNT, read_choice
 
 DATASET = config["dataset"]["name"]
 METHODS = expand_methods(config)
 CORRUPTIONS = config["corruptions"]["names"]
+SWEEP = [m for m, spec in METHODS.items() if spec["kind"] == "gnt"]
 # Absolute, so that `snakemake -d OTHER_DIR` writes results elsewhere and still finds the code.
 SCRIPTS = f"{workflow.basedir}/workflow_scripts"
 CODE_VERSION = noisetrain.__version__
+GPU = 0 if config["device"] == "cpu" else 1  # slurm: --gpus=1 for the model jobs unless device: cpu
+
+
+def results(path):
+    """A path under this dataset's results folder; '{dataset}' stays a wildcard."""
+    return f"results/{{dataset}}/{path}"
+
+
+def ours(path, **wildcards):
+    """The same path with this study's dataset filled in, expanded over the given wildcards."""
+    return expand(results(path), dataset=DATASET, **wildcards)
+
+
+def script(name):
+    return f"{SCRIPTS}/{name}.py"
+
+
+def logged(command):
+    """A job's shell command with its output in its log. Snakemake deletes a job's log before it
+    reruns the job, so every attempt is also appended to <log>.history, which it leaves alone:
+    the log of a killed or failed attempt survives the rerun."""
+    return (
+        'echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ): attempt on $(hostname)" | tee -a {log:q}.history > {log:q}; '
+        + command
+        + " 2>&1 | tee -a {log:q}.history >> {log:q}"
+    )
+
+
+SWEEP_CHOICE = results("selection/sweep_choice.json")
+
+
+def chosen_model():
+    """The sweep's best GNT model, once choose_sweep has run (a Snakemake checkpoint: the job
+    graph is re-evaluated after it)."""
+    return read_choice(checkpoints.choose_sweep.get(dataset=DATASET).output[0]).best_method
+
+
+def measured_methods():
+    """Models whose robustness is measured: the configured list or every model ('all'), and
+    always the sweep's best GNT model (Tables 2, 3, 5 and Figs 3, 8 show it), each once."""
+    named = config["robustness"]["methods"]
+    named = list(METHODS) if named == "all" else list(named)
+    if SWEEP and BEST_GNT not in named:
+        named.append(BEST_GNT)
+    return list(dict.fromkeys(chosen_model() if m == BEST_GNT else m for m in named))
 
 
 def corrupted_sets(wildcards=None):
-    return expand("results/{dataset}/data/corrupted/{corruption}.npz", dataset=DATASET, corruption=CORRUPTIONS)
+    return ours("data/corrupted/{corruption}.npz", corruption=CORRUPTIONS)
+
+
+def accuracy_records(wildcards=None):
+    return ours("eval/{method}/{metric}.json", method=METHODS, metric=["clean", "corruptions"])
 
 
 def eval_records(wildcards=None):
-    accuracy = expand("results/{dataset}/eval/{method}/{metric}.json", dataset=DATASET, method=METHODS, metric=["clean", "corruptions"])
-    robust = expand(
-        "results/{dataset}/eval/{method}/{metric}.json",
-        dataset=DATASET,
-        method=robustness_methods(),
-        metric=["noise_robustness", "adversarial"],
-    )
-    return accuracy + robust
+    robust = ours("eval/{method}/{metric}.json", method=measured_methods(), metric=["noise_robustness", "adversarial"])
+    return accuracy_records() + robust
 
 
 def spec_json(wildcards):
     return json.dumps(train_spec(config, wildcards.method), sort_keys=True)
 
 
-def uses_auto_eps(method):
+def uses_sweep_choice(method):
     spec = METHODS[method]
     return spec["kind"] == "ant" and spec["eps"] == "auto"
 
 
-def sweep_records(wildcards=None):
-    return expand(
-        "results/{dataset}/eval/{method}/corruptions.json",
-        dataset=DATASET,
-        method=[m for m, spec in METHODS.items() if spec["kind"] == "gnt"],
-    )
-
-
 def train_inputs(wildcards):
     """Fine-tuning starts from the vanilla model (paper section 4); vanilla starts from scratch.
-    ANT with eps 'auto' also waits for the eps chosen from the sigma sweep."""
+    ANT with eps 'auto' also waits for the sweep's choice."""
     inputs = {}
     if METHODS[wildcards.method]["kind"] != "vanilla":
-        inputs["init"] = f"results/{wildcards.dataset}/models/vanilla.pt"
-    if uses_auto_eps(wildcards.method):
-        inputs["eps"] = f"results/{wildcards.dataset}/selection/ant_eps.json"
+        inputs["init"] = results("models/vanilla.pt").format(dataset=wildcards.dataset)
+    if uses_sweep_choice(wildcards.method):
+        inputs["sweep_choice"] = SWEEP_CHOICE.format(dataset=wildcards.dataset)
     return inputs
-
-
-BEST_GNT = "best_gnt"  # stands for the sweep's best sigma, known only once the sweep is evaluated
-SWEEP = [m for m, spec in METHODS.items() if spec["kind"] == "gnt"]
-
-
-def robustness_methods():
-    """Models whose robustness is measured: the configured list or every model ('all'), and
-    always the sweep's best GNT model (Tables 2, 3, 5 and Figs 3, 8 show it)."""
-    chosen = config["robustness"]["methods"]
-    chosen = list(METHODS) if chosen == "all" else list(chosen)
-    return chosen + [BEST_GNT] if SWEEP and BEST_GNT not in chosen else chosen
 
 
 def robustness_inputs(wildcards):
-    """The model (for best_gnt: the sweep's models and the file naming the best); fresh
-    adversarial-noise generators train at ANT's eps chosen from the sweep ('auto')."""
-    selection = f"results/{wildcards.dataset}/selection/ant_eps.json"
-    inputs = {}
-    if wildcards.method == BEST_GNT:
-        inputs["selection"] = selection
-        inputs["sweep"] = expand("results/{dataset}/models/{method}.pt", dataset=wildcards.dataset, method=SWEEP)
-    else:
-        inputs["model"] = f"results/{wildcards.dataset}/models/{wildcards.method}.pt"
+    """The fresh adversarial-noise generators train at ANT's eps chosen from the sweep ('auto')."""
     if config["robustness"]["an_eps"] == "auto":
-        inputs["eps"] = selection
-    return inputs
+        return {"sweep_choice": SWEEP_CHOICE.format(dataset=wildcards.dataset)}
+    return {}
 
 
-def robustness_model_args(wildcards, input):
-    if wildcards.method == BEST_GNT:
-        return f"--model {os.path.dirname(input.sweep[0])} --best-of {input.selection}"
-    return f"--model {input.model}"
+def table_inputs(wildcards):
+    """The tables show the sweep's best GNT model as the GNT row."""
+    return {"sweep_choice": SWEEP_CHOICE.format(dataset=wildcards.dataset)} if SWEEP else {}
 
 
 def optional_args(wildcards, input):
-    flags = {"init": "--init", "eps": "--eps-file"}
-    return " ".join(f"{flag} {input[key]}" for key, flag in flags.items() if key in input.keys())
+    """--init / --sweep-choice for the inputs a job has, each path quoted for the shell."""
+    flags = {"init": "--init", "sweep_choice": "--sweep-choice"}
+    return " ".join(f"{flag} {shell_quote(input[key])}" for key, flag in flags.items() if key in input.keys())
+
+
+def shell_quote(text):
+    import shlex
+
+    return shlex.quote(str(text))
 
 
 def ant_methods(**criteria):
@@ -100,20 +123,29 @@ def ant_methods(**criteria):
     return [m for m, s in METHODS.items() if s["kind"] == "ant" and all(s.get(k) == v for k, v in criteria.items())]
 
 
+def epsilon_example_methods():
+    """Rows of Figs 3 and 8: vanilla, the sweep's best GNT model, ANT 1x1 (those measured)."""
+    measured = measured_methods()
+    wanted = ["vanilla", chosen_model(), "ant1x1"]
+    return [m for m in wanted if m in measured]
+
+
 def table_targets():
-    return expand("results/{dataset}/tables/{name}.{ext}", dataset=DATASET, name=TABLE_NAMES, ext=["md", "tex"])
+    return ours("tables/{name}.{ext}", name=TABLE_NAMES, ext=["md", "tex", "html"])
+
+
+def figure_names():
+    names = ["corruption_examples"]
+    if SWEEP:
+        names += ["fig6_accuracy_vs_sigma", "fig7_noise_levels", "fig3_gaussian_eps_examples", "fig8_eps_examples"]
+    if "ant1x1" in METHODS:
+        names += ["fig4_adversarial_noise"]
+    return names
 
 
 def figure_targets():
-    names = ["corruption_examples"]
-    if config["sigma_sweep"]:
-        names += ["fig6_accuracy_vs_sigma", "fig7_noise_levels"]
-    if "ant1x1" in METHODS:
-        names += ["fig4_adversarial_noise"]
-    if any(spec["kind"] == "gnt" for spec in METHODS.values()):
-        names += ["fig3_gaussian_eps_examples", "fig8_eps_examples"]
-    return expand("results/{dataset}/figures/{name}.{ext}", dataset=DATASET, name=names, ext=["png", "pdf"])
+    return ours("figures/{name}.{ext}", name=figure_names(), ext=["png", "pdf"])
 
 
 def final_targets():
-    return table_targets() + figure_targets()
+    return table_targets() + figure_targets() + ours("report/benchmarks.html")

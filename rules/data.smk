@@ -3,39 +3,46 @@
 
 rule prepare_dataset:
     input:
-        script=f"{SCRIPTS}/prepare_dataset.py",
+        script=script("prepare_dataset"),
     output:
-        "results/{dataset}/data/clean.npz",
-    params:
-        dataset=lambda wildcards: json.dumps(config["dataset"], sort_keys=True),
+        results("data/clean.npz"),
     log:
-        "results/{dataset}/logs/prepare_dataset.log",
+        results("logs/prepare_dataset.log"),
     benchmark:
-        "results/{dataset}/benchmarks/prepare_dataset.tsv"
+        results("benchmarks/prepare_dataset.tsv")
     conda:
         "../envs/noisetrain.yaml"
+    resources:
+        mem_mb=4000,
+        runtime="30m",
+    params:
+        dataset=json.dumps(config["dataset"], sort_keys=True),
+        code_version=CODE_VERSION,
     shell:
-        "python {input.script} --dataset '{params.dataset}' --out {output} > {log} 2>&1"
+        logged("python {input.script:q} --dataset {params.dataset:q} --out {output:q}")
 
 
 rule corrupt_testset:
     input:
-        script=f"{SCRIPTS}/corrupt_testset.py",
-        data="results/{dataset}/data/clean.npz",
+        script=script("corrupt_testset"),
+        data=results("data/clean.npz"),
     output:
-        "results/{dataset}/data/corrupted/{corruption}.npz",
-    params:
-        seed=config["corruptions"]["seed"],
-        published=(
-            f"--published {config['corruptions']['published_path']}" if config["corruptions"]["published_path"] else ""
-        ),
-        code_version=CODE_VERSION,
+        results("data/corrupted/{corruption}.npz"),
     log:
-        "results/{dataset}/logs/corrupt_testset/{corruption}.log",
+        results("logs/corrupt_testset/{corruption}.log"),
     benchmark:
-        "results/{dataset}/benchmarks/corrupt_testset/{corruption}.tsv"
+        results("benchmarks/corrupt_testset/{corruption}.tsv")
     conda:
         "../envs/noisetrain.yaml"
+    resources:
+        mem_mb=4000,
+        runtime="1h",
+    params:
+        seed=config["corruptions"]["seed"],
+        published=config["corruptions"]["published_path"] or "",
+        code_version=CODE_VERSION,
     shell:
-        "python {input.script} --data {input.data} --corruption {wildcards.corruption} "
-        "--seed {params.seed} {params.published} --out {output} > {log} 2>&1"
+        logged(
+            "python {input.script:q} --data {input.data:q} --corruption {wildcards.corruption:q} "
+            "--seed {params.seed} --published={params.published:q} --out {output:q}"
+        )

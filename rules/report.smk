@@ -1,141 +1,182 @@
 # Tables and figures, from the tidy records (and, for example images, the data files) alone.
+# These jobs take seconds: on a cluster they run on the submitting node (localrules).
+
+
+localrules:
+    tables,
+    benchmarks_table,
+    figure_sigma_sweep,
+    figure_noise_levels,
+    figure_corruptions,
+    figure_adversarial_noise,
+    figure_epsilon_examples,
 
 
 rule tables:
     input:
-        script=f"{SCRIPTS}/make_tables.py",
+        unpack(table_inputs),
+        script=script("make_tables"),
         records=eval_records,
     output:
-        expand("results/{{dataset}}/tables/{name}.{ext}", name=TABLE_NAMES, ext=["md", "tex"]),
+        expand(results("tables/{name}.{ext}"), name=TABLE_NAMES, ext=["md", "tex"], allow_missing=True),
+        # The .html (caption and table) of each is what `snakemake --report` shows.
+        [
+            report(results(f"tables/{name}.html"), caption="../report/table.rst", category="Tables", labels={"table": name})
+            for name in TABLE_NAMES
+        ],
+    log:
+        results("logs/tables.log"),
+    benchmark:
+        results("benchmarks/tables.tsv")
+    conda:
+        "../envs/noisetrain.yaml"
     params:
         corruptions=CORRUPTIONS,
         methods=list(METHODS),
-        out_dir="results/{dataset}/tables",
-    log:
-        "results/{dataset}/logs/tables.log",
-    benchmark:
-        "results/{dataset}/benchmarks/tables.tsv"
-    conda:
-        "../envs/noisetrain.yaml"
+        choice=optional_args,
+        out_dir=results("tables"),
     shell:
-        "python {input.script} --records {input.records} --dataset {wildcards.dataset} "
-        "--corruptions {params.corruptions} --methods {params.methods} --out-dir {params.out_dir} > {log} 2>&1"
+        logged(
+            "python {input.script:q} --records {input.records:q} --dataset {wildcards.dataset:q} "
+            "--corruptions {params.corruptions:q} --methods {params.methods:q} {params.choice} --out-dir {params.out_dir:q}"
+        )
 
 
 rule figure_sigma_sweep:
     input:
-        script=f"{SCRIPTS}/plot_sigma_sweep.py",
-        records=eval_records,
+        script=script("plot_sigma_sweep"),
+        records=accuracy_records,
     output:
-        png=report("results/{dataset}/figures/fig6_accuracy_vs_sigma.png", caption="../report/fig6.rst", category="Figures"),
-        pdf="results/{dataset}/figures/fig6_accuracy_vs_sigma.pdf",
+        png=report(results("figures/fig6_accuracy_vs_sigma.png"), caption="../report/fig6.rst", category="Figures"),
+        pdf=results("figures/fig6_accuracy_vs_sigma.pdf"),
     log:
-        "results/{dataset}/logs/figure_sigma_sweep.log",
+        results("logs/figure_sigma_sweep.log"),
     benchmark:
-        "results/{dataset}/benchmarks/figure_sigma_sweep.tsv"
+        results("benchmarks/figure_sigma_sweep.tsv")
     conda:
         "../envs/noisetrain.yaml"
     shell:
-        "python {input.script} --records {input.records} --dataset {wildcards.dataset} "
-        "--out {output.png} > {log} 2>&1"
+        logged("python {input.script:q} --records {input.records:q} --dataset {wildcards.dataset:q} --out {output.png:q}")
 
 
 rule figure_noise_levels:
     input:
-        script=f"{SCRIPTS}/plot_noise_levels.py",
-        data="results/{dataset}/data/clean.npz",
+        script=script("plot_noise_levels"),
+        data=results("data/clean.npz"),
     output:
-        png=report("results/{dataset}/figures/fig7_noise_levels.png", caption="../report/fig7.rst", category="Figures"),
-        pdf="results/{dataset}/figures/fig7_noise_levels.pdf",
+        png=report(results("figures/fig7_noise_levels.png"), caption="../report/fig7.rst", category="Figures"),
+        pdf=results("figures/fig7_noise_levels.pdf"),
+    log:
+        results("logs/figure_noise_levels.log"),
+    benchmark:
+        results("benchmarks/figure_noise_levels.tsv")
+    conda:
+        "../envs/noisetrain.yaml"
     params:
         sigmas=config["sigma_sweep"],
         index=config["report"]["example_index"],
         seed=config["seed"],
-    log:
-        "results/{dataset}/logs/figure_noise_levels.log",
-    benchmark:
-        "results/{dataset}/benchmarks/figure_noise_levels.tsv"
-    conda:
-        "../envs/noisetrain.yaml"
     shell:
-        "python {input.script} --data {input.data} --sigmas {params.sigmas} "
-        "--index {params.index} --seed {params.seed} --out {output.png} > {log} 2>&1"
+        logged(
+            "python {input.script:q} --data {input.data:q} --sigmas {params.sigmas} "
+            "--index {params.index} --seed {params.seed} --out {output.png:q}"
+        )
 
 
 rule figure_corruptions:
     input:
-        script=f"{SCRIPTS}/plot_corruptions.py",
-        data="results/{dataset}/data/clean.npz",
+        script=script("plot_corruptions"),
+        data=results("data/clean.npz"),
         sets=corrupted_sets,
     output:
-        png=report(
-            "results/{dataset}/figures/corruption_examples.png", caption="../report/corruptions.rst", category="Figures"
-        ),
-        pdf="results/{dataset}/figures/corruption_examples.pdf",
-    params:
-        index=config["report"]["example_index"],
+        png=report(results("figures/corruption_examples.png"), caption="../report/corruptions.rst", category="Figures"),
+        pdf=results("figures/corruption_examples.pdf"),
     log:
-        "results/{dataset}/logs/figure_corruptions.log",
+        results("logs/figure_corruptions.log"),
     benchmark:
-        "results/{dataset}/benchmarks/figure_corruptions.tsv"
+        results("benchmarks/figure_corruptions.tsv")
     conda:
         "../envs/noisetrain.yaml"
+    params:
+        index=config["report"]["example_index"],
     shell:
-        "python {input.script} --data {input.data} --sets {input.sets} "
-        "--index {params.index} --out {output.png} > {log} 2>&1"
+        logged(
+            "python {input.script:q} --data {input.data:q} --sets {input.sets:q} " "--index {params.index} --out {output.png:q}"
+        )
 
 
 rule figure_adversarial_noise:
     input:
-        script=f"{SCRIPTS}/plot_adversarial_noise.py",
-        data="results/{dataset}/data/clean.npz",
-        uncorrelated="results/{dataset}/models/ant1x1.pt",
-        correlated=expand("results/{{dataset}}/models/{method}.pt", method=ant_methods(kernel="3x3", stylized_path=None)[:1]),
-    output:
-        png=report(
-            "results/{dataset}/figures/fig4_adversarial_noise.png", caption="../report/fig4.rst", category="Figures"
+        script=script("plot_adversarial_noise"),
+        data=results("data/clean.npz"),
+        uncorrelated=results("models/ant1x1.pt"),
+        correlated=expand(
+            results("models/{method}.pt"), method=ant_methods(kernel="3x3", stylized_path=None)[:1], allow_missing=True
         ),
-        pdf="results/{dataset}/figures/fig4_adversarial_noise.pdf",
-    params:
-        correlated=lambda wildcards, input: f"--correlated {input.correlated}" if input.correlated else "",
-        seed=config["seed"],
+    output:
+        png=report(results("figures/fig4_adversarial_noise.png"), caption="../report/fig4.rst", category="Figures"),
+        pdf=results("figures/fig4_adversarial_noise.pdf"),
     log:
-        "results/{dataset}/logs/figure_adversarial_noise.log",
+        results("logs/figure_adversarial_noise.log"),
     benchmark:
-        "results/{dataset}/benchmarks/figure_adversarial_noise.tsv"
+        results("benchmarks/figure_adversarial_noise.tsv")
     conda:
         "../envs/noisetrain.yaml"
+    params:
+        correlated=lambda wildcards, input: f"--correlated {shell_quote(input.correlated)}" if input.correlated else "",
+        seed=config["seed"],
     shell:
-        "python {input.script} --data {input.data} --uncorrelated {input.uncorrelated} {params.correlated} "
-        "--seed {params.seed} --out {output.png} > {log} 2>&1"
+        logged(
+            "python {input.script:q} --data {input.data:q} --uncorrelated {input.uncorrelated:q} {params.correlated} "
+            "--seed {params.seed} --out {output.png:q}"
+        )
 
 
 rule figure_epsilon_examples:
     input:
-        script=f"{SCRIPTS}/plot_epsilon_examples.py",
-        data="results/{dataset}/data/clean.npz",
-        measured=expand(
-            "results/{{dataset}}/eval/{method}/{name}",
-            method=["vanilla", BEST_GNT] + (["ant1x1"] if "ant1x1" in METHODS else []),
-            name=["noise_robustness.json", "an_generators.pt"],
-        ),
+        script=script("plot_epsilon_examples"),
+        data=results("data/clean.npz"),
+        records=lambda wildcards: ours("eval/{method}/noise_robustness.json", method=epsilon_example_methods()),
+        generators=lambda wildcards: ours("eval/{method}/an_generators.pt", method=epsilon_example_methods()),
     output:
-        fig3=report("results/{dataset}/figures/fig3_gaussian_eps_examples.png", caption="../report/fig3.rst", category="Figures"),
-        fig3_pdf="results/{dataset}/figures/fig3_gaussian_eps_examples.pdf",
-        fig8=report("results/{dataset}/figures/fig8_eps_examples.png", caption="../report/fig8.rst", category="Figures"),
-        fig8_pdf="results/{dataset}/figures/fig8_eps_examples.pdf",
-    params:
-        eval_dir=lambda wildcards, input: os.path.dirname(os.path.dirname(input.measured[0])),
-        methods=["vanilla", BEST_GNT] + (["ant1x1"] if "ant1x1" in METHODS else []),
-        index=config["report"]["example_index"],
-        seed=config["seed"],
+        fig3=report(results("figures/fig3_gaussian_eps_examples.png"), caption="../report/fig3.rst", category="Figures"),
+        fig3_pdf=results("figures/fig3_gaussian_eps_examples.pdf"),
+        fig8=report(results("figures/fig8_eps_examples.png"), caption="../report/fig8.rst", category="Figures"),
+        fig8_pdf=results("figures/fig8_eps_examples.pdf"),
     log:
-        "results/{dataset}/logs/figure_epsilon_examples.log",
+        results("logs/figure_epsilon_examples.log"),
     benchmark:
-        "results/{dataset}/benchmarks/figure_epsilon_examples.tsv"
+        results("benchmarks/figure_epsilon_examples.tsv")
     conda:
         "../envs/noisetrain.yaml"
+    params:
+        index=config["report"]["example_index"],
+        seed=config["seed"],
     shell:
-        "python {input.script} --data {input.data} --eval-dir {params.eval_dir} "
-        "--methods {params.methods} --index {params.index} --seed {params.seed} "
-        "--fig3 {output.fig3} --fig8 {output.fig8} > {log} 2>&1"
+        logged(
+            "python {input.script:q} --data {input.data:q} --records {input.records:q} "
+            "--generators {input.generators:q} --index {params.index} --seed {params.seed} "
+            "--fig3 {output.fig3:q} --fig8 {output.fig8:q}"
+        )
+
+
+# The compute cost of every job: it waits for every table and figure of the study, so it runs
+# last and counts them all.
+rule benchmarks_table:
+    input:
+        script=script("collect_benchmarks"),
+        finished=lambda wildcards: table_targets() + figure_targets(),
+    output:
+        md=results("report/benchmarks.md"),
+        html=report(results("report/benchmarks.html"), caption="../report/benchmarks.rst", category="Compute cost"),
+    log:
+        results("logs/benchmarks_table.log"),
+    conda:
+        "../envs/noisetrain.yaml"
+    params:
+        benchmarks=results("benchmarks"),
+    shell:
+        logged(
+            "python {input.script:q} --benchmarks {params.benchmarks:q} --dataset {wildcards.dataset:q} "
+            "--md {output.md:q} --html {output.html:q}"
+        )

@@ -1,50 +1,63 @@
 # Training: vanilla from scratch; every noise method fine-tuned from the vanilla model.
-# Per-epoch checkpoints live in an undeclared folder, so a failed job keeps them and a rerun
-# resumes; only the final model and its log are declared outputs.
+# Per-epoch checkpoints live in an undeclared folder, so a failed or killed job keeps them and a
+# rerun resumes; only the final model and its log are declared outputs.
 
 
 rule train:
     input:
         unpack(train_inputs),
-        script=f"{SCRIPTS}/train.py",
-        data="results/{dataset}/data/clean.npz",
+        script=script("train"),
+        data=results("data/clean.npz"),
     output:
-        model="results/{dataset}/models/{method}.pt",
-        log_csv="results/{dataset}/train_logs/{method}.csv",
+        model=results("models/{method}.pt"),
+        log_csv=results("train_logs/{method}.csv"),
+    log:
+        results("logs/train/{method}.log"),
+    benchmark:
+        results("benchmarks/train/{method}.tsv")
+    conda:
+        "../envs/noisetrain.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        mem_mb=8000,
+        runtime="24h",
+        gpu=GPU,
     params:
         spec=spec_json,
         optional=optional_args,
-        checkpoints="results/{dataset}/checkpoints/{method}",
+        checkpoints=results("checkpoints/{method}"),
         device=config["device"],
         code_version=CODE_VERSION,
-    threads: config["train"]["threads"]
+    shell:
+        logged(
+            "python {input.script:q} --data {input.data:q} {params.optional} --spec {params.spec:q} "
+            "--checkpoint-dir {params.checkpoints:q} --device {params.device} --threads {threads} "
+            "--out {output.model:q} --log-csv {output.log_csv:q}"
+        )
+
+
+# A checkpoint: which sweep model won is known only after the sweep is evaluated, and the jobs
+# that measure "the best GNT model" are then added for the model it names.
+checkpoint choose_sweep:
+    input:
+        script=script("choose_sweep"),
+        records=ours("eval/{method}/corruptions.json", method=SWEEP),
+        data=results("data/clean.npz"),
+    output:
+        SWEEP_CHOICE,
     log:
-        "results/{dataset}/logs/train/{method}.log",
+        results("logs/choose_sweep.log"),
     benchmark:
-        "results/{dataset}/benchmarks/train/{method}.tsv"
+        results("benchmarks/choose_sweep.tsv")
     conda:
         "../envs/noisetrain.yaml"
-    shell:
-        "python {input.script} --data {input.data} {params.optional} --spec '{params.spec}' "
-        "--checkpoint-dir {params.checkpoints} --device {params.device} --threads {threads} "
-        "--out {output.model} --log-csv {output.log_csv} > {log} 2>&1"
-
-
-rule choose_ant_eps:
-    input:
-        script=f"{SCRIPTS}/choose_ant_eps.py",
-        records=sweep_records,
-        data="results/{dataset}/data/clean.npz",
-    output:
-        "results/{dataset}/selection/ant_eps.json",
+    resources:
+        mem_mb=4000,
+        runtime="30m",
     params:
         seed=config["seed"],
-    log:
-        "results/{dataset}/logs/choose_ant_eps.log",
-    benchmark:
-        "results/{dataset}/benchmarks/choose_ant_eps.tsv"
-    conda:
-        "../envs/noisetrain.yaml"
+        code_version=CODE_VERSION,
     shell:
-        "python {input.script} --records {input.records} --data {input.data} --seed {params.seed} "
-        "--out {output} > {log} 2>&1"
+        logged(
+            "python {input.script:q} --records {input.records:q} --data {input.data:q} --seed {params.seed} " "--out {output:q}"
+        )

@@ -1,13 +1,38 @@
-"""Shared fixtures: the repository root and a small prepared digits set on disk."""
+"""Shared fixtures: the repository root, a small prepared digits set on disk, and the tiny
+end-to-end study (the real Snakemake workflow on config/test.yaml, run once per session)."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from noisetrain import datasets
+from noisetrain.data import datasets
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CORRUPTIONS = 15
+# Jobs run `python`: as for a user with the venv activated, it must be this interpreter.
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+METHODS = ["vanilla", "gnt_mult", "speckle", "ant1x1", "ant3x3", "gnt_s0.3", "gnt_s0.6"]
+
+
+def snakemake(workdir, *args, timeout=900):
+    return subprocess.run(
+        [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+         "--configfile", str(REPO / "config" / "test.yaml"), *args],
+        capture_output=True, text=True, timeout=timeout, env=ENV,
+    )
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("study")
+    result = snakemake(workdir, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir / "results" / "digits"
 
 
 @pytest.fixture(scope="session")

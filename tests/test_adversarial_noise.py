@@ -4,18 +4,18 @@ import math
 
 import pytest
 import torch
+from helpers import fit_full_batch
 from torch import nn
 from torch.nn import functional as F
 
-from noisetrain.adversarial_noise import (
+from noisetrain.noise.adversarial_noise import (
     fit_generator,
     fooling_rate,
     frozen,
     generator_loss,
     perturb,
 )
-from noisetrain.generators import NoiseGenerator
-from helpers import fit_full_batch
+from noisetrain.noise.generators import NoiseGenerator
 
 EPS = 2.0  # Gaussian noise of this norm fools the classifier below on ~5% of the images
 

@@ -7,19 +7,19 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import fit_full_batch
 from torch import nn
 from torch.nn import functional as F
 
-from noisetrain import datasets, training
-from noisetrain.adversarial_noise import fit_generator, fooling_rate
-from noisetrain.ant import (
-    AntStep,
-    generator_from_export,
-    part_counts,
-)
-from noisetrain.generators import NoiseGenerator
-from noisetrain.rescaling import rescale_to_norm
-from helpers import fit_full_batch
+from noisetrain.config import train_spec, validate_config
+from noisetrain.data import datasets
+from noisetrain.errors import DataError, TrainingError
+from noisetrain.noise.adversarial_noise import fit_generator, fooling_rate
+from noisetrain.noise.generator_bank import GeneratorBank
+from noisetrain.noise.generators import NoiseGenerator
+from noisetrain.noise.rescaling import rescale_to_norm
+from noisetrain.train import trainer as training
+from noisetrain.train.ant import AntStep, part_counts
 
 EPS = 3.0  # reachable for every digit in both directions (brighten and darken)
 ATTACK_EPS = 10.0  # the paper's MNIST eps: a trained generator fools the MLP below on ~85% of digits
@@ -49,17 +49,20 @@ def sgd(model, lr=0.05):
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
 
 
+SCHEDULE = {"epochs": 1, "lr": 0.05, "momentum": 0.9, "lr_decay_epoch": None}
+
+
 def spec(**overrides) -> dict:
-    """A validated ANT spec as the trainer passes it (schema defaults, eps resolved)."""
-    base = {
-        "method": "ant", "kind": "ant", "kernel": "1x1", "depth": 4, "eps": EPS, "replay": True,
-        "generator_lr": 1e-4, "reinit_every": 1000.0, "reinit_steps": 0, "snapshot_every": 1000,
-        "stylized_path": None, "fractions": None, "seed": 0, "batch_size": 40, "clean_fraction": 0.5,
-        "model": "madry_cnn", "epochs": 1, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0,
-        "lr_decay_epoch": None,
-    }
-    base.update(overrides)
-    return base
+    """An ANT spec as the trainer gets it: a validated config (schema defaults filled) through
+    ``train_spec``; overrides of schedule keys go to the fine-tuning schedule, the rest to the method."""
+    method = {"kind": "ant", "eps": EPS, "generator_lr": 1e-4, "reinit_every": 1000.0, "reinit_steps": 0,
+              "snapshot_every": 1000}
+    schedule = dict(SCHEDULE)
+    for key, value in overrides.items():
+        (schedule if key in SCHEDULE else method)[key] = value
+    config = {"dataset": {"name": "digits"}, "train": {"batch_size": 40, "finetune": schedule},
+              "methods": {"vanilla": {"kind": "vanilla"}, "ant": method}, "robustness": {"an_eps": EPS}}
+    return train_spec(validate_config(config), "ant")
 
 
 def batch(data, n=40, seed=0):
@@ -311,17 +314,17 @@ def test_export_round_trip(data, tmp_path):
     opt = sgd(model)
     _run(data, ant, model, opt, 3)
     path = tmp_path / "model.pt"
-    torch.save({"ant": ant.export()}, path)
-    export = torch.load(path, weights_only=True)["ant"]
-    assert export["config"] == {"channels": 1, "depth": 4, "kernel": "1x1", "eps": EPS}
-    assert len(export["bank"]) == 3
-    final = generator_from_export(export)
+    torch.save(ant.export(), path)
+    bank = GeneratorBank.from_dict(torch.load(path, weights_only=True)["generators"])
+    assert (bank.arch, bank.eps) == ({"channels": 1, "depth": 4, "kernel": "1x1"}, EPS)
+    assert len(bank.states) == 3 + 1  # the replay bank, then the final generator
+    final = bank.build()
     for key, value in ant.generator.state_dict().items():
         assert torch.equal(final.state_dict()[key], value)
-    first = generator_from_export(export, 0)
+    first = bank.build(0)
     assert all(torch.equal(first.state_dict()[k], v) for k, v in ant.bank[0].items())
     with pytest.raises(IndexError, match="bank"):
-        generator_from_export(export, 3)
+        bank.build(4)
 
 
 # -- ANT makes the classifier robust to adversarial noise ----------------------------------
@@ -376,8 +379,9 @@ def test_ant_classifier_is_fooled_less_by_a_fresh_adversarial_generator(data):
     ],
 )
 def test_invalid_specs_are_rejected(data, overrides, match):
+    # The config validation rejects these first; AntStep checks a spec given directly, too.
     with pytest.raises(ValueError, match=match):
-        AntStep(spec(**overrides), data, "cpu", steps_per_epoch=5)
+        AntStep({**spec(), **overrides}, data, "cpu", steps_per_epoch=5)
 
 
 def test_fractions_within_tolerance_are_accepted(data):
@@ -389,10 +393,10 @@ def test_fractions_within_tolerance_are_accepted(data):
 def test_stylized_file_must_match_the_training_labels(data, tmp_path):
     path = tmp_path / "wrong.npz"
     np.savez(path, images=data.train.images, labels=(data.train.labels + 1) % 10)
-    with pytest.raises(ValueError, match="wrong.npz.*labels"):
+    with pytest.raises(DataError, match="wrong.npz.*labels"):
         AntStep(spec(stylized_path=str(path)), data, "cpu", steps_per_epoch=5)
     np.savez(path, images=data.train.images[:10], labels=data.train.labels)
-    with pytest.raises(ValueError, match="wrong.npz.*shape"):
+    with pytest.raises(DataError, match="wrong.npz.*shape"):
         AntStep(spec(stylized_path=str(path)), data, "cpu", steps_per_epoch=5)
 
 
@@ -400,11 +404,44 @@ def test_stylized_file_must_match_the_training_labels(data, tmp_path):
 
 
 def test_trainer_runs_ant_and_checkpoints_its_state(data, tmp_path):
-    if not hasattr(training, "build_step"):
-        pytest.skip("noisetrain.training has no method-step protocol yet")
     s = spec(reinit_every=0.4, reinit_steps=2, snapshot_every=2, epochs=1)
-    state = training.fit(s, data, checkpoint_dir=tmp_path, log=lambda _: None)
+    state = training.fit(s, data, checkpoint_dir=tmp_path, divergence_guard=False, log=lambda _: None)
     assert isinstance(state.method, AntStep)
     assert (state.method.steps, state.method.reinits, len(state.method.bank)) == (5, 2, 2)
     saved = torch.load(tmp_path / "last.pt", weights_only=True)
     assert saved["method"]["steps"] == 5 and len(saved["method"]["bank"]) == 2
+    assert {"generator_loss", "fooling_rate"} <= set(state.log[0])
+    assert state.log[0]["generator_loss"] > 0 and 0.0 <= state.log[0]["fooling_rate"] <= 1.0
+
+
+def test_step_reports_the_generators_metrics(data):
+    ant = AntStep(spec(), data, "cpu", steps_per_epoch=5)
+    model = mlp()
+    x, y, index = batch(data)
+    state = ant.noise_rng.get_state()
+    with torch.no_grad():  # the generator step's own samples: the same z, before its update
+        expected = F.cross_entropy(model(ant._perturb(ant.generator, x)), y)
+    ant.noise_rng.set_state(state)
+    metrics = ant.step(model, sgd(model), x, y, index)
+    assert set(metrics) == {"loss", "generator_loss", "fooling_rate"}
+    assert metrics["generator_loss"] == pytest.approx(expected.item(), rel=1e-5)
+    assert 0.0 <= metrics["fooling_rate"] <= 1.0
+
+
+def test_generator_step_leaves_batchnorm_statistics_alone(data):
+    ant = AntStep(spec(), data, "cpu", steps_per_epoch=5)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 26 * 26, 10)).train()
+    before = model[1].running_mean.clone()
+    x, y, _ = batch(data)
+    ant._generator_update(model, ant.generator, ant.optimizer, x, y)
+    assert torch.equal(model[1].running_mean, before)  # eval mode during the generator step
+    assert model.training  # and the classifier's mode is restored
+
+
+def test_diverged_generator_stops_with_a_clear_error(data):
+    ant = AntStep(spec(), data, "cpu", steps_per_epoch=5)
+    with torch.no_grad():
+        ant.generator.convs[-1].weight.fill_(float("nan"))
+    model = mlp()
+    with pytest.raises(TrainingError, match="noise generator diverged.*lower generator_lr"):
+        ant.step(model, sgd(model), *batch(data))

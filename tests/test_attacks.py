@@ -2,10 +2,11 @@
 
 import pytest
 import torch
+from conftest import REPO
 from torch import nn
 
-from noisetrain.attacks import ATTACKS, PAPER_SETTINGS, adversarial_accuracy
-
+from noisetrain.config import load_config, validate_config
+from noisetrain.measure.attacks import ATTACKS, adversarial_accuracy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -89,11 +90,12 @@ def test_errors(trained):
         adversarial_accuracy(model, x, y, attack="l2_ddn", epsilon=-1.0, steps=10)
 
 
-def test_paper_settings_cover_both_attacks():
-    assert set(PAPER_SETTINGS) == {"mnist", "imagenet"}
-    for settings in PAPER_SETTINGS.values():
-        assert set(settings) == set(ATTACKS)
-    assert PAPER_SETTINGS["mnist"]["linf_pgd"] == {"epsilon": 0.1, "steps": 100, "step_size": 0.01}
-    assert PAPER_SETTINGS["mnist"]["l2_ddn"] == {"epsilon": 1.5, "steps": 100, "gamma": 0.05}
-    assert PAPER_SETTINGS["imagenet"]["linf_pgd"] == {"epsilon": 0.001, "steps": 200, "step_size": 1e-4}
-    assert PAPER_SETTINGS["imagenet"]["l2_ddn"] == {"epsilon": 0.125, "steps": 200, "gamma": 0.02}
+def test_mnist_config_and_schema_defaults_hold_the_papers_attack_settings():
+    """Appendix F, MNIST: L-inf PGD eps 0.1 (100 steps of 0.01), L2 DDN eps 1.5 (100 steps, gamma 0.05)."""
+    paper = {"linf_pgd": {"epsilon": 0.1, "steps": 100, "step_size": 0.01},
+             "l2_ddn": {"epsilon": 1.5, "steps": 100, "gamma": 0.05}}
+    mnist = load_config(REPO / "config" / "mnist.yaml")["attacks"]
+    minimal = {"dataset": {"name": "digits"}, "methods": {"vanilla": {"kind": "vanilla"}}, "robustness": {"an_eps": 1.0}}
+    defaults = validate_config(minimal)["attacks"]
+    for attacks in (mnist, defaults):
+        assert {name: attacks[name] for name in ATTACKS} == paper

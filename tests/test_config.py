@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import noisetrain.config as cfg
 from noisetrain.config import ConfigError, expand_methods, load_config, train_spec, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +42,8 @@ def test_validation_does_not_modify_the_input():
         ({"trian": {}}, "<top level>", "'trian' was unexpected"),
         ({"methods": {"vanilla": {"kind": "vanilla"}, "x": {"kind": "gnt"}}}, "methods.x", "'sigma' is a required property"),
         ({"methods": {"vanilla": {"kind": "vanilla"}, "x": {"kind": "magic"}}}, "methods.x.kind", "'magic' is not one of"),
-        ({"methods": {"vanilla": {"kind": "vanilla"}, "x": {"kind": "gnt", "sigma": 0.5, "sigmas": [1]}}}, "methods.x", "'sigmas' was unexpected"),
+        ({"methods": {"vanilla": {"kind": "vanilla"}, "x": {"kind": "gnt", "sigma": 0.5, "sigmas": [1]}}},
+         "methods.x", "'sigmas' was unexpected"),
         ({"dataset": {"name": "cifar"}}, "dataset.name", "'cifar' is not one of"),
         ({"train": {"clean_fraction": 1.5}}, "train.clean_fraction", "1.5 is greater than the maximum of 1"),
     ],
@@ -71,7 +73,8 @@ def test_fine_tuned_methods_need_vanilla():
 
 
 def test_sigma_sweep_expands_into_named_methods():
-    config = validate_config({"dataset": {"name": "digits"}, "methods": {"vanilla": {"kind": "vanilla"}}, "sigma_sweep": [0.1, 0.5, 1.0]})
+    config = validate_config({"dataset": {"name": "digits"}, "methods": {"vanilla": {"kind": "vanilla"}},
+                              "sigma_sweep": [0.1, 0.5, 1.0]})
     methods = expand_methods(config)
     assert methods["gnt_s0.1"] == {"kind": "gnt", "sigma": 0.1}
     assert list(methods) == ["vanilla", "gnt_s0.1", "gnt_s0.5", "gnt_s1"]
@@ -108,3 +111,138 @@ def test_snakemake_rejects_malformed_config_in_one_line(tmp_path):
     assert "config error at 'train.vanilla.lr': '5e-2' is not of type 'number'" in output
     assert "Traceback" not in output
     assert not (REPO / "results" / "digits" / "data" / "bad").exists()
+
+
+# Malformed configs caught by validate_config (or the loaders it relies on) before any job runs.
+BASE = {"dataset": {"name": "digits"}, "methods": {"vanilla": {"kind": "vanilla"}}, "sigma_sweep": [0.5]}
+
+
+def config_error(config: dict) -> str:
+    """The one-line message validate_config raises for ``config``."""
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("config error at '")
+    return message
+
+
+def test_robustness_methods_must_be_defined():
+    message = config_error({**BASE, "robustness": {"methods": ["vanilla", "ant9"]}})
+    assert "'robustness.methods.1': unknown method 'ant9'; known: vanilla, gnt_s0.5, best_gnt" in message
+    assert validate_config({**BASE, "robustness": {"methods": ["best_gnt", "gnt_s0.5"]}})
+
+
+def test_best_gnt_needs_a_sigma_sweep():
+    # Without a sweep there is no best model to measure (the robustness job hit an IndexError).
+    message = config_error({**BASE, "sigma_sweep": [], "robustness": {"methods": ["vanilla", "best_gnt"], "an_eps": 2.0}})
+    assert "'robustness.methods.1': 'best_gnt' is the sigma sweep's best model" in message
+    assert "add sigma_sweep values" in message
+
+
+ANT = {"kind": "ant", "eps": 2.0}
+
+
+@pytest.mark.parametrize(
+    "spec, where, expected",
+    [
+        ({"fractions": {"clean": 0.5, "stylized": 0.0, "current": 0.3, "replay": 0.1}},
+         "methods.a.fractions", "must sum to 1, got 0.9"),
+        ({"fractions": {"clean": 0.25, "stylized": 0.3, "current": 0.225, "replay": 0.225}},
+         "methods.a.fractions.stylized", "needs stylized_path"),
+        ({"replay": False, "fractions": {"clean": 0.5, "stylized": 0.0, "current": 0.3, "replay": 0.2}},
+         "methods.a.fractions.replay", "needs replay: true"),
+    ],
+)
+def test_ant_fractions_are_checked_at_config_time(spec, where, expected):
+    message = config_error({**BASE, "methods": {"vanilla": {"kind": "vanilla"}, "a": {**ANT, **spec}}})
+    assert f"'{where}'" in message and expected in message
+    # Within the tolerance, and with what each part needs, the same split is accepted.
+    fractions = {"clean": 0.1 + 0.2, "stylized": 0.0, "current": 0.5, "replay": 0.2}  # sums to 1 +- 1e-16
+    assert validate_config({**BASE, "methods": {"vanilla": {"kind": "vanilla"}, "a": {**ANT, "fractions": fractions}}})
+
+
+@pytest.mark.parametrize(
+    "snippet, where",
+    [
+        ("sigma_sweep: [0.5, .inf]", "sigma_sweep.1"),
+        ("train: {finetune: {lr: -.inf}}", "train.finetune.lr"),
+        ("robustness: {an_eps: .nan}", "robustness.an_eps"),
+        ("methods: {vanilla: {kind: vanilla}, g: {kind: gnt, sigma: .NaN}}", "methods.g.sigma"),
+    ],
+)
+def test_non_finite_numbers_are_rejected(snippet, where):
+    message = config_error({**BASE, **yaml.safe_load(snippet)})
+    assert f"'{where}'" in message and "is not a finite number" in message
+
+
+@pytest.mark.parametrize(
+    "patch, where, expected",
+    [
+        ({"train": {"vanilla": {"epochs": 25.0}}}, "train.vanilla.epochs", "write 25,"),
+        ({"train": {"finetune": {"lr_decay_epoch": 4.0}}}, "train.finetune.lr_decay_epoch", "write 4,"),
+        ({"seed": 1.0}, "seed", "write 1,"),
+    ],
+)
+def test_float_where_an_integer_is_meant(patch, where, expected):
+    message = config_error({**BASE, **patch})
+    assert f"'{where}': " in message and "is not of type 'integer'" in message and expected in message
+
+
+DUPLICATED = """\
+dataset: {name: digits}
+methods:
+  vanilla: {kind: vanilla}
+  ant1x1: &ant {kind: ant, eps: 2.0}
+  ant3x3: {<<: *ant, kernel: "3x3"}  # overriding a merged key is not a duplicate
+  ant1x1: {kind: ant, eps: 3.0}
+"""
+
+
+def test_duplicate_yaml_keys_are_rejected(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text(DUPLICATED)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"config error at 'methods.ant1x1': key given twice in {path} (lines 4 and 6)" in message
+    with pytest.raises(ConfigError, match=r"'methods\.ant1x1': key given twice"):
+        cfg.check_config_files([str(REPO / "config" / "test.yaml"), str(path)])
+    cfg.check_config_files([str(p) for p in CONFIGS])  # merge keys with overrides load fine
+    path.write_text(DUPLICATED.replace("  ant1x1: {kind: ant, eps: 3.0}\n", ""))
+    assert cfg.load_yaml_strict(path)["methods"]["ant3x3"] == {"kind": "ant", "eps": 2.0, "kernel": "3x3"}
+
+
+@pytest.mark.parametrize("name", [".", "..", ".hidden", "a/b", "../x", "best_gnt", "all"])
+def test_method_names_stay_inside_results(name):
+    message = config_error({**BASE, "methods": {"vanilla": {"kind": "vanilla"}, name: {"kind": "gnt", "sigma": 0.5}}})
+    assert "'methods': the name" in message and f"'{name}'" in message
+    assert ("reserved" if name in ("best_gnt", "all") else "a method name is a file name under results/") in message
+
+
+@pytest.mark.parametrize(
+    "names, expected",
+    [
+        (["fog", "smoke"], "unknown MNIST-C corruption 'smoke'; known: shot_noise, impulse_noise, glass_blur"),
+        (["fog", "../x"], "unknown MNIST-C corruption '../x'"),
+        (["fog", "fog"], "'fog' is listed twice"),
+    ],
+)
+def test_corruption_names_must_be_mnist_c_names(names, expected):
+    message = config_error({**BASE, "corruptions": {"names": names}})
+    assert "'corruptions.names.1': " in message and expected in message
+
+
+@pytest.mark.parametrize("dataset", [{"name": "mnist"}, {"name": "mnist", "download": True}])
+def test_mnist_needs_a_root(dataset):
+    message = config_error({**BASE, "dataset": dataset})
+    assert "'dataset.root': MNIST needs root, the folder holding MNIST/raw/" in message
+    assert validate_config({**BASE, "dataset": {**dataset, "root": "data"}})["dataset"]["root"] == "data"
+
+
+def test_device_cuda_needs_a_visible_gpu():
+    with pytest.raises(ConfigError, match=r"^config error at 'device': 'cuda' but no GPU is visible"):
+        cfg.check_device({"device": "cuda"}, cuda_available=False)
+    cfg.check_device({"device": "cuda"}, cuda_available=True)
+    cfg.check_device({"device": "auto"}, cuda_available=False)
+    cfg.check_device({"device": "cpu"}, cuda_available=False)

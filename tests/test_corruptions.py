@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from noisetrain import corruptions, datasets, mnist_c
+from noisetrain.data import corruptions, datasets, mnist_c
+from noisetrain.errors import DataError
 
 
 def test_categories_and_noise_subset():
@@ -59,3 +60,13 @@ def test_set_roundtrip(tiny_digits, tmp_path):
     corruptions.save_set(arrays, tmp_path / "fog.npz")
     back = corruptions.load_set(tmp_path / "fog.npz")
     assert all(np.array_equal(back[k], arrays[k]) for k in arrays)
+
+
+def test_corruption_set_of_the_wrong_shape_is_a_one_line_error(tmp_path):
+    path = tmp_path / "fog.npz"
+    np.savez(path, images=np.zeros((5, 28, 28), np.uint8), labels=np.zeros(5, np.int64), severities=np.ones(5, np.int64))
+    with pytest.raises(DataError, match=r"fog.npz holds images uint8 \(5, 28, 28\).*expected uint8 \(N, C, H, W\).*rerun"):
+        corruptions.load_set(path)
+    np.savez(path, images=np.zeros((5, 1, 28, 28), np.uint8), labels=np.zeros(4, np.int64), severities=np.ones(5, np.int64))
+    with pytest.raises(DataError, match="labels \\(4,\\)"):
+        corruptions.load_set(path)

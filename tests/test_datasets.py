@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from noisetrain import datasets
+from noisetrain.data import datasets
 
 
 def test_digits_are_framed_like_mnist():
@@ -9,7 +9,8 @@ def test_digits_are_framed_like_mnist():
     assert images.shape == (1797, 1, 28, 28) and images.dtype == np.uint8
     assert labels.shape == (1797,) and set(labels) == set(range(10))
     # the 20x20 box is centred: a 4-pixel empty margin on every side
-    margin = np.concatenate([images[:, :, :4].ravel(), images[:, :, -4:].ravel(), images[:, :, :, :4].ravel(), images[:, :, :, -4:].ravel()])
+    margin = np.concatenate([images[:, :, :4].ravel(), images[:, :, -4:].ravel(),
+                             images[:, :, :, :4].ravel(), images[:, :, :, -4:].ravel()])
     assert margin.max() == 0
     assert images.max() == 255  # sklearn's value 16 maps to 1.0
 

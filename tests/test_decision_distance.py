@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from noisetrain.decision_distance import (
+from noisetrain.measure.decision_distance import (
     DistanceResult,
     decision_distances,
     fraction_inf,
@@ -188,7 +188,7 @@ def test_forward_passes_conv_net(conv_net, make_dirs):
     assert res.forward_passes_per_image <= 20
     # check the bracket on the net itself: the returned size flips the decision, a size
     # rel_tol below it does not (a flip further down the ray is possible, but rare)
-    from noisetrain.decision_distance import _Rays
+    from noisetrain.measure.decision_distance import _Rays
 
     idx = torch.as_tensor(np.flatnonzero(finite))
     rays = _Rays(x[idx], dirs[idx])

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from noisetrain.generators import NoiseGenerator, count_parameters
+from noisetrain.noise.generators import NoiseGenerator, count_parameters
 
 
 @pytest.mark.parametrize("depth,expected", [(1, 12), (2, 143), (3, 563), (4, 983), (5, 1403)])

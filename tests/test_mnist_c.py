@@ -10,8 +10,8 @@ from scipy import ndimage, stats
 from skimage.transform import resize
 from sklearn.datasets import load_digits
 
-from noisetrain import mnist_c as mc
-from noisetrain.mnist_c import MNIST_C_CORRUPTIONS, CATEGORIES, corrupt_image, corrupt_images
+from noisetrain.data import mnist_c as mc
+from noisetrain.data.mnist_c import CATEGORIES, MNIST_C_CORRUPTIONS, corrupt_image, corrupt_images
 
 RANDOM = [n for n in MNIST_C_CORRUPTIONS if n not in mc.DETERMINISTIC_CORRUPTIONS]
 RANDOM_SIGN = {"shear", "rotate", "translate"}

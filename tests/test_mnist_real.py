@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from noisetrain import datasets
+from noisetrain.data import datasets
 
 ROOT = os.environ.get("NOISETRAIN_MNIST_ROOT")
 pytestmark = pytest.mark.skipif(not ROOT, reason="NOISETRAIN_MNIST_ROOT not set (CI sets it to ../shared/data)")
@@ -37,6 +37,7 @@ def test_prepare_reads_real_mnist_offline():
 
 
 def test_subset_keeps_source_positions():
-    data = datasets.prepare({"name": "mnist", "root": ROOT, "download": False, "seed": 0, "subset_train": 1000, "subset_test": 500})
+    data = datasets.prepare({"name": "mnist", "root": ROOT, "download": False, "seed": 0,
+                             "subset_train": 1000, "subset_test": 500})
     full = datasets.prepare({"name": "mnist", "root": ROOT, "download": False, "seed": 0})
     assert np.array_equal(full.test.images[data.test_index], data.test.images)

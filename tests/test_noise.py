@@ -1,6 +1,6 @@
 import torch
 
-from noisetrain import noise
+from noisetrain.noise import pixel_noise as noise
 
 
 def gen(seed=0):

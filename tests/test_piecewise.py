@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from noisetrain import piecewise
-from noisetrain.generators import NoiseGenerator
+from noisetrain.noise import piecewise
+from noisetrain.noise.generators import NoiseGenerator
 
 
 def _layers(gen):

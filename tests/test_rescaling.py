@@ -5,7 +5,7 @@ import time
 import pytest
 import torch
 
-from noisetrain.rescaling import rescale_factor, rescale_to_norm
+from noisetrain.noise.rescaling import rescale_factor, rescale_to_norm
 
 
 def _norms(x, out):
@@ -17,7 +17,7 @@ def _bisect_eta(x, delta, eps, iters=200):
     x, delta = x.double().flatten(1), delta.double().flatten(1)
     etas = []
     for xi, di in zip(x, delta):
-        norm = lambda eta: ((xi + eta * di).clamp(0, 1) - xi).norm().item()  # noqa: E731
+        norm = lambda eta, xi=xi, di=di: ((xi + eta * di).clamp(0, 1) - xi).norm().item()  # noqa: E731
         lo, hi = 0.0, 1.0
         while norm(hi) < eps:
             hi *= 2
@@ -169,7 +169,7 @@ def test_mnist_sized_batch_is_fast():
 
 
 def test_fast_row_sort_agrees_with_torch_sort():
-    from noisetrain.rescaling import _sort_rows
+    from noisetrain.noise.rescaling import _sort_rows
 
     g = torch.Generator().manual_seed(0)
     s = torch.rand(7, 50, generator=g) * 100

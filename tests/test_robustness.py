@@ -1,11 +1,11 @@
 import math
 
 import torch
+from helpers import fit_full_batch
 from torch import nn
 
-from noisetrain import robustness
-from noisetrain.evaluation import accuracy
-from helpers import fit_full_batch
+from noisetrain.measure import robustness
+from noisetrain.measure.evaluation import accuracy
 
 
 def trained_net(seed=0):

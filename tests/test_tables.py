@@ -1,10 +1,11 @@
 import pandas as pd
 import pytest
 
-from noisetrain import report, tables
-from noisetrain.evaluation import summarize
-from noisetrain.results import to_frame
-from noisetrain.selection import best_gnt, sweep_sigmas
+from noisetrain.measure.evaluation import summarize
+from noisetrain.report import study_tables as report
+from noisetrain.report import tables
+from noisetrain.report.records import to_frame
+from noisetrain.report.sweep_choice import best_of, sweep_sigmas
 
 # Hand-made accuracies: (clean, shot_noise, fog) per method.
 VALUES = {
@@ -13,6 +14,7 @@ VALUES = {
     "gnt_s0.6": (0.980, 0.98, 0.80),
     "gnt_mult": (0.992, 0.97, 0.60),
 }
+BEST = "gnt_s0.6"  # the sweep's choice (choose_sweep writes it; its tests are in test_sweep_choice.py)
 SPECS = {"vanilla": {"kind": "vanilla"}, "gnt_s0.3": {"kind": "gnt", "sigma": 0.3},
          "gnt_s0.6": {"kind": "gnt", "sigma": 0.6}, "gnt_mult": {"kind": "gnt_mult"}}
 
@@ -43,11 +45,13 @@ def test_method_summary_and_best_sigma():
     assert summary.at["gnt_s0.6", "c_mean"] == pytest.approx(0.89)
     assert summary.at["gnt_s0.6", "c_mean_without_noise"] == pytest.approx(0.80)
     assert summary.at["vanilla", "clean"] == pytest.approx(0.99)
-    assert best_gnt(summary, sweep_sigmas(SPECS)) == "gnt_s0.6"
+    assert best_of(summary["c_mean"].to_dict(), sweep_sigmas(SPECS)) == "gnt_s0.6"
+    # ties go to the smaller sigma
+    assert best_of({"gnt_s0.3": 0.5, "gnt_s0.6": 0.5}, sweep_sigmas(SPECS)) == "gnt_s0.3"
 
 
 def test_table11_cells_with_paper_rows_for_mnist(tmp_path):
-    built = report.write_tables(records("mnist"), "mnist", ["shot_noise", "fog"], list(VALUES), tmp_path)
+    built = report.write_tables(records("mnist"), "mnist", ["shot_noise", "fog"], list(VALUES), tmp_path, BEST)
     table = built["table11"]
     assert list(table.columns) == ["model", "source", "clean", "C mean", "shot_noise", "fog"]
     ours = table[table.source == "ours"].set_index("model")
@@ -64,33 +68,42 @@ def test_table11_cells_with_paper_rows_for_mnist(tmp_path):
 
 
 def test_summary_table_paper_columns_only_for_paper_datasets(tmp_path):
-    mnist = report.write_tables(records("mnist"), "mnist", ["shot_noise", "fog"], list(VALUES), tmp_path)["summary"]
+    mnist = report.write_tables(records("mnist"), "mnist", ["shot_noise", "fog"], list(VALUES), tmp_path, BEST)["summary"]
     assert mnist.loc[0, "C mean (paper)"] == 86.9
     assert mnist.loc[0, "C w/o noise"] == pytest.approx(50.0)
     assert pd.isna(mnist.loc[0, "C w/o noise (paper)"])  # the paper gives no MNIST-C mean without noise
-    digits = report.write_tables(records("digits"), "digits", ["shot_noise", "fog"], list(VALUES), tmp_path / "d")
+    digits = report.write_tables(records("digits"), "digits", ["shot_noise", "fog"], list(VALUES), tmp_path / "d", BEST)
     assert not any("paper" in c for c in digits["summary"].columns)
     assert set(digits["table11"].source) == {"ours"}
 
 
 def test_sweep_table_puts_vanilla_at_sigma_zero(tmp_path):
-    sweep = report.write_tables(records("digits"), "digits", ["shot_noise", "fog"], list(VALUES), tmp_path)["sigma_sweep"]
+    sweep = report.write_tables(records("digits"), "digits", ["shot_noise", "fog"], list(VALUES), tmp_path, BEST)["sigma_sweep"]
     assert sweep.sigma.tolist() == [0.0, 0.3, 0.6]
     assert sweep["C mean"].tolist() == pytest.approx([70.0, 83.0, 89.0])
 
 
 def test_rendered_files_and_captions(tmp_path):
-    report.write_tables(records("digits"), "digits", ["shot_noise", "fog"], list(VALUES), tmp_path)
+    report.write_tables(records("digits"), "digits", ["shot_noise", "fog"], list(VALUES), tmp_path, BEST)
     md = (tmp_path / "table11.md").read_text()
     assert "The paper reports no digits values" in md
     assert "| Vanilla" in md and "99.0" in md and "70.0" in md
     tex = (tmp_path / "summary.tex").read_text()
     assert "\\begin{tabular}" in tex and "\\caption{" in tex and "\\toprule" in tex
     mnist = tmp_path / "m"
-    report.write_tables(records("mnist"), "mnist", ["shot_noise", "fog"], list(VALUES), mnist)
+    report.write_tables(records("mnist"), "mnist", ["shot_noise", "fog"], list(VALUES), mnist, BEST)
     assert "values printed in the paper's Table 11" in (mnist / "table11.md").read_text()
 
 
 def test_missing_cells_render_as_a_dash():
-    md, tex = tables.render(pd.DataFrame([{"model": "a", "x": None, "y": 1.234}]), "cap")
-    assert "–" in md and "1.2" in md and "--" in tex
+    out = tables.render(pd.DataFrame([{"model": "a", "x": None, "y": 1.234}]), "cap")
+    assert "–" in out["md"] and "1.2" in out["md"] and "--" in out["tex"] and "<td>–" in out["html"]
+
+
+def test_latex_is_plain_ascii_with_symbols_in_math_mode():
+    table = pd.DataFrame([{"model": "GNT σ=0.5", "ε*_AN": "7.39 ± 0.12", "L∞ acc": float("nan")}])
+    tex = tables.render(table, "Median ε* (σ, ±, ∞) of 50% [model_a & b]")["tex"]
+    assert tex.isascii()
+    assert r"GNT $\sigma$=0.5" in tex and r"7.39 $\pm$ 0.12" in tex and r"L$\infty$ acc" in tex
+    assert r"$\epsilon$*\_AN" in tex
+    assert r"\caption{Median $\epsilon$* ($\sigma$, $\pm$, $\infty$) of 50\% [model\_a \& b]}" in tex

@@ -1,3 +1,4 @@
+import copy
 import json
 import signal
 import subprocess
@@ -8,15 +9,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from noisetrain import models, training
-from noisetrain.models import CheckpointError
+from noisetrain.config import train_spec, validate_config
+from noisetrain.errors import CheckpointError, ConfigError, TrainingError
+from noisetrain.models import architectures as models
+from noisetrain.models.model_file import load_model, save_model
+from noisetrain.train import trainer as training
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC = {
-    "method": "gnt_s0.5", "kind": "gnt", "sigma": 0.5, "model": "madry_cnn", "seed": 3,
-    "epochs": 6, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "lr_decay_epoch": 4,
-    "batch_size": 50, "clean_fraction": 0.5,
-}
+# The spec of the sweep's sigma 0.5 model, as the pipeline builds it from a validated config.
+SPEC = train_spec(validate_config({
+    "dataset": {"name": "digits"}, "seed": 3, "sigma_sweep": [0.5], "methods": {"vanilla": {"kind": "vanilla"}},
+    "train": {"batch_size": 50, "finetune": {"epochs": 6, "lr": 0.05, "momentum": 0.9, "lr_decay_epoch": 4}},
+}), "gnt_s0.5")
 
 
 def test_loss_falls_and_log_is_complete(tiny_digits, tmp_path):
@@ -62,13 +66,14 @@ def test_killed_job_resumes_to_identical_weights(tiny_digits_path, tmp_path):
     resumed = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
     assert f"resuming gnt_s0.5 from {checkpoint} after epoch {epochs_done}" in resumed.stderr
 
-    straight, _ = models.load_model(tmp_path / "straight.pt")
-    again, info = models.load_model(tmp_path / "killed.pt")
+    straight, _ = load_model(tmp_path / "straight.pt")
+    again, info = load_model(tmp_path / "killed.pt")
     for (name, a), (_, b) in zip(straight.state_dict().items(), again.state_dict().items()):
         assert torch.equal(a, b), f"{name} differs after resume"
-    assert info["spec"] == SPEC
+    assert info["spec"] == SPEC and info["code_version"] and len(info["data_hash"]) == 12 and info["init_hash"] is None
     rows = (tmp_path / "killed.csv").read_text().splitlines()
     assert rows[0] == ",".join(training.LOG_COLUMNS) and len(rows) == SPEC["epochs"] + 1
+    assert not checkpoint.exists()  # a finished run leaves no checkpoint to resume
 
 
 def test_corrupt_checkpoint_is_reported_and_kept(tiny_digits, tmp_path):
@@ -98,5 +103,65 @@ def test_madry_cnn_shapes_and_parameter_count():
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
     expected = (25 * 32 + 32) + (25 * 32 * 64 + 64) + (7 * 7 * 64 * 1024 + 1024) + (1024 * 10 + 10)
     assert sum(p.numel() for p in model.parameters()) == expected
-    with pytest.raises(ValueError, match="unknown model 'resnet9'"):
+    with pytest.raises(ConfigError, match="unknown model 'resnet9'"):
         models.build_model("resnet9")
+
+
+def test_rerun_after_success_trains_afresh(tiny_digits_path, tmp_path):
+    """--forcerun must give what a fresh run gives, not resume the finished run's checkpoint."""
+    cmd = _train_cmd(tiny_digits_path, tmp_path, "a")
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    again = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
+    assert "resuming" not in again.stderr and f"epoch {SPEC['epochs']}/{SPEC['epochs']}" in again.stderr
+
+
+def test_checkpoint_of_other_data_or_init_is_not_resumed(tiny_digits, tmp_path):
+    spec = {**SPEC, "epochs": 2}
+    training.fit({**spec, "epochs": 1}, tiny_digits, checkpoint_dir=tmp_path, log=lambda _: None)
+    smaller = copy.deepcopy(tiny_digits)
+    smaller.train.images, smaller.train.labels = smaller.train.images[:300], smaller.train.labels[:300]
+    lines = []
+    training.fit(spec, smaller, checkpoint_dir=tmp_path, log=lines.append)
+    assert "ignoring" in lines[0]  # another training subset
+    init = models.build_model("madry_cnn").state_dict()
+    lines = []
+    training.fit(spec, smaller, checkpoint_dir=tmp_path, init_state=init, log=lines.append)
+    assert "ignoring" in lines[0]  # another initial model
+
+
+def test_diverged_model_at_chance_is_not_saved(tiny_digits, tmp_path):
+    spec = {**SPEC, "kind": "vanilla", "method": "vanilla", "epochs": 2, "lr": 10.0, "lr_decay_epoch": None}
+    with pytest.raises(TrainingError, match="no better than always answering the most frequent class.*lower lr"):
+        training.fit(spec, tiny_digits, checkpoint_dir=tmp_path, log=lambda _: None)
+
+
+def test_checkpoint_with_right_fingerprint_but_wrong_shapes(tiny_digits, tmp_path):
+    spec = {**SPEC, "epochs": 1}
+    training.fit(spec, tiny_digits, checkpoint_dir=tmp_path, log=lambda _: None)
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)
+    saved["epoch"] = 0  # as if killed before the end
+    saved["model"]["classifier.3.weight"] = torch.zeros(3, 3)
+    torch.save(saved, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="last.pt does not fit gnt_s0.5.*delete it and rerun"):
+        training.fit(spec, tiny_digits, checkpoint_dir=tmp_path, log=lambda _: None)
+
+
+def test_model_file_errors_are_one_line(tmp_path):
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    with pytest.raises(CheckpointError, match="tensor.pt holds a Tensor, not a noisetrain file"):
+        load_model(tmp_path / "tensor.pt")
+    torch.save({"state_dict": {}}, tmp_path / "partial.pt")
+    with pytest.raises(CheckpointError, match=r"partial.pt is not a noisetrain model file \(lacks \['arch'"):
+        load_model(tmp_path / "partial.pt")
+    model = models.build_model("madry_cnn")
+    save_model(model, tmp_path / "m.pt", arch="madry_cnn", in_channels=3, num_classes=10, info={})
+    with pytest.raises(CheckpointError, match="m.pt does not fit the MadryCNN being built"):
+        load_model(tmp_path / "m.pt")
+
+
+def test_unwritable_checkpoint_folder_is_one_line(tiny_digits, tmp_path):
+    # A file where the folder should be: unwritable even for root (CI runs as root).
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(CheckpointError, match="cannot write .*taken/ckpt/last.pt.*writable"):
+        training.fit({**SPEC, "epochs": 1}, tiny_digits, checkpoint_dir=tmp_path / "taken" / "ckpt", log=lambda _: None)
+    assert (tmp_path / "taken").read_text() == "a file, not a folder"

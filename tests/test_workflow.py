@@ -1,40 +1,17 @@
-"""End to end: the real Snakemake workflow on config/test.yaml in a temporary directory."""
+"""End to end: the real Snakemake workflow on config/test.yaml in a temporary directory (the
+session-wide ``study`` fixture of conftest.py)."""
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-CORRUPTIONS = 15
-# Jobs run `python`: as for a user with the venv activated, it must be this interpreter.
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-METHODS = ["vanilla", "gnt_mult", "speckle", "ant1x1", "ant3x3", "gnt_s0.3", "gnt_s0.6"]
-
-
-def snakemake(workdir, *args, timeout=900):
-    return subprocess.run(
-        [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-         "--configfile", str(REPO / "config" / "test.yaml"), *args],
-        capture_output=True, text=True, timeout=timeout, env=ENV,
-    )
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("study")
-    result = snakemake(workdir, "--cores", "2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir / "results" / "digits"
+from conftest import CORRUPTIONS, METHODS, REPO, snakemake
 
 
 def test_every_target_exists(study):
     for name in ("table11", "summary", "sigma_sweep", "table16", "table2", "table3", "adversarial"):
-        for ext in ("md", "tex"):
+        for ext in ("md", "tex", "html"):
             assert (study / "tables" / f"{name}.{ext}").stat().st_size > 100
     for name in ("fig6_accuracy_vs_sigma", "fig7_noise_levels", "corruption_examples", "fig4_adversarial_noise",
                  "fig3_gaussian_eps_examples", "fig8_eps_examples"):
@@ -50,7 +27,12 @@ def test_records_hold_sane_numbers(study):
         clean = json.loads((study / "eval" / method / "clean.json").read_text())
         assert clean["method"] == method and clean["dataset"] == "digits"
         assert 0.5 < clean["rows"][0]["value"] <= 1.0  # far above chance (0.1) after a short run
-        assert clean["provenance"]["seed"] == 0 and len(clean["provenance"]["config_hash"]) == 12
+        provenance = clean["provenance"]
+        assert provenance["seed"] == 0 and len(provenance["config_hash"]) == 12
+        # what shaped the number: the training data, the initial model, the code, the test set
+        assert len(provenance["model"]["data_hash"]) == 12 and provenance["model"]["code_version"]
+        assert (provenance["model"]["init_hash"] is None) == (method == "vanilla")
+        assert len(provenance["settings"]["test_data_hash"]) == 12
         record = json.loads((study / "eval" / method / "corruptions.json").read_text())
         per = [r for r in record["rows"] if r["category"] != "aggregate"]
         assert len(per) == CORRUPTIONS and all(0.0 <= r["value"] <= 1.0 for r in per)
@@ -64,8 +46,9 @@ def test_training_logs_and_models(study):
     for method in METHODS:
         rows = (study / "train_logs" / f"{method}.csv").read_text().splitlines()
         assert rows[0].startswith("epoch,loss,heldout_accuracy")
+        assert ("generator_loss" in rows[0] and "fooling_rate" in rows[0]) == method.startswith("ant")
         assert len(rows) == (5 if method == "vanilla" else 2)
-        assert (study / "checkpoints" / method / "last.pt").exists()
+        assert not (study / "checkpoints" / method).exists()  # removed once the model is saved
 
 
 def test_tables_show_every_model(study):
@@ -76,7 +59,7 @@ def test_tables_show_every_model(study):
 
 
 def test_ant_eps_is_chosen_from_the_sweep(study):
-    choice = json.loads((study / "selection" / "ant_eps.json").read_text())
+    choice = json.loads((study / "selection" / "sweep_choice.json").read_text())
     assert choice["best_method"] in ("gnt_s0.3", "gnt_s0.6") and choice["eps"] > 0
     assert "mean over the 400 training images" in choice["how"]
     ant1x1 = json.loads((study / "eval" / "ant1x1" / "clean.json").read_text())["provenance"]["spec"]
@@ -86,8 +69,8 @@ def test_ant_eps_is_chosen_from_the_sweep(study):
 
 
 def test_robustness_records(study):
-    choice = json.loads((study / "selection" / "ant_eps.json").read_text())
-    for folder in ("vanilla", "ant1x1", "best_gnt"):
+    choice = json.loads((study / "selection" / "sweep_choice.json").read_text())
+    for folder in ("vanilla", "ant1x1", choice["best_method"]):
         noise = json.loads((study / "eval" / folder / "noise_robustness.json").read_text())
         values = {r["corruption"]: r["value"] for r in noise["rows"]}
         assert 0 < values["eps_gn"] and 0 < values["eps_un"] and 0 < values["eps_an"]
@@ -97,7 +80,12 @@ def test_robustness_records(study):
         budgets = {row["corruption"]: row["severity"] for row in adversarial["rows"]}
         assert budgets == {"linf_pgd": 0.1, "l2_ddn": 1.5}  # the attack's epsilon is recorded with it
         assert all(0.0 <= row["value"] <= 1.0 for row in adversarial["rows"])
-    assert json.loads((study / "eval" / "best_gnt" / "noise_robustness.json").read_text())["method"] == choice["best_method"]
+    # each record is filed under the model it measured; no pseudo-method folder exists
+    best = json.loads((study / "eval" / choice["best_method"] / "noise_robustness.json").read_text())
+    assert best["method"] == choice["best_method"]
+    assert not (study / "eval" / "best_gnt").exists()
+    settings = json.loads((study / "eval" / "vanilla" / "noise_robustness.json").read_text())["provenance"]["settings"]
+    assert settings["robustness"]["an_eps"] == pytest.approx(choice["eps"]) and settings["robustness"]["an_seeds"] == 2
     for name in ("table2", "table3", "adversarial"):
         assert "Vanilla" in (study / "tables" / f"{name}.md").read_text()
 
@@ -125,7 +113,9 @@ def test_cli_reports_a_missing_model_in_one_line(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'm.pt'} does not exist: run the rule that writes it (snakemake {tmp_path / 'm.pt'})"]
+    model = tmp_path / "m.pt"
+    expected = f"error: {model} does not exist: run the rule that writes it (snakemake {model})"
+    assert result.stderr.strip().splitlines() == [expected]
     assert not (tmp_path / "o.json").exists()
 
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Write one corrupted test set: our MNIST-C implementation, or the published files if given."""
 
-import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
-
 import argparse
 
-from noisetrain import corruptions, datasets
+import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
+
 from noisetrain.cli import run, say
+from noisetrain.data import corruptions, datasets
 
 
 def get_parser() -> argparse.ArgumentParser:

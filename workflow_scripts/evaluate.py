@@ -3,17 +3,18 @@
 corrupted test set (per severity) with the means over all corruptions and over those outside
 the noise category. Writes one tidy JSON record per metric."""
 
-import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
-
 import argparse
 from pathlib import Path
 
+import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
 import torch
 
-from noisetrain import corruptions, datasets, models, results
 from noisetrain.cli import run, say, set_threads
-from noisetrain.evaluation import accuracy, corruption_rows, summarize
-from noisetrain.training import resolve_device
+from noisetrain.data import corruptions, datasets
+from noisetrain.measure.evaluation import accuracy, corruption_rows, summarize
+from noisetrain.models.devices import resolve_device
+from noisetrain.models.model_file import load_model
+from noisetrain.report import records
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -35,23 +36,25 @@ def main(args) -> None:
     device = resolve_device(args.device)
     names = [Path(path).stem for path in args.sets]
     category = corruptions.categories(names)  # unknown corruption names fail before any work
-    model, info = models.load_model(args.model)
+    model, info = load_model(args.model)
     model.to(device)
-    spec = info.get("spec", {})
     data = datasets.load(args.data)
     evaluate = dict(batch_size=args.batch_size, device=device)
 
     clean = accuracy(model, datasets.to_float(data.test.images), torch.from_numpy(data.test.labels), **evaluate)
     row = {"corruption": "clean", "category": "clean", "severity": None, "value": clean}
-    results.write_record(results.make_record(data.name, args.method, "clean", [row], spec), args.clean_out)
+    settings = {"test_data_hash": datasets.array_hash(data.test.images, data.test.labels)}
+    records.write_record(records.make_record(data.name, args.method, "clean", [row], info, settings), args.clean_out)
 
-    rows = []
+    rows, set_hashes = [], {}
     for name, path in zip(names, args.sets):
         arrays = corruptions.load_set(path)
+        set_hashes[name] = datasets.array_hash(arrays["images"], arrays["labels"], arrays["severities"])
         rows += corruption_rows(model, name, category[name], datasets.to_float(arrays["images"]),
                                 torch.from_numpy(arrays["labels"]), arrays["severities"], **evaluate)
     summary = summarize(rows)
-    results.write_record(results.make_record(data.name, args.method, "corruptions", rows + summary, spec), args.corruptions_out)
+    record = records.make_record(data.name, args.method, "corruptions", rows + summary, info, {"set_hashes": set_hashes})
+    records.write_record(record, args.corruptions_out)
     say(f"{args.method}: clean {clean:.4f}, " + ", ".join(f"{r['corruption']} {r['value']:.4f}" for r in summary))
 
 

@@ -4,30 +4,31 @@ adversarial noise (mean and std over several fresh generators), and accuracy und
 PGD and L2 DDN. Writes one tidy JSON record per metric, and the fitted adversarial-noise
 generators (for example figures)."""
 
-import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
-
 import argparse
-from pathlib import Path
 
+import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
 import torch
 
-from noisetrain import datasets, models, results, robustness, training
 from noisetrain.cli import json_arg, run, say, set_threads
+from noisetrain.data import datasets
+from noisetrain.measure import robustness
+from noisetrain.models.model_file import load_model
+from noisetrain.noise.generator_bank import GeneratorBank, write_bank
+from noisetrain.report import records
+from noisetrain.report.sweep_choice import resolve_an_eps
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True,
-                        help="model file (.pt); with --best-of, the folder of the sweep's model files")
-    parser.add_argument("--best-of", default=None,
-                        help="ant_eps.json of choose_ant_eps.py: measure the sweep's best GNT model named there")
+    parser.add_argument("--model", required=True, help="model file (.pt)")
     parser.add_argument("--data", required=True, help="prepared clean dataset (.npz)")
     parser.add_argument("--method", required=True, help="method name recorded with the results")
     parser.add_argument("--robustness", type=json_arg, required=True,
-                        help="the config's robustness section as JSON (images, rel_tol, an_seeds, an_steps, an_lr, an_batch_size, an_eps)")
+                        help="the config's robustness section as JSON (images, rel_tol, an_seeds, an_steps, an_lr, "
+                             "an_batch_size, an_eps)")
     parser.add_argument("--attacks", type=json_arg, required=True,
                         help="the config's attacks section as JSON (images, linf_pgd {...}, l2_ddn {...})")
-    parser.add_argument("--eps-file", default=None, help="for an_eps 'auto': the .json written by choose_ant_eps.py")
+    parser.add_argument("--sweep-choice", default=None, help="for an_eps 'auto': the sweep choice (.json) of choose_sweep")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--noise-out", required=True, help="record of median epsilon* (.json)")
@@ -38,16 +39,10 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(args) -> None:
     set_threads(args.threads)
-    if args.best_of:  # the best sigma is known only after the sweep: resolve it here, not in the DAG
-        args.method = training.read_sweep_choice(args.best_of, "--best-of")["best_method"]
-        args.model = str(Path(args.model) / f"{args.method}.pt")
-    model, info = models.load_model(args.model)
-    spec = info.get("spec", {})
+    model, info = load_model(args.model)
     data = datasets.load(args.data)
     cfg = args.robustness
-    an_eps = cfg["an_eps"]
-    if an_eps == "auto":
-        an_eps = training.read_sweep_choice(args.eps_file, "robustness.an_eps")["eps"]
+    an_eps = resolve_an_eps(cfg["an_eps"], args.sweep_choice)
     test_x, test_y = datasets.to_float(data.test.images), torch.from_numpy(data.test.labels)
     train_x, train_y = datasets.to_float(data.train.images), torch.from_numpy(data.train.labels)
     keep = datasets.stratified_subset(data.test.labels, cfg["images"], args.seed)
@@ -56,16 +51,15 @@ def main(args) -> None:
         an_seeds=cfg["an_seeds"], an_steps=cfg["an_steps"], an_lr=cfg["an_lr"], an_eps=an_eps,
         an_batch_size=cfg["an_batch_size"], log=say,
     )
-    results.write_record(results.make_record(data.name, args.method, "noise_robustness", rows, spec), args.noise_out)
-    arch = generators[0]  # all fitted alike; recorded so the file rebuilds without guessing
-    models.atomic_save({"eps": an_eps, "generators": [g.state_dict() for g in generators],
-                        "config": {"channels": arch.channels, "depth": arch.depth, "kernel": arch.kernel}},
-                       args.generators_out)
+    settings = {"robustness": {**cfg, "an_eps": an_eps}, "seed": args.seed}
+    records.write_record(records.make_record(data.name, args.method, "noise_robustness", rows, info, settings), args.noise_out)
+    write_bank(GeneratorBank.of(generators, an_eps), args.generators_out)
 
     keep = datasets.stratified_subset(data.test.labels, args.attacks["images"], args.seed)
-    settings = {name: args.attacks[name] for name in ("linf_pgd", "l2_ddn")}
-    rows = robustness.adversarial_rows(model, test_x[keep], test_y[keep], settings, args.seed)
-    results.write_record(results.make_record(data.name, args.method, "adversarial", rows, spec), args.adversarial_out)
+    attacks = {name: args.attacks[name] for name in ("linf_pgd", "l2_ddn")}
+    rows = robustness.adversarial_rows(model, test_x[keep], test_y[keep], attacks, args.seed)
+    settings = {"attacks": args.attacks, "seed": args.seed}
+    records.write_record(records.make_record(data.name, args.method, "adversarial", rows, info, settings), args.adversarial_out)
     say(f"{args.method}: " + ", ".join(f"{r['corruption']} {r['value']:.4f}" for r in rows))
 
 

@@ -2,12 +2,15 @@
 """Fig 4: learned adversarial noise of ANT 1x1 (densities of saved generator states, noisy
 images) and of ANT 3x3 (noise patches, noisy images), from the generators in the model files."""
 
-import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
-
 import argparse
 
-from noisetrain import datasets, figures, models
+import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
+
 from noisetrain.cli import run, say
+from noisetrain.data import datasets
+from noisetrain.models.model_file import load_extras
+from noisetrain.noise.generator_bank import GeneratorBank
+from noisetrain.report import figures
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -23,13 +26,9 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(args) -> None:
     data = datasets.load(args.data)
-    exports = {}
-    for role, path in (("uncorrelated", args.uncorrelated), ("correlated", args.correlated)):
-        if path:
-            exports[role] = models.load_extras(path)
-            if "config" not in exports[role]:
-                raise ValueError(f"{path} holds no noise generator: is it an ANT model?")
-    fig = figures.adversarial_noise(data.test.images[: args.images], exports["uncorrelated"], exports.get("correlated"), args.seed)
+    banks = {role: GeneratorBank.from_dict(load_extras(path).get("generators"), path)
+             for role, path in (("uncorrelated", args.uncorrelated), ("correlated", args.correlated)) if path}
+    fig = figures.adversarial_noise(data.test.images[: args.images], banks["uncorrelated"], banks.get("correlated"), args.seed)
     figures.save(fig, args.out)
     say(f"wrote {args.out}")
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """One test image under every corruption of the benchmark."""
 
-import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
-
 import argparse
 from pathlib import Path
 
-from noisetrain import corruptions, datasets, figures
+import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
+
 from noisetrain.cli import run, say
+from noisetrain.data import corruptions, datasets
+from noisetrain.report import figures
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -1,12 +1,13 @@
 #!/usr/bin/env python
 """Fig 7: one test image with Gaussian noise at every sigma of the sweep."""
 
-import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
-
 import argparse
 
-from noisetrain import datasets, figures
+import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
+
 from noisetrain.cli import run, say
+from noisetrain.data import datasets
+from noisetrain.report import figures
 
 
 def get_parser() -> argparse.ArgumentParser:

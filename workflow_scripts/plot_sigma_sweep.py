@@ -1,12 +1,13 @@
 #!/usr/bin/env python
 """Fig 6: corruption accuracy against the sigma of Gaussian noise training, from the records."""
 
-import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
-
 import argparse
 
-from noisetrain import report, results
+import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
+
 from noisetrain.cli import run, say
+from noisetrain.report import records as results
+from noisetrain.report import study_tables as report
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -1,18 +1,19 @@
 #!/usr/bin/env python
 """Prepare the clean train/test arrays of one dataset (digits from scikit-learn, or MNIST)."""
 
-import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
-
 import argparse
 
-from noisetrain import datasets
+import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
+
 from noisetrain.cli import json_arg, run, say
+from noisetrain.data import datasets
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", type=json_arg, required=True,
-                        help='the config\'s dataset section as JSON, e.g. \'{"name": "digits", "test_fraction": 0.3, "seed": 0}\'')
+                        help="the config's dataset section as JSON, e.g. "
+                             '\'{"name": "digits", "test_fraction": 0.3, "seed": 0}\'')
     parser.add_argument("--out", required=True, help="output .npz (uint8 images, labels)")
     return parser
 

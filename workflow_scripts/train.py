@@ -1,16 +1,20 @@
 #!/usr/bin/env python
 """Train one model: vanilla from scratch, or a noise method fine-tuned from the vanilla model.
 
-Resumes from --checkpoint-dir/last.pt when a checkpoint of the same spec is there."""
-
-import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
+Resumes from --checkpoint-dir/last.pt when a checkpoint of the same run (spec, data, initial
+model, code version) is there; removes the checkpoint once the final model is saved."""
 
 import argparse
 import csv
-from pathlib import Path
 
-from noisetrain import datasets, models, training
+import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
+
 from noisetrain.cli import json_arg, run, say, set_threads
+from noisetrain.data import datasets
+from noisetrain.models.model_file import load_model, save_model
+from noisetrain.report.sweep_choice import resolve_eps
+from noisetrain.storage import atomic_write
+from noisetrain.train import trainer
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -21,29 +25,39 @@ def get_parser() -> argparse.ArgumentParser:
                              "levels, epochs, lr, momentum, weight_decay, lr_decay_epoch, batch_size, "
                              "clean_fraction, model, seed")
     parser.add_argument("--init", default=None, help="model file to fine-tune from (the vanilla model)")
-    parser.add_argument("--eps-file", default=None, help="ANT with eps 'auto': the .json written by choose_ant_eps.py")
+    parser.add_argument("--sweep-choice", default=None, help="ANT with eps 'auto': the sweep choice (.json) of choose_sweep")
     parser.add_argument("--checkpoint-dir", required=True, help="where per-epoch checkpoints live (kept on failure)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, help="final model file (.pt)")
-    parser.add_argument("--log-csv", required=True, help="training log: epoch, loss, held-out accuracy, seconds, images/s")
+    parser.add_argument("--log-csv", required=True,
+                        help="training log: epoch, loss, held-out accuracy, seconds, images/s, method metrics")
     return parser
+
+
+def write_log(state: trainer.TrainState, path: str) -> None:
+    def write(tmp):
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=state.log_columns())
+            writer.writeheader()
+            writer.writerows(state.log)
+
+    atomic_write(path, write)
 
 
 def main(args) -> None:
     set_threads(args.threads)
-    spec = training.resolve_eps(args.spec, args.eps_file)
+    spec = resolve_eps(args.spec, args.sweep_choice)
     data = datasets.load(args.data)
-    init = models.load_model(args.init)[0].state_dict() if args.init else None
-    state = training.fit(spec, data, checkpoint_dir=args.checkpoint_dir, init_state=init, device=args.device, log=say)
-    with open(args.log_csv, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=training.LOG_COLUMNS)
-        writer.writeheader()
-        writer.writerows(state.log)
-    extras = state.method.export() if hasattr(state.method, "export") else {}
-    models.save_model(state.model.cpu(), args.out, arch=spec["model"], in_channels=data.channels,
-                      num_classes=data.num_classes, info={"spec": spec, "dataset": data.name}, extras=extras)
-    say(f"saved {args.out}; checkpoints stay in {Path(args.checkpoint_dir)}")
+    init = load_model(args.init)[0].state_dict() if args.init else None
+    state = trainer.fit(spec, data, checkpoint_dir=args.checkpoint_dir, init_state=init, device=args.device,
+                        divergence_guard=spec["divergence_guard"], log=say)
+    write_log(state, args.log_csv)
+    info = {**trainer.run_identity(spec, data, init), "dataset": data.name}
+    save_model(state.model.cpu(), args.out, arch=spec["model"], in_channels=data.channels,
+               num_classes=data.num_classes, info=info, extras=state.method.export())
+    trainer.discard_checkpoint(args.checkpoint_dir)
+    say(f"saved {args.out}")
 
 
 if __name__ == "__main__":

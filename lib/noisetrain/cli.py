@@ -1,7 +1,9 @@
 """What every CLI in ``workflow_scripts/`` shares: JSON arguments, threads, and clean failure.
 
-Scripts parse their arguments and call into the library; a known failure (bad config value,
-missing or corrupt file) ends them with one line on stderr and exit status 1, no traceback.
+Scripts parse their arguments and call into the library. A failure the user can fix (a
+:class:`~noisetrain.errors.NoisetrainError`: bad config value, missing or corrupt file, divergence)
+ends them with one line on stderr and exit status 1; anything else is a bug and keeps its full
+traceback in the rule's log.
 """
 
 from __future__ import annotations
@@ -9,13 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable
+from collections.abc import Callable
 
-from .config import ConfigError
-from .datasets import DataError
-from .models import CheckpointError
-
-EXPECTED_ERRORS = (ConfigError, DataError, CheckpointError, FileNotFoundError, ValueError, FloatingPointError)
+from noisetrain.errors import NoisetrainError
 
 
 def json_arg(text: str):
@@ -44,6 +42,6 @@ def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentPar
     args = parser.parse_args(argv)
     try:
         main(args)
-    except EXPECTED_ERRORS as exc:
+    except NoisetrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

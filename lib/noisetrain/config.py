@@ -10,22 +10,29 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from noisetrain.data.corruption_names import MNIST_C_CORRUPTIONS
+from noisetrain.errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or of the wrong type."""
+# In robustness.methods: the sweep's best single-sigma GNT model, known only once the sweep is
+# evaluated (same value as noisetrain.report.sweep_choice.BEST_GNT, not imported: that package is heavy).
+BEST_GNT = "best_gnt"
+_FRACTION_TOLERANCE = 1e-6
 
 
 def _with_defaults(validator_class):
-    """Extend a validator so that ``properties`` fills in each missing key's ``default``."""
+    """Extend a validator so that ``properties`` fills in each missing key's ``default``, and
+    ``integer`` means an int: draft 2020-12 counts 25.0 as an integer, which would reach
+    ``range(epochs)`` as a float."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -35,7 +42,11 @@ def _with_defaults(validator_class):
                     instance[name] = copy.deepcopy(subschema["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    def is_int(checker, instance):
+        return isinstance(instance, int) and not isinstance(instance, bool)
+
+    type_checker = validator_class.TYPE_CHECKER.redefine("integer", is_int)
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults}, type_checker=type_checker)
 
 
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
@@ -46,17 +57,54 @@ def load_schema(path: Path = SCHEMA_PATH) -> dict:
         return yaml.safe_load(handle)
 
 
+def _where(path) -> str:
+    return ".".join(str(part) for part in path) or "<top level>"
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
-    where = ".".join(str(part) for part in error.absolute_path) or "<top level>"
     message = error.message
     value = error.instance
     if error.validator == "type" and isinstance(value, str):
         try:
             float(value)
-            message += " (a number given as text: YAML reads 1e-3 as text, write 1.0e-3; snakemake --config passes nested values as text, use a config file)"
+            message += (" (a number given as text: YAML reads 1e-3 as text, write 1.0e-3; "
+                        "snakemake --config passes nested values as text, use a config file)")
         except ValueError:
             pass
-    return f"config error at '{where}': {message}"
+    types = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
+    if error.validator == "type" and "integer" in types and isinstance(value, float) and value.is_integer():
+        message += f" (a whole number is meant: write {int(value)}, without the decimal point)"
+    return f"config error at '{_where(error.absolute_path)}': {message}"
+
+
+def _check_finite(value: Any, path: tuple = ()) -> None:
+    """YAML reads .inf, -.inf and .nan as floats that pass every minimum/maximum check."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(
+            f"config error at '{_where(path)}': {value} is not a finite number "
+            "(YAML reads .inf, -.inf and .nan as infinity and not-a-number); give a finite value"
+        )
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        _check_finite(item, (*path, key))
+
+
+def _check_method_names(config: dict, schema: dict) -> None:
+    """Method names become file names under results/: '..' or 'a/b' would write outside it. The
+    schema's propertyNames states the rule; checked here first for a message that says why."""
+    rule = schema["properties"]["methods"]["propertyNames"]
+    methods = config.get("methods")
+    for name in methods if isinstance(methods, dict) else ():  # not a mapping: the schema says so
+        if name in rule["not"]["enum"]:
+            raise ConfigError(
+                f"config error at 'methods': the name '{name}' is reserved ('{BEST_GNT}' stands for the "
+                "sweep's best GNT model and 'all' for every method in robustness.methods); rename the method"
+            )
+        if not isinstance(name, str) or not re.fullmatch(rule["pattern"], name):
+            raise ConfigError(
+                f"config error at 'methods': the name {name!r} is not allowed; a method name is a file name "
+                "under results/, so use letters, digits, '_' and '.', not starting with '.'"
+            )
 
 
 def validate_config(config: dict, schema: dict | None = None) -> dict:
@@ -66,15 +114,24 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     """
     if not isinstance(config, dict):
         raise ConfigError(f"config error: expected a mapping at the top level, got {type(config).__name__}")
+    schema = schema or load_schema()
+    _check_finite(config)
+    _check_method_names(config, schema)
     resolved = copy.deepcopy(config)
-    validator = _Validator(schema or load_schema())
+    validator = _Validator(schema)
     # Validate twice: the first pass fills defaults (which may create nested mappings whose own
     # defaults are filled as they are visited); the second judges the completed config.
     list(validator.iter_errors(resolved))
     errors = sorted(validator.iter_errors(resolved), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
         raise ConfigError(_describe(jsonschema.exceptions.best_match(errors)))
-    _check_auto_eps(expand_methods(resolved), resolved)  # name clashes are config errors too
+    # Checks across keys, on the schema-checked config (expand_methods raises on name clashes).
+    methods = expand_methods(resolved)
+    _check_auto_eps(methods, resolved)
+    _check_robustness_methods(methods, resolved)
+    _check_ant_fractions(methods)
+    _check_corruption_names(resolved)
+    _check_dataset_root(resolved)
     return resolved
 
 
@@ -90,16 +147,134 @@ def _check_auto_eps(methods: dict[str, dict], config: dict) -> None:
         )
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> dict:
-    """Read a YAML config, merge ``overrides`` into it and validate (for CLIs and tests)."""
+def _check_robustness_methods(methods: dict[str, dict], config: dict) -> None:
+    """Every measured model must be trained; best_gnt needs a sweep to choose from."""
+    chosen = config["robustness"]["methods"]
+    if chosen == "all":
+        return
+    has_sweep = any(spec["kind"] == "gnt" for spec in methods.values())
+    for index, name in enumerate(chosen):
+        where = f"config error at 'robustness.methods.{index}'"
+        if name == BEST_GNT and not has_sweep:
+            raise ConfigError(
+                f"{where}: '{BEST_GNT}' is the sigma sweep's best model, but no single-sigma GNT model "
+                "is configured; add sigma_sweep values or remove it"
+            )
+        if name != BEST_GNT and name not in methods:
+            known = ", ".join([*methods, BEST_GNT] if has_sweep else methods)
+            raise ConfigError(f"{where}: unknown method '{name}'; known: {known}")
+
+
+def _check_ant_fractions(methods: dict[str, dict]) -> None:
+    """The batch split of ANT, checked now rather than when its training job starts."""
+    for name, spec in methods.items():
+        fractions = spec.get("fractions") if spec["kind"] == "ant" else None
+        if fractions is None:
+            continue
+        where = f"config error at 'methods.{name}.fractions"
+        total = math.fsum(fractions.values())
+        if abs(total - 1.0) > _FRACTION_TOLERANCE:
+            parts = " + ".join(f"{part} {value:g}" for part, value in fractions.items())
+            raise ConfigError(f"{where}': must sum to 1, got {total:.8g} ({parts}); adjust them or set fractions: null")
+        if fractions["stylized"] > 0 and spec["stylized_path"] is None:
+            raise ConfigError(
+                f"{where}.stylized': {fractions['stylized']:g} > 0 needs stylized_path (an .npz of stylized "
+                "training images); set stylized_path or make fractions.stylized 0"
+            )
+        if fractions["replay"] > 0 and not spec["replay"]:
+            raise ConfigError(
+                f"{where}.replay': {fractions['replay']:g} > 0 needs replay: true (without it there is no bank "
+                "of earlier generators to replay); set replay: true or make fractions.replay 0"
+            )
+
+
+def _check_corruption_names(config: dict) -> None:
+    """Corruption names become file names and select MNIST-C functions: only the known ones, once."""
+    names = config["corruptions"]["names"]
+    for index, name in enumerate(names):
+        where = f"config error at 'corruptions.names.{index}'"
+        if name not in MNIST_C_CORRUPTIONS:
+            raise ConfigError(f"{where}: unknown MNIST-C corruption {name!r}; known: {', '.join(MNIST_C_CORRUPTIONS)}")
+        if name in names[:index]:
+            raise ConfigError(f"{where}: '{name}' is listed twice; list every corruption once")
+
+
+def _check_dataset_root(config: dict) -> None:
+    """torchvision reads MNIST from root/MNIST/raw (and downloads it there): without a root the
+    data job would fail, or download into the working directory."""
+    dataset = config["dataset"]
+    if dataset["name"] == "mnist" and dataset["root"] is None:
+        raise ConfigError(
+            "config error at 'dataset.root': MNIST needs root, the folder holding MNIST/raw/ "
+            "(with download: true, the folder to download into), e.g. root: data"
+        )
+
+
+def check_device(config: dict, cuda_available: bool) -> None:
+    """device: cuda on a machine without a visible GPU fails every job; say so before any runs.
+    The caller passes torch.cuda.is_available() so that this module never imports torch."""
+    if config.get("device") == "cuda" and not cuda_available:
+        raise ConfigError(
+            "config error at 'device': 'cuda' but no GPU is visible here (torch.cuda.is_available() "
+            "is False); use device: auto or cpu, or run on a machine with a GPU"
+        )
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML's loaders, Snakemake's
+    included, silently keep the last, e.g. the second of two 'ant1x1:' methods)."""
+
+    def construct_document(self, node):
+        # On the composed tree, before construction: PyYAML's merge keys ('<<: *ant') rewrite
+        # mappings in place, and an override of a merged key is not a duplicate.
+        _reject_duplicate_keys(node, (), set())
+        return super().construct_document(node)
+
+
+def _reject_duplicate_keys(node: yaml.Node, path: tuple, seen: set) -> None:
+    if id(node) in seen:  # an alias of a node already checked
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _reject_duplicate_keys(item, (*path, index), seen)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first: dict[str, yaml.Node] = {}
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        if key is not None and key_node.tag != "tag:yaml.org,2002:merge":
+            if key in first:
+                mark, earlier = key_node.start_mark, first[key].start_mark
+                raise ConfigError(
+                    f"config error at '{_where((*path, key))}': key given twice in {mark.name} (lines "
+                    f"{earlier.line + 1} and {mark.line + 1}); YAML would keep only the last, so remove or rename one"
+                )
+            first[key] = key_node
+        _reject_duplicate_keys(value_node, (*path, key), seen)
+
+
+def load_yaml_strict(path: str | Path) -> dict:
+    """Read a YAML config file, refusing duplicate keys; an empty file is an empty mapping."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config error: file {path} does not exist")
     try:
         with open(path) as handle:
-            config = yaml.safe_load(handle) or {}
+            return yaml.load(handle, Loader=_StrictLoader) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config error: {path} is not valid YAML ({exc.__class__.__name__})") from exc
+
+
+def check_config_files(paths: list[str]) -> None:
+    """Strict-load every --configfile: Snakemake reads them with a loader that lets duplicates through."""
+    for path in paths:
+        load_yaml_strict(path)
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> dict:
+    """Read a YAML config, merge ``overrides`` into it and validate (for CLIs and tests)."""
+    config = load_yaml_strict(path)
     if overrides:
         config = merge(config, overrides)
     return validate_config(config)
@@ -148,6 +323,7 @@ def train_spec(config: dict, method: str) -> dict:
         **schedule,
         "batch_size": config["train"]["batch_size"],
         "clean_fraction": config["train"]["clean_fraction"],
+        "divergence_guard": config["train"]["divergence_guard"],
         "model": config["model"],
         "seed": config["seed"],
     }

@@ -1,0 +1,1 @@
+"""Classifiers: the architecture registry, devices, and the model file format."""

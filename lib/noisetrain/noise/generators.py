@@ -1,0 +1,193 @@
+"""Noise generators of Rusak et al. (2020), section 3.2.1 and appendix A.
+
+A generator maps i.i.d. N(0, 1) noise ``z`` to a noise sample ``delta`` of an image's shape:
+a stack of convolutions (20 channels, ReLU) ending in a convolution back to ``C`` channels, plus
+a residual connection from ``z`` to the output. With 1x1 kernels everywhere every output pixel
+depends only on the input noise at that pixel, so the learned distribution factorises over
+pixels (ANT^1x1, Table 6). The ``"3x3"`` variant puts 3x3 kernels in the second layer, which
+limits the correlation length of the noise to 3x3 pixels (ANT^3x3, Table 7).
+
+The generator's output is a direction only; its size is fixed afterwards by
+:func:`noisetrain.rescaling.rescale_to_norm`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from noisetrain.errors import InputError
+from noisetrain.noise import piecewise
+
+HIDDEN_CHANNELS = 20  # Tables 6 and 7
+MAX_DEPTH = 5  # Table 16 studies depths 1..5
+INIT_STD = 0.01
+KERNELS = ("1x1", "3x3")
+
+
+class NoiseGenerator(nn.Module):
+    """Residual convolutional noise generator.
+
+    Args:
+        channels: colour channels ``C`` of the images (1 for MNIST, 3 for ImageNet).
+        depth: number of convolutional layers, 1..5 (Table 16; the paper's default is 4).
+            Depth 1 is a single ``C -> C`` convolution; depth ``d >= 2`` is ``C -> 20``,
+            ``d - 2`` times ``20 -> 20``, then ``20 -> C``. ReLU follows every convolution
+            but the last. For ``C = 3`` this gives 12, 143, 563, 983, 1403 parameters.
+        kernel: ``"1x1"`` (spatially independent noise) or ``"3x3"`` (the second layer uses
+            3x3 kernels; it needs ``depth >= 2``, as a depth-1 generator has no second layer).
+        rng: optional ``torch.Generator`` (on CPU) for the weight initialisation, so that a
+            generator can be created reproducibly without touching the global RNG.
+
+    Weights are drawn from N(0, 0.01^2) and biases are zero, so that a new generator outputs
+    ``z`` plus a tiny perturbation, i.e. (almost exactly) a standard Gaussian (section 3.2.1:
+    "initialized such that the noise generator outputs a Gaussian distribution").
+
+    The 3x3 convolution uses no zero padding (appendix A: "no padding"): instead the input
+    noise is drawn one pixel larger on each side (``input_shape``), the layers before the 3x3
+    layer work at ``(H + 2) x (W + 2)`` and the 3x3 layer brings it back to ``H x W``. Zero
+    padding would make border pixels follow a different distribution from interior ones.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        depth: int = 4,
+        kernel: str = "1x1",
+        *,
+        rng: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise InputError(f"channels must be a positive int, got {channels!r}")
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+            raise InputError(f"depth must be an int in 1..{MAX_DEPTH}, got {depth!r}")
+        if kernel not in KERNELS:
+            raise InputError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        if kernel == "3x3" and depth < 2:
+            raise InputError(
+                "kernel='3x3' needs depth >= 2: the 3x3 kernels sit in the second layer, "
+                "which a depth-1 generator does not have"
+            )
+        self.channels = channels
+        self.depth = depth
+        self.kernel = kernel
+        # Pixels of input noise lost on each side by the unpadded 3x3 convolution.
+        self.pad = 1 if kernel == "3x3" else 0
+
+        widths = [channels] + [HIDDEN_CHANNELS] * (depth - 1) + [channels]
+        layers = []
+        for i in range(depth):
+            k = 3 if (kernel == "3x3" and i == 1) else 1
+            layers.append(nn.Conv2d(widths[i], widths[i + 1], kernel_size=k, padding=0))
+        self.convs = nn.ModuleList(layers)
+        self.reset_parameters(rng)
+
+    def reset_parameters(self, rng: torch.Generator | None = None) -> None:
+        """Re-draw weights from N(0, INIT_STD^2) and zero the biases."""
+        with torch.no_grad():
+            for conv in self.convs:
+                if rng is not None and rng.device != conv.weight.device:
+                    # Draw on the generator's device, then copy, so a CPU seed is reproducible
+                    # whatever device the module lives on.
+                    w = torch.empty(conv.weight.shape, dtype=conv.weight.dtype, device=rng.device)
+                    conv.weight.copy_(nn.init.normal_(w, 0.0, INIT_STD, generator=rng))
+                else:
+                    nn.init.normal_(conv.weight, 0.0, INIT_STD, generator=rng)
+                conv.bias.zero_()
+
+    def input_shape(self, shape: Sequence[int]) -> torch.Size:
+        """Shape of the input noise ``z`` needed for an output of ``shape`` (N, C, H, W)."""
+        shape = torch.Size(shape)
+        if len(shape) != 4:
+            raise InputError(f"expected an NCHW shape, got {tuple(shape)}")
+        n, c, h, w = shape
+        if c != self.channels:
+            raise InputError(f"generator has {self.channels} channels, shape has {c}")
+        return torch.Size((n, c, h + 2 * self.pad, w + 2 * self.pad))
+
+    def transform(self, z: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Map input noise ``z`` (shape ``input_shape(...)``) to the output noise.
+
+        ``params`` (a state dict of this architecture) evaluates another state of the generator
+        without loading it, e.g. a replay-bank state; by default the generator's own weights.
+        """
+        if z.dim() != 4 or z.shape[1] != self.channels:
+            raise InputError(f"z must be N x {self.channels} x H x W, got {tuple(z.shape)}")
+        if z.shape[2] <= 2 * self.pad or z.shape[3] <= 2 * self.pad:
+            raise InputError(f"z is too small for kernel {self.kernel}: {tuple(z.shape)}")
+        return self.as_function(params)(z)
+
+    def as_function(self, params: dict[str, torch.Tensor] | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The map ``z -> delta`` for weights ``params`` (default: the generator's own), in the
+        fastest exact form; differentiable with respect to the weights.
+
+        A single-channel 1x1 generator is a scalar piecewise-linear function, evaluated per pixel
+        from its intervals (``noisetrain.piecewise``; ~8x faster on MNIST). Otherwise the 1x1
+        convolutions run as matrix products over pixels: on CPU, oneDNN's convolutions with 1..20
+        channels are several times slower than one (pixels x channels) matmul. Both equal
+        :meth:`reference_transform` up to float rounding (the tests check it). Preparing the
+        function once for many batches saves finding the breakpoints each time.
+        """
+        weights = [self._weights(i, params) for i in range(self.depth)]
+        if self.kernel == "1x1" and self.channels == 1:
+            return piecewise.pieces([(w.flatten(1), b) for w, b in weights])
+        return functools.partial(self._dense_transform, weights)
+
+    def _weights(self, i: int, params: dict[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if params is None:
+            return self.convs[i].weight, self.convs[i].bias
+        return params[f"convs.{i}.weight"], params[f"convs.{i}.bias"]
+
+    def _dense_transform(self, weights: list[tuple[torch.Tensor, torch.Tensor]], z: torch.Tensor) -> torch.Tensor:
+        h = z.permute(0, 2, 3, 1)  # NHWC: channels last, so a 1x1 convolution is F.linear
+        for i, (w, b) in enumerate(weights):
+            if w.shape[2:] == (1, 1):
+                h = F.linear(h, w.flatten(1), b)
+            else:  # no padding, as in reference_transform (z carries the border)
+                h = F.conv2d(h.permute(0, 3, 1, 2), w, b).permute(0, 2, 3, 1)
+            if i < self.depth - 1:
+                h = torch.relu(h)
+        # Back to a contiguous NCHW tensor, the layout of the images it is added to.
+        return (h.permute(0, 3, 1, 2) + self._residual(z)).contiguous()
+
+    def _residual(self, z: torch.Tensor) -> torch.Tensor:
+        p = self.pad
+        return z[:, :, p : z.shape[2] - p, p : z.shape[3] - p] if p else z
+
+    def reference_transform(self, z: torch.Tensor) -> torch.Tensor:
+        """The definition, layer by layer with the module's convolutions (slow; for tests)."""
+        h = z
+        for i, conv in enumerate(self.convs):
+            h = conv(h)
+            if i < len(self.convs) - 1:
+                h = torch.relu(h)
+        return h + self._residual(z)
+
+    def forward(
+        self,
+        x: torch.Tensor | Sequence[int],
+        rng: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Draw one noise sample per image of the shape of ``x``.
+
+        ``x`` is a reference batch (only its shape is used) or an NCHW shape. The noise is
+        made on the parameters' device and dtype; ``rng`` must live on that device, ``None``
+        uses the global RNG.
+        """
+        shape = x.shape if isinstance(x, torch.Tensor) else torch.Size(x)
+        p = self.convs[0].weight
+        z = torch.randn(self.input_shape(shape), generator=rng, device=p.device, dtype=p.dtype)
+        return self.transform(z)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, depth={self.depth}, kernel={self.kernel!r}"
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters (Table 16's 'number of parameters')."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,77 @@
+"""Noise on image tensors in [0, 1] and the clean/noisy composition of training batches.
+
+All noise is added in pixel space and clipped to [0, 1] (paper eq. 1 and appendix B). Every
+function takes an explicit ``torch.Generator`` so that training is reproducible and resumable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from noisetrain.errors import InputError
+
+NoiseFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def _per_image(value: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Broadcast a scalar or a (B,) tensor of per-image levels against a (B, C, H, W) batch."""
+    value = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+    return value.reshape(-1, *([1] * (x.dim() - 1))) if value.dim() == 1 else value
+
+
+def gaussian_noise(x: torch.Tensor, sigma: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """clip(x + delta, 0, 1) with delta ~ N(0, sigma^2); sigma may differ per image."""
+    delta = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return (x + delta * _per_image(sigma, x)).clamp_(0.0, 1.0)
+
+
+def uniform_noise(x: torch.Tensor, half_width: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """clip(x + delta, 0, 1) with delta ~ U(-half_width, half_width)."""
+    delta = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device).mul_(2).sub_(1)
+    return (x + delta * _per_image(half_width, x)).clamp_(0.0, 1.0)
+
+
+def speckle_noise(x: torch.Tensor, scale: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """ImageNet-C's speckle noise: clip(x + x * n, 0, 1) with n ~ N(0, scale^2)."""
+    n = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return (x + x * n * _per_image(scale, x)).clamp_(0.0, 1.0)
+
+
+def draw_levels(levels: Sequence[float], count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One level per image, drawn uniformly from ``levels`` (GNT_mult, Speckle training)."""
+    table = torch.as_tensor(list(levels), dtype=torch.float32)
+    return table[torch.randint(len(table), (count,), generator=generator)]
+
+
+def noise_for(spec: dict) -> NoiseFn | None:
+    """The training noise of a method spec; None for vanilla (no noise)."""
+    kind = spec["kind"]
+    if kind == "vanilla":
+        return None
+    if kind == "gnt":
+        sigma = float(spec["sigma"])
+        return lambda x, g: gaussian_noise(x, sigma, g)
+    if kind == "gnt_mult":
+        sigmas = spec["sigmas"]
+        return lambda x, g: gaussian_noise(x, draw_levels(sigmas, len(x), g).to(x.device), g)
+    if kind == "speckle":
+        scales = spec["scales"]
+        return lambda x, g: speckle_noise(x, draw_levels(scales, len(x), g).to(x.device), g)
+    raise InputError(f"unknown noise method kind '{kind}'; known: vanilla, gnt, gnt_mult, speckle")
+
+
+def clean_count(batch_size: int, clean_fraction: float) -> int:
+    """How many images of a batch stay clean (the paper keeps 50% of every batch clean)."""
+    return int(round(batch_size * clean_fraction))
+
+
+def mix_batch(x: torch.Tensor, noise: NoiseFn | None, clean_fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """First ``clean_fraction`` of the (already shuffled) batch clean, the rest noisy."""
+    if noise is None:
+        return x
+    n_clean = clean_count(len(x), clean_fraction)
+    if n_clean == len(x):
+        return x
+    return torch.cat([x[:n_clean], noise(x[n_clean:], generator)])

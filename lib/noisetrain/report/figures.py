@@ -1,0 +1,172 @@
+"""The paper's figures (matplotlib, PNG and PDF): result plots from the tidy frame alone, example
+images from the prepared data files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # rules run headless
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from noisetrain.noise.pixel_noise import gaussian_noise  # noqa: E402
+from noisetrain.report.paper import PAPER_DATASETS, paper_value  # noqa: E402
+from noisetrain.report.sweep_choice import sweep_sigmas  # noqa: E402
+
+
+def save(fig, png_path: str | Path, pdf_path: str | Path | None = None) -> None:
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=150, bbox_inches="tight")
+    fig.savefig(pdf_path or png_path.with_suffix(".pdf"), bbox_inches="tight")
+    plt.close(fig)
+
+
+def accuracy_vs_sigma(summary: pd.DataFrame, specs: dict[str, dict], dataset: str):
+    """Fig 6 (and Fig 2's layout): corruption accuracy of every GNT model against its sigma,
+    vanilla at sigma = 0, GNT_mult (and Speckle) as horizontal lines; two panels, with and
+    without the noise corruptions."""
+    sigmas = sweep_sigmas(specs)
+    panels = [("c_mean", "all corruptions"), ("c_mean_without_noise", "without noise corruptions")]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharex=True)
+    for ax, (column, title) in zip(axes, panels):
+        points = sorted((s, 100 * summary.at[m, column]) for m, s in sigmas.items() if m in summary.index)
+        if "vanilla" in summary.index:
+            points.insert(0, (0.0, 100 * summary.at["vanilla", column]))
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, "o-", color="black", label="GNT (one σ); vanilla at σ = 0")
+        for method, color in (("gnt_mult", "tab:green"), ("speckle", "tab:purple")):
+            if method in summary.index:
+                ax.axhline(100 * summary.at[method, column], color=color, ls="--", label=method)
+        if dataset in PAPER_DATASETS and column == "c_mean":
+            paper = [(0.0, paper_value("Table 11", dataset, "vanilla", "c_mean")),
+                     (0.5, paper_value("Table 11", dataset, "gnt_s0.5", "c_mean"))]
+            paper = [(s, v) for s, v in paper if v is not None]
+            if paper:
+                ax.plot(*zip(*paper), "s", mfc="none", color="tab:red", label="paper (Table 11)")
+        ax.set_title(f"{dataset}: {title}")
+        ax.set_xlabel("σ of Gaussian noise during training")
+        ax.set_ylabel("top-1 accuracy [%]")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def noise_levels(image: np.ndarray, sigmas: list[float], seed: int):
+    """Fig 7: one test image with additive Gaussian noise at every sigma (clipped to [0, 1])."""
+    x = torch.from_numpy(image.astype(np.float32) / 255.0)[None]
+    levels = [0.0, *sorted(sigmas)]
+    fig, axes = plt.subplots(1, len(levels), figsize=(1.4 * len(levels), 1.8))
+    for ax, sigma in zip(np.atleast_1d(axes), levels):
+        noisy = gaussian_noise(x, sigma, torch.Generator().manual_seed(seed)) if sigma else x
+        ax.imshow(_hwc(noisy[0].numpy()), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"σ = {sigma:g}", fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def corruption_examples(clean: np.ndarray, corrupted: dict[str, np.ndarray]):
+    """One test image under every corruption (uint8 images, C x H x W)."""
+    panels = [("clean", clean), *corrupted.items()]
+    cols = 8
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.5 * cols, 1.7 * rows))
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    for ax, (name, image) in zip(np.ravel(axes), panels):
+        ax.imshow(_hwc(image / 255.0), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name.replace("_", " "), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _hwc(image: np.ndarray) -> np.ndarray:
+    """C x H x W -> H x W (gray) or H x W x C for imshow."""
+    return image[0] if image.shape[0] == 1 else np.transpose(image, (1, 2, 0))
+
+
+def adversarial_noise(images: np.ndarray, uncorrelated, correlated, seed: int, states: int = 6):
+    """Fig 4: (A) density of the noise value of generator states saved during ANT 1x1 (the noise
+    as added before clipping, scaled to ANT's L2 size eps); (B) images with uncorrelated noise;
+    (C) noise patches of a 3x3 generator; (D) images with correlated noise. ``uncorrelated`` and
+    ``correlated`` are the generator banks stored in ANT model files (the replay bank's states,
+    then the final generator)."""
+    from noisetrain.noise.rescaling import rescale_to_norm
+
+    x = torch.from_numpy(images.astype(np.float32) / 255.0)
+    columns = len(x)
+    rows = 4 if correlated else 2
+    fig = plt.figure(figsize=(1.5 * columns, 1.7 * rows + 1.0))
+    grid = fig.add_gridspec(rows, columns, height_ratios=[1.6] + [1] * (rows - 1))
+
+    def sample(bank, index=-1):
+        with torch.no_grad():
+            return bank.build(index)(x, torch.Generator().manual_seed(seed))
+
+    eps = uncorrelated.eps
+    ax = fig.add_subplot(grid[0, :])
+    saved = len(uncorrelated.states) - 1  # the replay bank; the last state is the final generator
+    picks = np.unique(np.linspace(0, saved - 1, min(states, saved)).astype(int)).tolist() if saved else []
+    for index in [*picks, -1]:
+        delta = sample(uncorrelated, index)
+        scaled = delta * (eps / delta.flatten(1).norm(dim=1)).view(-1, 1, 1, 1)
+        label = "final generator" if index == -1 else f"saved state {index + 1}/{saved}"
+        ax.hist(scaled.flatten().numpy(), bins=80, density=True, histtype="step", label=label)
+    ax.set_title(f"A: density of the noise value of ANT 1x1 generator states (L2 size eps = {eps:.2f})", fontsize=9)
+    ax.set_xlabel("noise value (before clipping)")
+    ax.legend(fontsize=6, ncol=2)
+
+    panels = [("B: images with uncorrelated adversarial noise", uncorrelated, False)]
+    if correlated:
+        panels += [("C: noise patches of the 3x3 generator", correlated, True),
+                   ("D: images with correlated adversarial noise", correlated, False)]
+    for row, (title, bank, raw) in enumerate(panels, start=1):
+        delta = sample(bank)
+        if raw:  # show the noise itself, each patch stretched to [0, 1]
+            lo = delta.flatten(1).min(1).values.view(-1, 1, 1, 1)
+            hi = delta.flatten(1).max(1).values.view(-1, 1, 1, 1)
+            shown = (delta - lo) / (hi - lo).clamp_min(1e-12)
+        else:
+            shown = rescale_to_norm(x, delta, bank.eps)
+        for col in range(columns):
+            ax = fig.add_subplot(grid[row, col])
+            ax.imshow(_hwc(shown[col].numpy()), cmap="gray", vmin=0, vmax=1)
+            ax.axis("off")
+            if col == 0:
+                ax.set_title(title, fontsize=8, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def epsilon_examples(image: np.ndarray, models: list[tuple[str, dict[str, float], dict[str, torch.Tensor]]]):
+    """Figs 3 and 8: one test image changed along each noise direction by exactly the model's
+    median epsilon* (clipping-aware rescaling), one row per model, one column per noise type.
+    ``models`` holds (label, {noise type: eps*}, {noise type: direction of the image's shape})."""
+    from noisetrain.noise.rescaling import rescale_to_norm
+
+    x = torch.from_numpy(image.astype(np.float32) / 255.0)[None]
+    kinds = list(models[0][1])
+    fig, axes = plt.subplots(len(models), len(kinds) + 1, figsize=(1.7 * (len(kinds) + 1), 1.9 * len(models)), squeeze=False)
+    names = {"gn": "Gaussian", "un": "uniform", "an": "adversarial"}
+    for row, (label, eps, directions) in enumerate(models):
+        axes[row, 0].imshow(_hwc(x[0].numpy()), cmap="gray", vmin=0, vmax=1)
+        axes[row, 0].set_title("clean" if row == 0 else "", fontsize=8)
+        axes[row, 0].set_ylabel(label, fontsize=8)
+        for col, kind in enumerate(kinds, start=1):
+            size = eps[kind]
+            shown = rescale_to_norm(x, directions[kind], size if math.isfinite(size) else 1e9)
+            axes[row, col].imshow(_hwc(shown[0].numpy()), cmap="gray", vmin=0, vmax=1)
+            axes[row, col].set_title(f"{names.get(kind, kind)} ε*={size:.2f}", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,93 @@
+"""The tidy record format: one JSON file per (dataset, method, metric), read into one DataFrame.
+
+A record holds rows ``{corruption, category, severity, value}`` (a clean metric has one row with
+corruption 'clean') and the provenance of the number: config hash, git commit, seed, versions.
+Tables and figures are built from these frames alone.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from noisetrain import __version__
+from noisetrain.config import REPO_ROOT, spec_hash
+from noisetrain.errors import DataError, InputError
+from noisetrain.storage import write_json
+
+COLUMNS = ("dataset", "method", "metric", "corruption", "category", "severity", "value")
+
+
+def git_commit() -> str:
+    """Commit of the code that produced a result ('+dirty' when uncommitted changes exist)."""
+    try:
+        git = ["git", "-C", str(REPO_ROOT)]
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "lib"], capture_output=True, text=True).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance(model_info: dict, settings: dict | None = None) -> dict:
+    """What produced a number: the model's training spec and identity (data and initial-model
+    hashes, code version, as saved in the model file), the measurement's own settings, the code
+    and library versions. ``config_hash`` covers everything that shaped the number, so a stale
+    and a fresh result can be told apart."""
+    import torch
+    import torchvision
+
+    model_info = dict(model_info)
+    spec = model_info.pop("spec", {})
+    shaped_by = {"spec": spec, "model": model_info, "settings": settings or {}, "code_version": __version__}
+    return {
+        "config_hash": spec_hash(shaped_by),
+        "spec": spec,
+        "model": model_info,
+        "settings": settings or {},
+        "seed": spec.get("seed"),
+        "git_commit": git_commit(),
+        "versions": {"noisetrain": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+                     "python": platform.python_version()},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def make_record(dataset: str, method: str, metric: str, rows: list[dict], model_info: dict,
+                settings: dict | None = None) -> dict:
+    for row in rows:
+        missing = {"corruption", "category", "severity", "value"} - set(row)
+        if missing:
+            raise InputError(f"record row {row} lacks {sorted(missing)}")
+    return {"dataset": dataset, "method": method, "metric": metric, "rows": rows,
+            "provenance": provenance(model_info, settings)}
+
+
+def write_record(record: dict, path: str | Path) -> None:
+    write_json(record, path)
+
+
+def read_record(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is not a readable result record ({exc}); delete it and rerun its evaluation") from exc
+    for key in ("dataset", "method", "metric", "rows"):
+        if key not in record:
+            raise DataError(f"{path} is not a result record: it lacks '{key}'; delete it and rerun its evaluation")
+    return record
+
+
+def to_frame(records: list[dict]) -> pd.DataFrame:
+    rows = [
+        {"dataset": r["dataset"], "method": r["method"], "metric": r["metric"], **row}
+        for r in records
+        for row in r["rows"]
+    ]
+    return pd.DataFrame(rows, columns=list(COLUMNS))

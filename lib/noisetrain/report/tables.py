@@ -1,0 +1,227 @@
+"""The paper's tables, built from the tidy result frame alone (markdown and LaTeX via tabulate).
+
+Accuracies are stored as fractions and shown in percent. Where the dataset is one the paper
+reports on, each row of ours is followed by the paper's row (Table 11) or each column by the
+paper's column (summary), with the paper's table named in the caption.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from noisetrain.report.paper import PAPER_DATASETS, paper_value
+from noisetrain.report.sweep_choice import sweep_sigmas
+from noisetrain.storage import atomic_write
+
+SUMMARY_COLUMNS = {"clean": "clean", "c_mean": "C mean", "c_mean_without_noise": "C w/o noise"}
+LABELS = {
+    "vanilla": "Vanilla", "gnt_mult": "GNT mult", "speckle": "Speckle",
+    "ant1x1": "ANT 1x1", "ant3x3": "ANT 3x3", "ant1x1_noreplay": "ANT 1x1 w/o EP",
+    "ant1x1_sin": "ANT 1x1 + SIN", "ant3x3_sin": "ANT 3x3 + SIN",
+}
+
+
+def method_label(method: str, spec: dict) -> str:
+    """How a model is named in tables and figures."""
+    if spec.get("kind") == "gnt" and method not in LABELS:
+        return f"GNT σ={spec['sigma']:g}"
+    return LABELS.get(method, method)
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str  # shown in the table
+    method: str  # our method name
+    paper_model: str | None  # the paper's model whose numbers sit beside it, if any
+
+
+def _cell(summary: pd.DataFrame, method: str, column: str, scale: float = 1.0):
+    """One value of the method summary, scaled (100 for percent); None where it is missing."""
+    if column not in summary.columns or pd.isna(summary.at[method, column]):
+        return None
+    return scale * float(summary.at[method, column])
+
+
+def method_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per method: clean, c_mean, c_mean_without_noise and each corruption (mean over severities)."""
+    clean = frame[frame.metric == "clean"].groupby("method").value.mean().rename("clean")
+    corrupt = frame[frame.metric == "corruptions"]
+    per_corruption = corrupt[corrupt.category != "aggregate"].groupby(["method", "corruption"]).value.mean().unstack()
+    aggregates = corrupt[corrupt.category == "aggregate"].pivot_table(index="method", columns="corruption", values="value")
+    aggregates = aggregates.rename(columns={"mean": "c_mean", "mean_without_noise": "c_mean_without_noise"})
+    # Robustness quantities (eps_gn, eps_un, eps_an, eps_an_std, linf_pgd, l2_ddn, ...) by name.
+    measured = frame[frame.metric.isin(["noise_robustness", "adversarial"])]
+    quantities = measured.pivot_table(index="method", columns="corruption", values="value", aggfunc="first")
+    return pd.concat([clean, aggregates, per_corruption, quantities], axis=1)
+
+
+def is_depth_ablation(spec: dict) -> bool:
+    """ANT generators of non-default depth belong to Table 16, not to the main tables."""
+    return spec.get("kind") == "ant" and spec.get("depth", 4) != 4
+
+
+def standard_rows(summary: pd.DataFrame, specs: dict[str, dict], extra: list[str], best: str | None) -> list[Row]:
+    """Vanilla, GNT at the best sigma (``best``, the sweep's choice), then the other named
+    methods in config order."""
+    sigmas = sweep_sigmas(specs)
+    rows = [Row("Vanilla", "vanilla", "vanilla")] if "vanilla" in summary.index else []
+    if best in summary.index:
+        rows.append(Row(f"GNT σ={sigmas[best]:g} (best)", best, "gnt_s0.5"))
+    for method in extra:
+        shown = method in summary.index and method not in sigmas and method != "vanilla"
+        if shown and not is_depth_ablation(specs.get(method, {})):
+            rows.append(Row(LABELS.get(method, method), method, method))
+    return rows
+
+
+def depth_table(summary: pd.DataFrame, specs: dict[str, dict], channels: int, dataset: str) -> pd.DataFrame:
+    """Table 16: ANT1x1 with generators of depth 1..5 (replay on, no stylization); the default
+    depth-4 model is ant1x1 itself. Parameter counts are those of our generators for the
+    dataset's channels (the paper's 12 / 143 / 563 / 983 / 1403 are for 3 channels)."""
+    from noisetrain.noise.generators import NoiseGenerator, count_parameters
+
+    by_depth: dict[int, str] = {}
+    for method, spec in specs.items():
+        plain = spec.get("kind") == "ant" and spec.get("kernel") == "1x1" and spec.get("replay") and not spec.get("stylized_path")
+        if plain and method in summary.index and (spec["depth"] not in by_depth or method == "ant1x1"):
+            by_depth[spec["depth"]] = method
+    with_paper = dataset == "imagenet"  # the paper's Table 16 is ImageNet's
+    records = []
+    for depth, method in sorted(by_depth.items()):
+        record = {"depth": depth, "model": method,
+                  "generator parameters": count_parameters(NoiseGenerator(channels, depth=depth, kernel="1x1"))}
+        for key, title in SUMMARY_COLUMNS.items():
+            record[title] = _cell(summary, method, key, 100.0)
+            if with_paper:
+                record[f"{title} (paper)"] = paper_value("Table 16", dataset, f"ant1x1_depth{depth}", key)
+        records.append(record)
+    return pd.DataFrame(records, columns=["depth", "model", "generator parameters", *SUMMARY_COLUMNS.values()]
+                        + ([f"{t} (paper)" for t in SUMMARY_COLUMNS.values()] if with_paper else []))
+
+
+def corruption_table(summary: pd.DataFrame, rows: list[Row], corruptions: list[str], dataset: str,
+                     paper_table: str) -> pd.DataFrame:
+    """Table 11's layout: clean, C mean and every corruption, one row per model (and the paper's rows)."""
+    columns = ["clean", "c_mean", *corruptions]
+    records = []
+    for row in rows:
+        records.append({"model": row.label, "source": "ours",
+                        **{c: _cell(summary, row.method, c, 100.0) for c in columns}})
+        if dataset in PAPER_DATASETS:
+            paper = {c: paper_value(paper_table, dataset, row.paper_model, c) for c in columns}
+            if any(v is not None for v in paper.values()):
+                records.append({"model": row.label, "source": f"paper ({paper_table})", **paper})
+    return pd.DataFrame(records, columns=["model", "source", *columns]).rename(columns={"c_mean": "C mean"})
+
+
+def summary_table(summary: pd.DataFrame, rows: list[Row], dataset: str, paper_table: str) -> pd.DataFrame:
+    """Table 4 style: clean, C mean, C without noise; a paper column beside each where one exists."""
+    with_paper = dataset in PAPER_DATASETS
+    records = []
+    for row in rows:
+        record = {"model": row.label}
+        for key, title in SUMMARY_COLUMNS.items():
+            record[title] = _cell(summary, row.method, key, 100.0)
+            if with_paper:
+                record[f"{title} (paper)"] = paper_value(paper_table, dataset, row.paper_model, key)
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def sweep_table(summary: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFrame:
+    """Every point of the sigma sweep (vanilla as sigma 0): the numbers behind Fig 6."""
+    points = sorted((s, m) for m, s in sweep_sigmas(specs).items() if m in summary.index)
+    if "vanilla" in summary.index:
+        points.insert(0, (0.0, "vanilla"))
+    return pd.DataFrame(
+        [{"sigma": s, "model": m,
+          **{title: _cell(summary, m, key, 100.0) for key, title in SUMMARY_COLUMNS.items() if key in summary.columns}}
+         for s, m in points]
+    )
+
+
+def render(table: pd.DataFrame, caption: str) -> dict[str, str]:
+    """The table as markdown, LaTeX (booktabs) and HTML (for the Snakemake report); missing
+    cells show as a dash."""
+    headers = list(table.columns)
+    body = table.astype(object).where(table.notna(), None).values.tolist()
+    options = dict(headers=headers, floatfmt=".1f", missingval="–")
+    latex = (
+        "\\begin{table}[t]\n\\centering\n\\small\n"
+        + latex_symbols(tabulate(body, tablefmt="latex_booktabs", **{**options, "missingval": "--"}))
+        + f"\n\\caption{{{latex_escape(caption)}}}\n\\end{{table}}\n"
+    )
+    html = f"<p>{escape(caption)}</p>\n{tabulate(body, tablefmt='html', **options)}\n"
+    return {"md": f"{caption}\n\n{tabulate(body, tablefmt='github', **options)}\n", "tex": latex, "html": html}
+
+
+# Characters pdflatex cannot typeset from a plain table, and what typesets them.
+LATEX_TEXT = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#"}
+LATEX_UNICODE = {"σ": r"$\sigma$", "ε": r"$\epsilon$", "±": r"$\pm$", "∞": r"$\infty$", "–": "--", "×": r"$\times$",
+                 "≤": r"$\leq$", "≥": r"$\geq$"}
+
+
+def latex_escape(text: str) -> str:
+    """Plain text (a caption) as LaTeX: special characters escaped, symbols in math mode."""
+    for char, escaped in LATEX_TEXT.items():
+        text = text.replace(char, escaped)
+    return latex_symbols(text)
+
+
+def latex_symbols(text: str) -> str:
+    """Replace the symbols our tables use by their LaTeX commands (tabulate escapes the rest)."""
+    for char, escaped in LATEX_UNICODE.items():
+        text = text.replace(char, escaped)
+    return text
+
+
+def write(table: pd.DataFrame, caption: str, out_dir: str | Path, name: str) -> None:
+    """``out_dir/name.md``, ``.tex`` and ``.html``."""
+    for ext, text in render(table, caption).items():
+        atomic_write(Path(out_dir) / f"{name}.{ext}", lambda tmp, text=text: tmp.write_text(text))
+
+
+def _eps_pm(summary: pd.DataFrame, method: str) -> str | None:
+    mean, std = _cell(summary, method, "eps_an"), _cell(summary, method, "eps_an_std")
+    if mean is None:
+        return None
+    return f"{mean:.2f} ± {std:.2f}" if std is not None and math.isfinite(mean) else f"{mean:.2f}"
+
+
+def epsilon_table(summary: pd.DataFrame, rows: list[Row], dataset: str, with_clean: bool, paper_table: str) -> pd.DataFrame:
+    """Tables 2 and 3: median epsilon* along Gaussian (GN), uniform (UN) and adversarial noise
+    (AN: mean ± std over fresh generators); Table 3 adds clean accuracy. Paper values are ImageNet's."""
+    records = []
+    for row in rows:
+        record = {"model": row.label}
+        if with_clean:
+            record["clean"] = _cell(summary, row.method, "clean", 100.0)
+        record.update({"ε*_GN": _cell(summary, row.method, "eps_gn"), "ε*_UN": _cell(summary, row.method, "eps_un"),
+                       "ε*_AN": _eps_pm(summary, row.method)})
+        if dataset == "imagenet":
+            for key, title in (("eps_gn", "ε*_GN"), ("eps_un", "ε*_UN"), ("eps_an", "ε*_AN")):
+                record[f"{title} (paper)"] = paper_value(paper_table, dataset, row.paper_model, key)
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def adversarial_table(summary: pd.DataFrame, rows: list[Row], dataset: str, eps: dict[str, float]) -> pd.DataFrame:
+    """Tables 5 / 12: clean accuracy and accuracy under L2 DDN and L-infinity PGD."""
+    paper_table = "Table 12" if dataset == "mnist" else "Table 5"
+    l2, linf = f"L2 acc (ε={eps.get('l2_ddn', float('nan')):g})", f"L∞ acc (ε={eps.get('linf_pgd', float('nan')):g})"
+    records = []
+    for row in rows:
+        record = {"model": row.label, "clean": _cell(summary, row.method, "clean", 100.0),
+                  l2: _cell(summary, row.method, "l2_ddn", 100.0), linf: _cell(summary, row.method, "linf_pgd", 100.0)}
+        if dataset in PAPER_DATASETS:
+            record.update({"clean (paper)": paper_value(paper_table, dataset, row.paper_model, "clean"),
+                           f"{l2} (paper)": paper_value(paper_table, dataset, row.paper_model, "l2_acc"),
+                           f"{linf} (paper)": paper_value(paper_table, dataset, row.paper_model, "linf_acc")})
+        records.append(record)
+    return pd.DataFrame(records)

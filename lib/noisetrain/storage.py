@@ -1,0 +1,63 @@
+"""The one place files are written and checkpoints read.
+
+Every file the pipeline writes goes through :func:`atomic_write`: a temporary file in the same
+folder, then a rename, so a crash or a full disk never leaves a half-written file under the
+final name, and a failed write names the file. Torch files are read only with
+``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from noisetrain.errors import CheckpointError
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = "") -> Path:
+    """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it to ``path``.
+
+    ``suffix`` keeps an extension that a writer insists on (``np.savez`` appends ``.npz``).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write {path} ({exc.strerror or exc}): check that its folder is writable "
+                              "and the disk has room") from exc
+    return path
+
+
+def write_json(obj, path: str | Path) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1, sort_keys=True)))
+
+
+def save_torch(obj, path: str | Path) -> Path:
+    import torch
+
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_torch(path: str | Path) -> dict:
+    """torch.load with weights_only=True; a missing, truncated or foreign file is a CheckpointError."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist: run the rule that writes it (snakemake {path})")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"{path} is not a readable checkpoint ({exc.__class__.__name__}): delete it and rerun") from exc
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a noisetrain file (a mapping): "
+                              "delete it and rerun the rule that writes it")
+    return obj

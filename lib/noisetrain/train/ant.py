@@ -1,0 +1,307 @@
+"""Adversarial Noise Training (paper section 3.2.2, eq. 3; +SIN section 3.3; appendix B).
+
+Per training batch the noise generator takes one Adam step to *raise* the classifier's loss on
+the batch perturbed by it (the classifier held fixed), then the classifier takes one SGD step on
+a composed batch: a clean part, optionally a stylized part, a part perturbed by the current
+generator and a part perturbed by earlier generator states (experience replay). Every perturbation
+has L2 size exactly ``eps`` after clipping (``rescale_to_norm``). At regular intervals a fresh
+generator is trained from scratch against the current classifier and replaces the current one
+(the paper calls this crucial against the generator getting stuck).
+
+:class:`AntStep` implements the method-step protocol (``noisetrain.train.steps``). All
+randomness comes from seeded CPU ``torch.Generator`` objects whose states are checkpointed, so a
+CPU run is deterministic and resumes bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from noisetrain.data.datasets import PreparedData, load_npz, to_float
+from noisetrain.errors import DataError, InputError, TrainingError
+from noisetrain.noise.adversarial_noise import weights_fixed
+from noisetrain.noise.generator_bank import GeneratorBank, cpu_state
+from noisetrain.noise.generators import NoiseGenerator
+from noisetrain.noise.rescaling import rescale_to_norm
+from noisetrain.train.steps import Stream, classifier_step, register_method, seeded
+
+PARTS = ("clean", "stylized", "current", "replay")
+FRACTION_TOLERANCE = 1e-6
+
+
+def default_fractions(replay: bool, stylized: bool) -> dict[str, float]:
+    """The paper's batch split: 50% clean, 30% current, 20% replay (section 3.2.2); +SIN: 25%
+    clean, 30% stylized, 45% noise split evenly between current and replay (section 3.3)."""
+    if stylized:
+        noisy = {"current": 0.225, "replay": 0.225} if replay else {"current": 0.45, "replay": 0.0}
+        return {"clean": 0.25, "stylized": 0.3, **noisy}
+    if replay:
+        return {"clean": 0.5, "stylized": 0.0, "current": 0.3, "replay": 0.2}
+    return {"clean": 0.5, "stylized": 0.0, "current": 0.5, "replay": 0.0}
+
+
+def check_eps(eps) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps <= 0:
+        raise InputError(f"ANT eps must be a positive number (resolve 'auto' before training), got {eps!r}")
+    return float(eps)
+
+
+def check_fractions(fractions: dict | None, *, replay: bool, stylized_path: str | None) -> dict[str, float]:
+    """Validate a batch split (or take the paper's default) and return it with all four keys."""
+    if fractions is None:
+        return default_fractions(replay, stylized_path is not None)
+    if not isinstance(fractions, dict) or set(fractions) != set(PARTS):
+        raise InputError(f"ANT fractions must be a mapping with exactly the keys {list(PARTS)}, got {fractions!r}")
+    out = {}
+    for name in PARTS:
+        value = fractions[name]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise InputError(f"ANT fractions.{name} must be a number, got {value!r}")
+        if value < 0:
+            raise InputError(f"ANT fractions.{name} must be >= 0, got {value}")
+        out[name] = float(value)
+    total = sum(out.values())
+    if abs(total - 1.0) > FRACTION_TOLERANCE:
+        raise InputError(f"ANT fractions must sum to 1, got {total:.8g} ({out})")
+    if out["stylized"] > 0 and stylized_path is None:
+        raise InputError("ANT fractions.stylized > 0 needs stylized_path (an .npz of stylized training images)")
+    if out["replay"] > 0 and not replay:
+        raise InputError("ANT fractions.replay > 0 needs replay: true (without it there is no bank to replay from)")
+    return out
+
+
+def part_counts(fractions: dict[str, float], n: int) -> dict[str, int]:
+    """Images per part for a batch of ``n``: cumulative rounding, so the counts sum to ``n``."""
+    counts, done, cum = {}, 0, 0.0
+    for name in PARTS:
+        cum += fractions[name]
+        # The last boundary is n exactly, whatever rounding left in the sum of the fractions.
+        bound = n if name == PARTS[-1] else min(n, int(math.floor(cum * n + 0.5)))
+        counts[name] = bound - done
+        done = bound
+    return counts
+
+
+def load_stylized(path: str, labels: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+    """The stylized training images as a uint8 tensor, checked to align with the training set."""
+    arrays = load_npz(path, ("images", "labels"))
+    if arrays["images"].shape != tuple(shape) or arrays["images"].dtype != np.uint8:
+        raise DataError(
+            f"{path}: stylized images must be uint8 of the training set's shape {tuple(shape)}, "
+            f"got {arrays['images'].dtype} {arrays['images'].shape}"
+        )
+    if arrays["labels"].shape != labels.shape or not np.array_equal(arrays["labels"], labels):
+        raise DataError(
+            f"{path}: stylized labels do not match the prepared training labels; the file must hold "
+            "the stylized version of every training image in the same order - regenerate it"
+        )
+    return torch.from_numpy(np.ascontiguousarray(arrays["images"]))
+
+
+@register_method("ant")
+class AntStep:
+    """The ANT method step: one generator step, then one classifier step per batch.
+
+    Counters ``steps`` (batches done) and ``reinits`` (fresh generators trained) are public. The
+    replay bank is a list of CPU state dicts, one every ``snapshot_every`` steps.
+    """
+
+    def __init__(self, spec: dict, data: PreparedData, device: torch.device | str, steps_per_epoch: int):
+        if steps_per_epoch < 1:
+            raise InputError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+        self.eps = check_eps(spec["eps"])
+        self.replay = bool(spec["replay"])
+        self.stylized_path = spec.get("stylized_path")
+        self.fractions = check_fractions(spec.get("fractions"), replay=self.replay, stylized_path=self.stylized_path)
+        if spec["reinit_every"] <= 0 or spec["reinit_steps"] < 0 or spec["snapshot_every"] < 1:
+            raise InputError("ANT needs reinit_every > 0, reinit_steps >= 0 and snapshot_every >= 1")
+        self.device = torch.device(device)
+        self.arch = {"channels": data.channels, "depth": spec["depth"], "kernel": spec["kernel"]}
+        self.lr = spec["generator_lr"]
+        self.batch_size = spec["batch_size"]
+        self.reinit_interval = max(1, round(spec["reinit_every"] * steps_per_epoch))
+        self.reinit_steps = spec["reinit_steps"]
+        self.snapshot_every = spec["snapshot_every"]
+
+        # Kept as uint8 (4x smaller than float); only the images of a batch are converted.
+        self.train_images = torch.from_numpy(np.ascontiguousarray(data.train.images))
+        self.train_labels = torch.from_numpy(np.ascontiguousarray(data.train.labels))
+        self.stylized = None
+        if self.stylized_path is not None:
+            self.stylized = load_stylized(self.stylized_path, data.train.labels, data.train.images.shape)
+
+        self.init_rng = seeded(spec["seed"], Stream.GENERATOR_INIT)
+        self.noise_rng = seeded(spec["seed"], Stream.GENERATOR_NOISE)
+        self.pick_rng = seeded(spec["seed"], Stream.PICK)
+        self.generator, self.optimizer = self._fresh_generator()
+        self.bank: list[dict[str, torch.Tensor]] = []
+        self._bank_functions: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}
+        self.steps = 0
+        self.reinits = 0
+        self.last_replay_choice: torch.Tensor | None = None  # bank index per replay image (tests)
+
+    # -- generator helpers -------------------------------------------------------------------
+    def _fresh_generator(self) -> tuple[NoiseGenerator, torch.optim.Adam]:
+        # nn.Conv2d's constructor draws a default init from the global RNG before
+        # NoiseGenerator redraws it from init_rng: fork so the global stream is left untouched.
+        with torch.random.fork_rng(devices=[]):
+            gen = NoiseGenerator(**self.arch, rng=self.init_rng).to(self.device)
+        return gen, torch.optim.Adam(gen.parameters(), lr=self.lr)
+
+    def _noise_input(self, gen: NoiseGenerator, shape: torch.Size) -> torch.Tensor:
+        # Drawn on the CPU stream and moved: the same seed gives the same noise on any device.
+        return torch.randn(gen.input_shape(shape), generator=self.noise_rng).to(self.device)
+
+    def _perturb(self, gen: NoiseGenerator, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        if z is None:
+            z = self._noise_input(gen, x.shape)
+        delta = gen.transform(z).to(x.dtype)
+        if not torch.isfinite(delta).all():
+            raise TrainingError(f"ANT: the noise generator diverged (non-finite noise after {self.steps} steps, "
+                                f"{self.reinits} re-initialisations); lower generator_lr (now {self.lr:g})")
+        return rescale_to_norm(x, delta, self.eps)
+
+    def _generator_update(self, model: nn.Module, gen: NoiseGenerator, opt: torch.optim.Optimizer,
+                          x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """One Adam step of ``gen`` maximising the classifier's cross-entropy (eq. 2) on ``x``.
+
+        The classifier is fixed and in eval mode (BatchNorm statistics must not learn from the
+        generator's samples). Returns the perturbed images it was computed on, detached, and the
+        generator's metrics: its cross-entropy and its fooling rate (the fraction of perturbed
+        images misclassified).
+        """
+        was_training = model.training
+        model.eval()
+        with weights_fixed(model):
+            noisy = self._perturb(gen, x)
+            logits = model(noisy)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            (-loss).backward()
+            opt.step()
+        model.train(was_training)
+        fooled = (logits.detach().argmax(1) != y).float().mean()
+        return noisy.detach(), {"generator_loss": loss.item(), "fooling_rate": fooled.item()}
+
+    def reinitialise(self, model: nn.Module) -> None:
+        """Train a fresh generator from scratch against the current classifier; it replaces the
+        current one, with a fresh Adam state."""
+        gen, opt = self._fresh_generator()
+        n = len(self.train_labels)
+        size = min(self.batch_size, n)
+        order = torch.empty(0, dtype=torch.long)
+        for _ in range(self.reinit_steps):
+            # Minibatches without replacement within a pass, as in fit_generator.
+            if order.numel() < size:
+                order = torch.randperm(n, generator=self.pick_rng)
+            idx, order = order[:size], order[size:]
+            x = to_float(self.train_images[idx].numpy()).to(self.device)
+            self._generator_update(model, gen, opt, x, self.train_labels[idx].to(self.device))
+        self.generator, self.optimizer = gen, opt
+        self.reinits += 1
+
+    def _bank_function(self, state: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Bank state ``state`` as a ready map z -> delta; bank states never change, so each is
+        prepared once (for a 1x1 MNIST generator: its breakpoints)."""
+        if state not in self._bank_functions:
+            params = {k: v.to(self.device) for k, v in self.bank[state].items()}
+            self._bank_functions[state] = self.generator.as_function(params)
+        return self._bank_functions[state]
+
+    # -- batch composition -------------------------------------------------------------------
+    @torch.no_grad()
+    def compose(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor,
+                current: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, slice]]:
+        """The classifier's batch: ``x`` (moved to the device) with its parts replaced.
+
+        Returns the batch and ``{part: slice}`` over its positions, in the order clean,
+        stylized (the stylized versions of the same training indices), current (perturbed by
+        the current generator), replay (perturbed by bank states drawn per image). While the
+        bank is empty the current generator also perturbs the replay part. ``current``, if
+        given, is ``x`` already perturbed by the current generator (the generator step's own
+        samples) and is used instead of drawing new ones. Labels are unchanged; ``y`` is
+        accepted to mirror the step protocol.
+        """
+        counts = part_counts(self.fractions, len(x))
+        parts, start = {}, 0
+        for name in PARTS:
+            parts[name] = slice(start, start + counts[name])
+            start += counts[name]
+        batch = x.to(self.device, copy=True)
+
+        sty = parts["stylized"]
+        if counts["stylized"]:
+            batch[sty] = to_float(self.stylized[index[sty].cpu()].numpy()).to(self.device)
+
+        use_bank = bool(self.bank) and counts["replay"] > 0
+        own = parts["current"] if use_bank else slice(parts["current"].start, parts["replay"].stop)
+        if own.stop > own.start:
+            batch[own] = current[own] if current is not None else self._perturb(self.generator, batch[own])
+        if not use_bank:
+            return batch, parts
+
+        rep = parts["replay"]
+        target = batch[rep]
+        z = self._noise_input(self.generator, target.shape)  # one draw, whatever the grouping
+        choice = torch.randint(len(self.bank), (counts["replay"],), generator=self.pick_rng)
+        delta = torch.empty_like(target)
+        for state in torch.unique(choice).tolist():
+            rows = (choice == state).nonzero().squeeze(1).to(self.device)
+            delta[rows] = self._bank_function(state)(z[rows]).to(delta.dtype)
+        # One rescale for the whole replay part: it is per image anyway.
+        batch[rep] = rescale_to_norm(target, delta, self.eps)
+        self.last_replay_choice = choice
+        return batch, parts
+
+    # -- the step protocol -------------------------------------------------------------------
+    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+             index: torch.Tensor) -> dict[str, float]:
+        x, y = x.to(self.device), y.to(self.device)
+        # Eq. 3, alternating: the generator steps first; the classifier then trains on the very
+        # samples the generator was updated on (this saves a second generator pass per batch).
+        current, metrics = self._generator_update(model, self.generator, self.optimizer, x, y)
+        batch, _ = self.compose(x, y, index, current=current)
+        metrics["loss"] = classifier_step(model, optimizer, batch, y)
+        self.steps += 1
+        # Snapshot before a re-init so the bank keeps the jointly trained state.
+        if self.replay and self.steps % self.snapshot_every == 0:
+            self.bank.append(cpu_state(self.generator))
+        if self.steps % self.reinit_interval == 0:
+            self.reinitialise(model)
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {
+            "generator": cpu_state(self.generator),
+            "optimizer": self.optimizer.state_dict(),
+            "bank": [dict(s) for s in self.bank],
+            "steps": self.steps,
+            "reinits": self.reinits,
+            "init_rng": self.init_rng.get_state(),
+            "noise_rng": self.noise_rng.get_state(),
+            "pick_rng": self.pick_rng.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=self.lr)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.bank = [{k: v.to("cpu", copy=True) for k, v in s.items()} for s in state["bank"]]
+        self._bank_functions = {}
+        self.steps = int(state["steps"])
+        self.reinits = int(state["reinits"])
+        self.init_rng.set_state(state["init_rng"])
+        self.noise_rng.set_state(state["noise_rng"])
+        self.pick_rng.set_state(state["pick_rng"])
+
+    def export(self) -> dict:
+        """The replay bank followed by the final generator, for the model file (Fig 4)."""
+        states = [dict(s) for s in self.bank] + [cpu_state(self.generator)]
+        return {"generators": GeneratorBank(self.arch, self.eps, states).to_dict()}

@@ -1,0 +1,83 @@
+"""What every training method shares: the method-step protocol, the registry of method kinds, the
+classifier's SGD step and the seeded random streams.
+
+A *method step* turns one training batch into one classifier update and returns the batch's
+metrics (at least ``loss``); the trainer averages them per epoch into the training log. Each
+method kind registers its step class here (``@register_method("gnt", ...)``) and the trainer looks
+it up by the spec's ``kind``, so adding a method touches only its own module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from noisetrain.errors import ConfigError, InputError
+
+
+class Stream(IntEnum):
+    """Offsets of the seeded random streams: one seed gives each consumer its own stream."""
+
+    INIT = 0  # classifier initialisation
+    ORDER = 1  # data order
+    NOISE = 2  # pixel noise of GNT, GNT_mult, Speckle
+    GENERATOR_INIT = 3  # ANT: generator initialisations
+    GENERATOR_NOISE = 4  # ANT: every z fed to a generator
+    PICK = 5  # ANT: replay choices, re-initialisation minibatches
+
+
+def seeded(seed: int, stream: Stream) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1000 + int(stream))
+
+
+class MethodStep(Protocol):
+    """How one training batch becomes one classifier update, and the state that must survive a restart."""
+
+    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+             index: torch.Tensor) -> dict[str, float]: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+    def export(self) -> dict:
+        """What the method learned besides the classifier, for the model file ({} for none)."""
+        ...
+
+
+# kind -> factory(spec, data, device, steps_per_epoch) -> MethodStep
+METHOD_STEPS: dict[str, Callable[..., MethodStep]] = {}
+
+
+def register_method(*kinds: str):
+    """Class decorator registering a method step for the config's ``kind`` values."""
+
+    def register(factory):
+        for kind in kinds:
+            if kind in METHOD_STEPS:
+                raise InputError(f"method kind {kind!r} is registered twice")
+            METHOD_STEPS[kind] = factory
+        return factory
+
+    return register
+
+
+def build_step(spec: dict, data, device: torch.device, steps_per_epoch: int) -> MethodStep:
+    if spec["kind"] not in METHOD_STEPS:
+        raise ConfigError(f"config error at 'methods.{spec.get('method')}.kind': unknown method kind "
+                          f"{spec['kind']!r}; known: {', '.join(sorted(METHOD_STEPS))}")
+    return METHOD_STEPS[spec["kind"]](spec, data, device, steps_per_epoch)
+
+
+def classifier_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, target: torch.Tensor) -> float:
+    """One SGD update of the classifier on a composed batch; returns the batch loss."""
+    loss = F.cross_entropy(model(batch), target)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
