@@ -42,7 +42,7 @@ include: "rules/common.smk"
 
 wildcard_constraints:
     dataset=re.escape(DATASET),
-    method="|".join(re.escape(m) for m in METHODS),
+    method="|".join(re.escape(m) for m in METHOD_NAMES),
     corruption="|".join(re.escape(c) for c in CORRUPTIONS),
 
 

@@ -3,14 +3,17 @@
 import json
 
 import noisetrain
-from noisetrain.config import expand_methods, train_spec
+from noisetrain.config import expand_methods, init_method, replicate_name, train_spec
 from noisetrain.report.outputs import TABLE_NAMES
 from noisetrain.report.sweep_choice import BEST_GNT, read_choice
 
 DATASET = config["dataset"]["name"]
-METHODS = expand_methods(config)
+METHODS = expand_methods(config)  # every model the study trains (the best GNT model's replicates aside)
+METHOD_NAMES = expand_methods(config, every_replicate=True)  # every name a model file may have
 CORRUPTIONS = config["corruptions"]["names"]
-SWEEP = [m for m, spec in METHODS.items() if spec["kind"] == "gnt"]
+SWEEP = [m for m, spec in METHODS.items() if spec["kind"] == "gnt" and "replicate_of" not in spec]
+EPS_CANDIDATES = {m: spec["eps"] for m, spec in METHODS.items() if "candidate_of" in spec}
+EXTRA_SEEDS = [seed for seed in config["seeds"]["values"] if seed != config["seed"]]
 # Absolute, so that `snakemake -d OTHER_DIR` writes results elsewhere and still finds the code.
 SCRIPTS = f"{workflow.basedir}/workflow_scripts"
 CODE_VERSION = noisetrain.__version__
@@ -43,6 +46,9 @@ def logged(command):
 
 
 SWEEP_CHOICE = results("selection/sweep_choice.json")
+EPS_CHOICE = results("selection/eps_search.json")
+# Which choice record gives an eps of 'auto' or 'search'.
+EPS_RECORD = {"auto": SWEEP_CHOICE, "search": EPS_CHOICE}
 
 
 def chosen_model():
@@ -69,36 +75,46 @@ def accuracy_records(wildcards=None):
     return ours("eval/{method}/{metric}.json", method=METHODS, metric=["clean", "corruptions"])
 
 
+def best_gnt_replicates():
+    """The seed replicates of the sweep's best model, when seeds.methods lists best_gnt."""
+    if not (SWEEP and EXTRA_SEEDS and BEST_GNT in config["seeds"]["methods"]):
+        return []
+    best = chosen_model()
+    return [replicate_name(best, seed) for seed in EXTRA_SEEDS]
+
+
 def eval_records(wildcards=None):
+    replicates = ours("eval/{method}/{metric}.json", method=best_gnt_replicates(), metric=["clean", "corruptions"])
     robust = ours("eval/{method}/{metric}.json", method=measured_methods(), metric=["noise_robustness", "adversarial"])
-    return accuracy_records() + robust
+    return accuracy_records() + replicates + robust
+
+
+def correct_files(wildcards=None):
+    """Per-image correctness of every model, the best GNT model's replicates included (the claims)."""
+    return ours("eval/{method}/correct.npz", method=[*METHODS, *best_gnt_replicates()])
 
 
 def spec_json(wildcards):
     return json.dumps(train_spec(config, wildcards.method), sort_keys=True)
 
 
-def uses_sweep_choice(method):
-    spec = METHODS[method]
-    return spec["kind"] == "ant" and spec["eps"] == "auto"
-
-
 def train_inputs(wildcards):
-    """Fine-tuning starts from the vanilla model (paper section 4); vanilla starts from scratch.
-    ANT with eps 'auto' also waits for the sweep's choice."""
+    """Fine-tuning starts from the vanilla model of the same seed (paper section 4); vanilla starts
+    from scratch. ANT with eps 'auto' or 'search' also waits for that choice."""
+    spec = METHOD_NAMES[wildcards.method]
     inputs = {}
-    if METHODS[wildcards.method]["kind"] != "vanilla":
-        inputs["init"] = results("models/vanilla.pt").format(dataset=wildcards.dataset)
-    if uses_sweep_choice(wildcards.method):
-        inputs["sweep_choice"] = SWEEP_CHOICE.format(dataset=wildcards.dataset)
+    init = init_method(spec)
+    if init:
+        inputs["init"] = results(f"models/{init}.pt").format(dataset=wildcards.dataset)
+    if spec["kind"] == "ant" and spec["eps"] in EPS_RECORD:
+        inputs["eps_choice"] = EPS_RECORD[spec["eps"]].format(dataset=wildcards.dataset)
     return inputs
 
 
 def robustness_inputs(wildcards):
-    """The fresh adversarial-noise generators train at ANT's eps chosen from the sweep ('auto')."""
-    if config["robustness"]["an_eps"] == "auto":
-        return {"sweep_choice": SWEEP_CHOICE.format(dataset=wildcards.dataset)}
-    return {}
+    """The fresh adversarial-noise generators train at the eps of a choice ('auto', 'search') or a number."""
+    an_eps = config["robustness"]["an_eps"]
+    return {"eps_choice": EPS_RECORD[an_eps].format(dataset=wildcards.dataset)} if an_eps in EPS_RECORD else {}
 
 
 def table_inputs(wildcards):
@@ -107,8 +123,8 @@ def table_inputs(wildcards):
 
 
 def optional_args(wildcards, input):
-    """--init / --sweep-choice for the inputs a job has, each path quoted for the shell."""
-    flags = {"init": "--init", "sweep_choice": "--sweep-choice"}
+    """--init / --eps-choice / --sweep-choice for the inputs a job has, each path quoted for the shell."""
+    flags = {"init": "--init", "eps_choice": "--eps-choice", "sweep_choice": "--sweep-choice"}
     return " ".join(f"{flag} {shell_quote(input[key])}" for key, flag in flags.items() if key in input.keys())
 
 
@@ -131,7 +147,7 @@ def epsilon_example_methods():
 
 
 def table_targets():
-    return ours("tables/{name}.{ext}", name=TABLE_NAMES, ext=["md", "tex", "html"])
+    return ours("tables/{name}.{ext}", name=[*TABLE_NAMES, "claims"], ext=["md", "tex", "html"])
 
 
 def figure_names():

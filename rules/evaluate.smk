@@ -10,6 +10,7 @@ rule evaluate:
     output:
         clean=results("eval/{method}/clean.json"),
         corruptions=results("eval/{method}/corruptions.json"),
+        correct=results("eval/{method}/correct.npz"),
     log:
         results("logs/evaluate/{method}.log"),
     benchmark:
@@ -29,7 +30,8 @@ rule evaluate:
         logged(
             "python {input.script:q} --model {input.model:q} --data {input.data:q} --sets {input.sets:q} "
             "--method {wildcards.method:q} --batch-size {params.batch_size} --device {params.device} "
-            "--threads {threads} --clean-out {output.clean:q} --corruptions-out {output.corruptions:q}"
+            "--threads {threads} --clean-out {output.clean:q} --corruptions-out {output.corruptions:q} "
+            "--correct-out {output.correct:q}"
         )
 
 

@@ -4,6 +4,7 @@
 
 localrules:
     tables,
+    claims,
     benchmarks_table,
     figure_sigma_sweep,
     figure_noise_levels,
@@ -39,6 +40,33 @@ rule tables:
         logged(
             "python {input.script:q} --records {input.records:q} --dataset {wildcards.dataset:q} "
             "--corruptions {params.corruptions:q} --methods {params.methods:q} {params.choice} --out-dir {params.out_dir:q}"
+        )
+
+
+rule claims:
+    input:
+        unpack(table_inputs),
+        script=script("make_claims"),
+        records=eval_records,
+        correct=correct_files,
+    output:
+        results("tables/claims.md"),
+        results("tables/claims.tex"),
+        report(results("tables/claims.html"), caption="../report/table.rst", category="Tables", labels={"table": "claims"}),
+    log:
+        results("logs/claims.log"),
+    benchmark:
+        results("benchmarks/claims.tsv")
+    conda:
+        "../envs/noisetrain.yaml"
+    params:
+        corruptions=CORRUPTIONS,
+        choice=optional_args,
+        out_dir=results("tables"),
+    shell:
+        logged(
+            "python {input.script:q} --records {input.records:q} --correct {input.correct:q} --dataset {wildcards.dataset:q} "
+            "--corruptions {params.corruptions:q} {params.choice} --out-dir {params.out_dir:q}"
         )
 
 

@@ -61,3 +61,26 @@ checkpoint choose_sweep:
         logged(
             "python {input.script:q} --records {input.records:q} --data {input.data:q} --seed {params.seed} " "--out {output:q}"
         )
+
+
+# The eps search (appendix B.2): the candidate ANT model with the best mean corruption accuracy.
+rule choose_eps:
+    input:
+        script=script("choose_eps"),
+        records=ours("eval/{method}/corruptions.json", method=EPS_CANDIDATES),
+    output:
+        EPS_CHOICE,
+    params:
+        candidates=lambda wildcards: json.dumps(EPS_CANDIDATES, sort_keys=True),
+        code_version=CODE_VERSION,
+    log:
+        results("logs/choose_eps.log"),
+    benchmark:
+        results("benchmarks/choose_eps.tsv")
+    resources:
+        mem_mb=2000,
+        runtime="10m",
+    conda:
+        "../envs/noisetrain.yaml"
+    shell:
+        logged("python {input.script:q} --records {input.records:q} --candidates {params.candidates:q} --out {output:q}")

@@ -16,7 +16,10 @@ BIN = Path(sys.executable).parent
 CORRUPTIONS = 15
 # Jobs run `python`: as for a user with the venv activated, it must be this interpreter.
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-METHODS = ["vanilla", "gnt_mult", "speckle", "ant1x1", "ant3x3", "gnt_s0.3", "gnt_s0.6"]
+# The models of config/test.yaml: named, the sigma sweep, the eps search's candidates, the replicates
+# of the second seed (the sweep's best model's replicate is known only once it is chosen).
+METHODS = ["vanilla", "gnt_mult", "speckle", "ant1x1", "ant3x3", "gnt_s0.3", "gnt_s0.6", "ant1x1_eps2", "ant1x1_eps4",
+           "vanilla_seed1", "ant1x1_seed1"]
 
 
 def snakemake(workdir, *args, timeout=900):

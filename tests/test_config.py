@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -246,3 +247,39 @@ def test_device_cuda_needs_a_visible_gpu():
     cfg.check_device({"device": "cuda"}, cuda_available=True)
     cfg.check_device({"device": "auto"}, cuda_available=False)
     cfg.check_device({"device": "cpu"}, cuda_available=False)
+
+
+def test_eps_search_and_seed_replicates_expand_into_named_methods():
+    config = validate_config({
+        "dataset": {"name": "digits"}, "sigma_sweep": [0.3, 0.6],
+        "methods": {"vanilla": {"kind": "vanilla"}, "ant1x1": {"kind": "ant", "eps": "search"},
+                    "speckle": {"kind": "speckle", "schedule": {"epochs": 2}}},
+        "eps_search": {"method": "ant1x1", "candidates": [2.0, 4.0]},
+        "seeds": {"values": [0, 3], "methods": ["vanilla", "ant1x1", "best_gnt"]},
+    })
+    methods = expand_methods(config)
+    assert methods["ant1x1_eps2"]["eps"] == 2.0 and methods["ant1x1_eps4"]["candidate_of"] == "ant1x1"
+    assert methods["ant1x1_seed3"] == {**methods["ant1x1"], "seed": 3, "replicate_of": "ant1x1"}
+    assert "gnt_s0.3_seed3" not in methods  # the best sweep model's replicates come once it is chosen
+    assert {"gnt_s0.3_seed3", "gnt_s0.6_seed3"} <= set(cfg.expand_methods(config, every_replicate=True))
+    spec = train_spec(config, "gnt_s0.6_seed3")
+    assert spec["seed"] == 3 and cfg.init_method(spec) == "vanilla_seed3"
+    assert cfg.init_method(train_spec(config, "ant1x1")) == "vanilla" and cfg.init_method(train_spec(config, "vanilla")) is None
+    assert train_spec(config, "speckle")["epochs"] == 2 and train_spec(config, "ant1x1")["epochs"] == 10  # own budget
+
+
+@pytest.mark.parametrize("change,where,message", [
+    ({"methods": {"vanilla": {"kind": "vanilla"}, "ant1x1": {"kind": "ant", "eps": "search"}}},
+     "methods.ant1x1.eps", "'search' takes the eps chosen by eps_search"),
+    ({"eps_search": {"method": "vanilla", "candidates": [1.0, 2.0]}}, "eps_search.method", "'vanilla' is not an ANT method"),
+    ({"seeds": {"values": [1, 2], "methods": ["vanilla"]}}, "seeds.values", "must list the study's seed (0)"),
+    ({"seeds": {"values": [0, 1], "methods": ["vanilla", "nosuch"]}}, "seeds.methods.1", "'nosuch' is not a method"),
+    ({"seeds": {"values": [0, 1], "methods": ["ant1x1"]}}, "seeds.methods", "add vanilla to the list"),
+    ({"methods": {"vanilla": {"kind": "vanilla"}, "s": {"kind": "speckle", "schedule": {"epochs": 2.5}}}},
+     "methods.s.schedule.epochs", "is not of type 'integer'"),
+])
+def test_eps_search_seeds_and_budgets_are_validated(change, where, message):
+    base = {"dataset": {"name": "digits"}, "sigma_sweep": [0.5],
+            "methods": {"vanilla": {"kind": "vanilla"}, "ant1x1": {"kind": "ant", "eps": 3.0}}}
+    with pytest.raises(ConfigError, match=f"config error at '{re.escape(where)}'.*{re.escape(message)}"):
+        validate_config({**base, **change})

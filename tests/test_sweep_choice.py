@@ -25,7 +25,7 @@ def test_choose_the_best_c_mean_and_its_eps(tmp_path):
     images = torch.full((4, 1, 10, 10), 0.5)
     c_means = {"gnt_s0.2": 0.80, "gnt_s0.5": 0.85, "gnt_s1": float("nan")}
     choice = sweep_choice.choose(c_means, SIGMAS, images, seed=3)
-    assert (choice.best_method, choice.best_sigma, choice.best_c_mean) == ("gnt_s0.5", 0.5, 0.85)
+    assert (choice.parameter, choice.best_method, choice.best_value, choice.best_c_mean) == ("sigma", "gnt_s0.5", 0.5, 0.85)
     assert choice.eps == pytest.approx(sweep_choice.mean_gaussian_change_norm(images, 0.5, seed=3))
     assert "mean over the 4 training images" in choice.how and "sigma 0.5" in choice.how
     assert choice.candidates == {"gnt_s0.2": 0.80, "gnt_s0.5": 0.85}  # a model without a score is no candidate
@@ -41,12 +41,22 @@ def test_no_sweep_model_with_a_record_is_an_error():
 
 def test_resolving_auto_settings(tmp_path):
     path = tmp_path / "choice.json"
-    sweep_choice.write_choice(sweep_choice.SweepChoice("gnt_s0.5", 0.5, 0.85, 12.0, "how", {"gnt_s0.5": 0.85}), path)
+    sweep_choice.write_choice(sweep_choice.SweepChoice("sigma", "gnt_s0.5", 0.5, 0.85, 12.0, "how", {"gnt_s0.5": 0.85}), path)
     spec = {"method": "ant3x3", "kind": "ant", "eps": "auto", "eps_factor": 0.5}
     assert sweep_choice.resolve_eps(spec, path) == {**spec, "eps": 6.0, "eps_source": "how"}
     fixed = {**spec, "eps": 10.0}
     assert sweep_choice.resolve_eps(fixed, None) is fixed  # a number needs no choice file
     assert sweep_choice.resolve_an_eps("auto", path) == 12.0 and sweep_choice.resolve_an_eps(3, None) == 3.0
+    assert sweep_choice.resolve_eps({**spec, "eps": "search"}, path)["eps"] == 6.0  # the same record type
+
+
+def test_eps_search_picks_the_best_candidate_and_the_smaller_eps_on_ties():
+    values = {"ant1x1_eps2": 2.0, "ant1x1_eps4": 4.0, "ant1x1_eps8": 8.0}
+    choice = sweep_choice.choose_eps({"ant1x1_eps2": 0.70, "ant1x1_eps4": 0.78, "ant1x1_eps8": 0.78}, values)
+    assert (choice.parameter, choice.best_method, choice.eps, choice.best_c_mean) == ("eps", "ant1x1_eps4", 4.0, 0.78)
+    assert "eps 4 gives the best mean corruption accuracy of the eps search (2, 4, 8)" == choice.how
+    with pytest.raises(DataError, match="no candidate of the eps search"):
+        sweep_choice.choose_eps({}, values)
 
 
 def test_unreadable_choice_files_are_one_line_errors(tmp_path):

@@ -107,3 +107,28 @@ def test_latex_is_plain_ascii_with_symbols_in_math_mode():
     assert r"GNT $\sigma$=0.5" in tex and r"7.39 $\pm$ 0.12" in tex and r"L$\infty$ acc" in tex
     assert r"$\epsilon$*\_AN" in tex
     assert r"\caption{Median $\epsilon$* ($\sigma$, $\pm$, $\infty$) of 50\% [model\_a \& b]}" in tex
+
+
+def test_replicates_fold_into_their_model_as_mean_and_std(tmp_path):
+    recs = records("digits")
+    replicate = [dict(r, method="vanilla_seed1", provenance={"spec": {"kind": "vanilla", "seed": 1, "replicate_of": "vanilla"}})
+                 for r in recs if r["method"] == "vanilla"]
+    replicate[0] = dict(replicate[0], rows=[{"corruption": "clean", "category": "clean", "severity": None, "value": 0.970}])
+    built = report.write_tables(recs + replicate, "digits", ["shot_noise", "fog"], [*VALUES, "vanilla_seed1"], tmp_path, BEST)
+    summary = built["summary"].set_index("model")
+    assert summary.at["Vanilla", "clean"] == "98.0 ± 1.4"  # mean of 99.0 and 97.0, std sqrt(2)
+    assert summary.at["Vanilla", "seeds"] == 2 and summary.at["GNT mult", "seeds"] == 1
+    assert summary.at["GNT mult", "clean"] == "99.2"  # one seed: the mean alone
+    assert "vanilla_seed1" not in set(built["table11"].model)  # no row of its own
+    assert "mean over them" in (tmp_path / "summary.md").read_text()
+
+
+def test_eps_search_table_lists_the_candidates(tmp_path):
+    recs = records("digits")
+    for eps, method in ((2.0, "gnt_s0.3"), (4.0, "gnt_s0.6")):  # reuse two records as candidates
+        for r in recs:
+            if r["method"] == method:
+                recs.append(dict(r, method=f"ant1x1_eps{eps:g}",
+                                 provenance={"spec": {"kind": "ant", "eps": eps, "candidate_of": "ant1x1"}}))
+    table = report.write_tables(recs, "digits", ["shot_noise", "fog"], list(VALUES), tmp_path, BEST)["eps_search"]
+    assert table.eps.tolist() == [2.0, 4.0] and table["C mean"].tolist() == pytest.approx([83.0, 89.0])

@@ -5,12 +5,13 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import CORRUPTIONS, METHODS, REPO, snakemake
 
 
 def test_every_target_exists(study):
-    for name in ("table11", "summary", "sigma_sweep", "table16", "table2", "table3", "adversarial"):
+    for name in ("table11", "summary", "sigma_sweep", "eps_search", "table16", "table2", "table3", "adversarial", "claims"):
         for ext in ("md", "tex", "html"):
             assert (study / "tables" / f"{name}.{ext}").stat().st_size > 100
     for name in ("fig6_accuracy_vs_sigma", "fig7_noise_levels", "corruption_examples", "fig4_adversarial_noise",
@@ -28,10 +29,10 @@ def test_records_hold_sane_numbers(study):
         assert clean["method"] == method and clean["dataset"] == "digits"
         assert 0.5 < clean["rows"][0]["value"] <= 1.0  # far above chance (0.1) after a short run
         provenance = clean["provenance"]
-        assert provenance["seed"] == 0 and len(provenance["config_hash"]) == 12
+        assert provenance["seed"] == (1 if method.endswith("_seed1") else 0) and len(provenance["config_hash"]) == 12
         # what shaped the number: the training data, the initial model, the code, the test set
         assert len(provenance["model"]["data_hash"]) == 12 and provenance["model"]["code_version"]
-        assert (provenance["model"]["init_hash"] is None) == (method == "vanilla")
+        assert (provenance["model"]["init_hash"] is None) == method.startswith("vanilla")
         assert len(provenance["settings"]["test_data_hash"]) == 12
         record = json.loads((study / "eval" / method / "corruptions.json").read_text())
         per = [r for r in record["rows"] if r["category"] != "aggregate"]
@@ -47,7 +48,7 @@ def test_training_logs_and_models(study):
         rows = (study / "train_logs" / f"{method}.csv").read_text().splitlines()
         assert rows[0].startswith("epoch,loss,heldout_accuracy")
         assert ("generator_loss" in rows[0] and "fooling_rate" in rows[0]) == method.startswith("ant")
-        assert len(rows) == (5 if method == "vanilla" else 2)
+        assert len(rows) == (5 if method.startswith("vanilla") else 2)
         assert not (study / "checkpoints" / method).exists()  # removed once the model is saved
 
 
@@ -58,14 +59,39 @@ def test_tables_show_every_model(study):
     assert "The paper reports no digits values" in table
 
 
-def test_ant_eps_is_chosen_from_the_sweep(study):
+def test_ant_eps_is_chosen_from_the_sweep_and_by_search(study):
     choice = json.loads((study / "selection" / "sweep_choice.json").read_text())
-    assert choice["best_method"] in ("gnt_s0.3", "gnt_s0.6") and choice["eps"] > 0
+    assert choice["parameter"] == "sigma" and choice["best_method"] in ("gnt_s0.3", "gnt_s0.6") and choice["eps"] > 0
     assert "mean over the 400 training images" in choice["how"]
-    ant1x1 = json.loads((study / "eval" / "ant1x1" / "clean.json").read_text())["provenance"]["spec"]
-    ant3x3 = json.loads((study / "eval" / "ant3x3" / "clean.json").read_text())["provenance"]["spec"]
-    assert ant1x1["eps"] == pytest.approx(choice["eps"])
-    assert ant3x3["eps"] == pytest.approx(0.52 * choice["eps"])
+    search = json.loads((study / "selection" / "eps_search.json").read_text())
+    assert search["parameter"] == "eps" and search["best_method"] in ("ant1x1_eps2", "ant1x1_eps4")
+    assert set(search["candidates"]) == {"ant1x1_eps2", "ant1x1_eps4"}
+    assert search["best_c_mean"] == max(search["candidates"].values())
+    spec = {m: json.loads((study / "eval" / m / "clean.json").read_text())["provenance"]["spec"] for m in METHODS}
+    assert spec["ant1x1"]["eps"] == pytest.approx(search["eps"])  # eps: search
+    assert spec["ant1x1_seed1"]["eps"] == pytest.approx(search["eps"]) and spec["ant1x1_seed1"]["seed"] == 1
+    assert spec["ant3x3"]["eps"] == pytest.approx(0.52 * choice["eps"])  # eps: auto, eps_factor 0.52
+    assert (spec["ant1x1_eps2"]["eps"], spec["ant1x1_eps4"]["eps"]) == (2.0, 4.0)
+
+
+def test_seed_replicates_and_the_claims_table(study):
+    choice = json.loads((study / "selection" / "sweep_choice.json").read_text())
+    best_replicate = f"{choice['best_method']}_seed1"
+    record = json.loads((study / "eval" / best_replicate / "clean.json").read_text())
+    assert record["provenance"]["spec"]["replicate_of"] == choice["best_method"]
+    replicate = json.loads((study / "eval" / "ant1x1_seed1" / "clean.json").read_text())["provenance"]
+    main = json.loads((study / "eval" / "ant1x1" / "clean.json").read_text())["provenance"]
+    assert replicate["spec"]["seed"] == 1 and replicate["model"]["init_hash"] != main["model"]["init_hash"]  # vanilla_seed1
+    summary = (study / "tables" / "summary.md").read_text()
+    assert "| seeds" in summary and " ± " in summary and "seed1" not in summary
+    claims = (study / "tables" / "claims.md").read_text()
+    assert "GNT beats the vanilla model on the corruption benchmark" in claims and "(2 seeds)" in claims
+    assert any(word in claims for word in ("| held", "| not held", "| inconclusive"))
+    correct = np.load(study / "eval" / "vanilla" / "correct.npz")
+    rows = json.loads((study / "eval" / "vanilla" / "corruptions.json").read_text())["rows"]
+    assert set(correct.files) == {"clean", *(r["corruption"] for r in rows if r["category"] != "aggregate")}
+    clean = json.loads((study / "eval" / "vanilla" / "clean.json").read_text())["rows"][0]["value"]
+    assert correct["clean"].mean() == pytest.approx(clean)
 
 
 def test_robustness_records(study):

@@ -29,7 +29,7 @@ def main(args) -> None:
     images = datasets.to_float(datasets.load(args.data).train.images)
     choice = sweep_choice.choose(c_means, sweep_choice.sweep_sigmas(specs_from_records(read)), images, args.seed)
     sweep_choice.write_choice(choice, args.out)
-    say(f"best sigma {choice.best_sigma:g} ({choice.best_method}) -> ANT eps {choice.eps:.3f} -> {args.out}")
+    say(f"best sigma {choice.best_value:g} ({choice.best_method}) -> ANT eps {choice.eps:.3f} -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@ import argparse
 from pathlib import Path
 
 import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
+import numpy as np
 import torch
 
 from noisetrain.cli import run, say, set_threads
 from noisetrain.data import corruptions, datasets
-from noisetrain.measure.evaluation import accuracy, corruption_rows, summarize
+from noisetrain.measure.evaluation import correct_flags, severity_rows, summarize
+from noisetrain.storage import atomic_write
 from noisetrain.models.devices import resolve_device
 from noisetrain.models.model_file import load_model
 from noisetrain.report import records
@@ -28,6 +30,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--clean-out", required=True, help="record of the clean accuracy (.json)")
     parser.add_argument("--corruptions-out", required=True, help="record of the corruption accuracies (.json)")
+    parser.add_argument("--correct-out", required=True,
+                        help="per-image correctness (.npz: one boolean array for 'clean' and one per corruption)")
     return parser
 
 
@@ -41,7 +45,8 @@ def main(args) -> None:
     data = datasets.load(args.data)
     evaluate = dict(batch_size=args.batch_size, device=device)
 
-    clean = accuracy(model, datasets.to_float(data.test.images), torch.from_numpy(data.test.labels), **evaluate)
+    correct = {"clean": correct_flags(model, datasets.to_float(data.test.images), torch.from_numpy(data.test.labels), **evaluate)}
+    clean = float(correct["clean"].mean())
     row = {"corruption": "clean", "category": "clean", "severity": None, "value": clean}
     settings = {"test_data_hash": datasets.array_hash(data.test.images, data.test.labels)}
     records.write_record(records.make_record(data.name, args.method, "clean", [row], info, settings), args.clean_out)
@@ -50,8 +55,9 @@ def main(args) -> None:
     for name, path in zip(names, args.sets):
         arrays = corruptions.load_set(path)
         set_hashes[name] = datasets.array_hash(arrays["images"], arrays["labels"], arrays["severities"])
-        rows += corruption_rows(model, name, category[name], datasets.to_float(arrays["images"]),
-                                torch.from_numpy(arrays["labels"]), arrays["severities"], **evaluate)
+        correct[name] = correct_flags(model, datasets.to_float(arrays["images"]), torch.from_numpy(arrays["labels"]), **evaluate)
+        rows += severity_rows(name, category[name], correct[name], arrays["severities"])
+    atomic_write(args.correct_out, lambda tmp: np.savez_compressed(tmp, **correct), suffix=".npz")
     summary = summarize(rows)
     record = records.make_record(data.name, args.method, "corruptions", rows + summary, info, {"set_hashes": set_hashes})
     records.write_record(record, args.corruptions_out)

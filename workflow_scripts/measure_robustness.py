@@ -28,7 +28,8 @@ def get_parser() -> argparse.ArgumentParser:
                              "an_batch_size, an_eps)")
     parser.add_argument("--attacks", type=json_arg, required=True,
                         help="the config's attacks section as JSON (images, linf_pgd {...}, l2_ddn {...})")
-    parser.add_argument("--sweep-choice", default=None, help="for an_eps 'auto': the sweep choice (.json) of choose_sweep")
+    parser.add_argument("--eps-choice", default=None,
+                        help="for an_eps 'auto' or 'search': the choice record (.json) of choose_sweep or choose_eps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--noise-out", required=True, help="record of median epsilon* (.json)")
@@ -42,7 +43,7 @@ def main(args) -> None:
     model, info = load_model(args.model)
     data = datasets.load(args.data)
     cfg = args.robustness
-    an_eps = resolve_an_eps(cfg["an_eps"], args.sweep_choice)
+    an_eps = resolve_an_eps(cfg["an_eps"], args.eps_choice)
     test_x, test_y = datasets.to_float(data.test.images), torch.from_numpy(data.test.labels)
     train_x, train_y = datasets.to_float(data.train.images), torch.from_numpy(data.train.labels)
     keep = datasets.stratified_subset(data.test.labels, cfg["images"], args.seed)

@@ -25,7 +25,8 @@ def get_parser() -> argparse.ArgumentParser:
                              "levels, epochs, lr, momentum, weight_decay, lr_decay_epoch, batch_size, "
                              "clean_fraction, model, seed")
     parser.add_argument("--init", default=None, help="model file to fine-tune from (the vanilla model)")
-    parser.add_argument("--sweep-choice", default=None, help="ANT with eps 'auto': the sweep choice (.json) of choose_sweep")
+    parser.add_argument("--eps-choice", default=None,
+                        help="ANT with eps 'auto' or 'search': the choice record (.json) of choose_sweep or choose_eps")
     parser.add_argument("--checkpoint-dir", required=True, help="where per-epoch checkpoints live (kept on failure)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
@@ -47,7 +48,7 @@ def write_log(state: trainer.TrainState, path: str) -> None:
 
 def main(args) -> None:
     set_threads(args.threads)
-    spec = resolve_eps(args.spec, args.sweep_choice)
+    spec = resolve_eps(args.spec, args.eps_choice)
     data = datasets.load(args.data)
     init = load_model(args.init)[0].state_dict() if args.init else None
     state = trainer.fit(spec, data, checkpoint_dir=args.checkpoint_dir, init_state=init, device=args.device,

@@ -126,8 +126,10 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     if errors:
         raise ConfigError(_describe(jsonschema.exceptions.best_match(errors)))
     # Checks across keys, on the schema-checked config (expand_methods raises on name clashes).
+    _check_seeds(resolved)
     methods = expand_methods(resolved)
     _check_auto_eps(methods, resolved)
+    _check_eps_search(methods, resolved)
     _check_robustness_methods(methods, resolved)
     _check_ant_fractions(methods)
     _check_corruption_names(resolved)
@@ -145,6 +147,36 @@ def _check_auto_eps(methods: dict[str, dict], config: dict) -> None:
             f"config error at '{auto[0]}': 'auto' chooses eps from the sigma sweep, but no single-sigma "
             "GNT model is configured; add sigma_sweep values or give eps as a number"
         )
+
+
+def _check_eps_search(methods: dict[str, dict], config: dict) -> None:
+    """eps 'search' takes the eps that the eps search chose, so that search must be configured."""
+    wanting = [f"methods.{name}.eps" for name, spec in methods.items() if spec["kind"] == "ant" and spec["eps"] == "search"]
+    if config["robustness"]["an_eps"] == "search":
+        wanting.append("robustness.an_eps")
+    if wanting and not config["eps_search"]:
+        raise ConfigError(f"config error at '{wanting[0]}': 'search' takes the eps chosen by eps_search, which is "
+                          "not configured; add eps_search {method, candidates} or give eps as a number or 'auto'")
+
+
+def _check_seeds(config: dict) -> None:
+    """Replicates train every listed method once per seed; fine-tuned ones start from the vanilla
+    model of their own seed, so vanilla must be among them."""
+    seeds = config["seeds"]
+    if not seeds["methods"]:
+        return
+    if config["seed"] not in seeds["values"] or len(set(seeds["values"])) != len(seeds["values"]):
+        raise ConfigError(f"config error at 'seeds.values': {seeds['values']} must list the study's seed "
+                          f"({config['seed']}) and each other seed once")
+    has_sweep = bool(config["sigma_sweep"]) or any(spec["kind"] == "gnt" for spec in config["methods"].values())
+    for index, name in enumerate(seeds["methods"]):
+        if (name == BEST_GNT and not has_sweep) or (name != BEST_GNT and name not in config["methods"]):
+            known = ", ".join([*config["methods"], BEST_GNT] if has_sweep else config["methods"])
+            raise ConfigError(f"config error at 'seeds.methods.{index}': {name!r} is not a method of the study "
+                              f"to replicate; known: {known}")
+    if "vanilla" not in seeds["methods"]:
+        raise ConfigError("config error at 'seeds.methods': fine-tuned replicates start from the vanilla model of "
+                          "their own seed; add vanilla to the list")
 
 
 def _check_robustness_methods(methods: dict[str, dict], config: dict) -> None:
@@ -296,27 +328,73 @@ def sweep_name(sigma: float) -> str:
     return f"gnt_s{sigma:g}"
 
 
-def expand_methods(config: dict) -> dict[str, dict]:
-    """All methods of the study: the named ones plus one ``gnt_s<sigma>`` per swept sigma."""
+def eps_candidate_name(method: str, eps: float) -> str:
+    """Method name of one candidate of the eps search, e.g. ('ant1x1', 4) -> 'ant1x1_eps4'."""
+    return f"{method}_eps{eps:g}"
+
+
+def replicate_name(method: str, seed: int) -> str:
+    """Method name of a model trained again with another seed, e.g. ('ant1x1', 1) -> 'ant1x1_seed1'."""
+    return f"{method}_seed{seed}"
+
+
+def expand_methods(config: dict, every_replicate: bool = False) -> dict[str, dict]:
+    """All methods of the study: the named ones, one ``gnt_s<sigma>`` per swept sigma, one
+    ``<method>_eps<eps>`` per candidate of the eps search, and one ``<method>_seed<k>`` per
+    replicate seed of the methods listed under ``seeds``. The replicates of the sweep's best
+    model are known only once the sweep is chosen: ``every_replicate`` names those of every
+    sweep point (for the wildcard and for building any of them), else they are left out."""
     methods = {name: dict(spec) for name, spec in config["methods"].items()}
     for sigma in config.get("sigma_sweep", []):
         name = sweep_name(sigma)
         if name in methods and methods[name] != {"kind": "gnt", "sigma": sigma}:
             raise ConfigError(f"config error at 'methods.{name}': clashes with sigma_sweep entry {sigma}")
         methods[name] = {"kind": "gnt", "sigma": float(sigma)}
+    _check_vanilla(methods)
+    methods.update(_eps_candidates(config, methods))
+    methods.update(_replicates(config, methods, every_replicate))
+    return methods
+
+
+def _check_vanilla(methods: dict[str, dict]) -> None:
     fine_tuned = [name for name, spec in methods.items() if spec["kind"] != "vanilla"]
     if fine_tuned and "vanilla" not in methods:
         raise ConfigError(
             "config error at 'methods': fine-tuned methods "
             f"({', '.join(fine_tuned)}) start from the vanilla model; add 'vanilla: {{kind: vanilla}}'"
         )
-    return methods
+
+
+def _eps_candidates(config: dict, methods: dict[str, dict]) -> dict[str, dict]:
+    search = config.get("eps_search")
+    if not search:
+        return {}
+    base = methods.get(search["method"])
+    if base is None or base["kind"] != "ant":
+        ants = [m for m, spec in methods.items() if spec["kind"] == "ant"]
+        raise ConfigError(f"config error at 'eps_search.method': {search['method']!r} is not an ANT method; "
+                          f"ANT methods: {', '.join(ants) or 'none'}")
+    return {eps_candidate_name(search["method"], eps): {**base, "eps": float(eps), "candidate_of": search["method"]}
+            for eps in search["candidates"]}
+
+
+def _replicates(config: dict, methods: dict[str, dict], every_replicate: bool) -> dict[str, dict]:
+    seeds = config.get("seeds") or {}
+    extra = [seed for seed in seeds.get("values", []) if seed != config["seed"]]
+    listed = list(seeds.get("methods", []))
+    if BEST_GNT in listed:
+        listed.remove(BEST_GNT)
+        if every_replicate:
+            listed += [m for m, spec in methods.items() if spec["kind"] == "gnt"]
+    return {replicate_name(method, seed): {**methods[method], "seed": seed, "replicate_of": method}
+            for method in listed for seed in extra}
 
 
 def train_spec(config: dict, method: str) -> dict:
     """Everything one training job needs: the method, its schedule and the shared settings."""
-    spec = expand_methods(config)[method]
-    schedule = config["train"]["vanilla" if spec["kind"] == "vanilla" else "finetune"]
+    spec = dict(expand_methods(config, every_replicate=True)[method])
+    # The method's own budget (schedule) replaces keys of the shared schedule of its kind.
+    schedule = {**config["train"]["vanilla" if spec["kind"] == "vanilla" else "finetune"], **spec.pop("schedule", {})}
     return {
         "method": method,
         **spec,
@@ -325,8 +403,15 @@ def train_spec(config: dict, method: str) -> dict:
         "clean_fraction": config["train"]["clean_fraction"],
         "divergence_guard": config["train"]["divergence_guard"],
         "model": config["model"],
-        "seed": config["seed"],
+        "seed": spec.get("seed", config["seed"]),
     }
+
+
+def init_method(spec: dict) -> str | None:
+    """The model a method is fine-tuned from: the vanilla model of the same seed (None: from scratch)."""
+    if spec["kind"] == "vanilla":
+        return None
+    return replicate_name("vanilla", spec["seed"]) if "replicate_of" in spec else "vanilla"
 
 
 def spec_hash(spec: Any) -> str:

@@ -20,19 +20,23 @@ def predictions(model: nn.Module, images: torch.Tensor, *, batch_size: int = 100
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
 
 
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 1000,
-             device: str | torch.device = "cpu") -> float:
+def correct_flags(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 1000,
+                  device: str | torch.device = "cpu") -> np.ndarray:
+    """Whether each image is classified correctly (the per-image record the bootstrap resamples)."""
     if len(images) != len(labels):
         raise InputError(f"{len(images)} images but {len(labels)} labels")
     if len(images) == 0:
         raise InputError("accuracy of an empty set is undefined")
-    return (predictions(model, images, batch_size=batch_size, device=device) == labels.cpu()).float().mean().item()
+    return (predictions(model, images, batch_size=batch_size, device=device) == labels.cpu()).numpy()
 
 
-def corruption_rows(model: nn.Module, name: str, category: str, images: torch.Tensor, labels: torch.Tensor,
-                    severities: np.ndarray, *, batch_size: int = 1000, device="cpu") -> list[dict]:
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 1000,
+             device: str | torch.device = "cpu") -> float:
+    return float(correct_flags(model, images, labels, batch_size=batch_size, device=device).mean())
+
+
+def severity_rows(name: str, category: str, correct: np.ndarray, severities: np.ndarray) -> list[dict]:
     """Top-1 accuracy on one corruption, one row per severity present in the set."""
-    correct = (predictions(model, images, batch_size=batch_size, device=device) == labels).numpy()
     return [
         {"corruption": name, "category": category, "severity": int(level), "value": float(correct[severities == level].mean())}
         for level in np.unique(severities)

@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 from noisetrain.noise.pixel_noise import gaussian_noise  # noqa: E402
 from noisetrain.report.paper import PAPER_DATASETS, paper_value  # noqa: E402
-from noisetrain.report.sweep_choice import sweep_sigmas  # noqa: E402
+from noisetrain.report.sweep_choice import is_main_model, sweep_sigmas  # noqa: E402
 
 
 def save(fig, png_path: str | Path, pdf_path: str | Path | None = None) -> None:
@@ -29,9 +29,9 @@ def save(fig, png_path: str | Path, pdf_path: str | Path | None = None) -> None:
 
 def accuracy_vs_sigma(summary: pd.DataFrame, specs: dict[str, dict], dataset: str):
     """Fig 6 (and Fig 2's layout): corruption accuracy of every GNT model against its sigma,
-    vanilla at sigma = 0, GNT_mult (and Speckle) as horizontal lines; two panels, with and
-    without the noise corruptions."""
-    sigmas = sweep_sigmas(specs)
+    vanilla at sigma = 0, every GNT_mult model (one per sigma set) and Speckle as horizontal
+    lines; two panels, with and without the noise corruptions."""
+    sigmas = {m: s for m, s in sweep_sigmas(specs).items() if is_main_model(specs[m])}
     panels = [("c_mean", "all corruptions"), ("c_mean_without_noise", "without noise corruptions")]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharex=True)
     for ax, (column, title) in zip(axes, panels):
@@ -41,9 +41,16 @@ def accuracy_vs_sigma(summary: pd.DataFrame, specs: dict[str, dict], dataset: st
         if points:
             xs, ys = zip(*points)
             ax.plot(xs, ys, "o-", color="black", label="GNT (one σ); vanilla at σ = 0")
-        for method, color in (("gnt_mult", "tab:green"), ("speckle", "tab:purple")):
+        # Fig 2's green lines: each model trained on a set of sigmas, stars at the set's sigmas.
+        sets = [m for m, spec in specs.items() if spec.get("kind") == "gnt_mult" and is_main_model(spec)]
+        greens = plt.cm.Greens(np.linspace(0.5, 0.95, max(len(sets), 1)))
+        for method, color in zip(sets, greens):
             if method in summary.index:
-                ax.axhline(100 * summary.at[method, column], color=color, ls="--", label=method)
+                level = 100 * summary.at[method, column]
+                ax.axhline(level, color=color, ls="--", label=f"{method}: σ from a set")
+                ax.plot(specs[method]["sigmas"], [level] * len(specs[method]["sigmas"]), "*", color=color)
+        if "speckle" in summary.index:
+            ax.axhline(100 * summary.at["speckle", column], color="tab:purple", ls=":", label="speckle")
         if dataset in PAPER_DATASETS and column == "c_mean":
             paper = [(0.0, paper_value("Table 11", dataset, "vanilla", "c_mean")),
                      (0.5, paper_value("Table 11", dataset, "gnt_s0.5", "c_mean"))]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from noisetrain.data import datasets
-from noisetrain.report import figures, tables
+from noisetrain.report import bootstrap, figures, tables
 from noisetrain.report.paper import PAPER_DATASETS
 from noisetrain.report.records import to_frame
+from noisetrain.report.sweep_choice import is_main_model
 
 
 def specs_from_records(records: list[dict]) -> dict[str, dict]:
@@ -35,11 +37,16 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
                  best_gnt: str | None = None) -> dict[str, pd.DataFrame]:
     """Every table of the study from the records; ``best_gnt`` is the sweep's choice (its GNT row)."""
     frame = to_frame(records)
-    summary = tables.method_summary(frame)
     specs = specs_from_records(records)
-    rows = tables.standard_rows(summary, specs, method_order, best_gnt)
+    # Replicates fold into their model: every number is the mean over its seeds.
+    summary, spread = tables.over_seeds(tables.method_summary(frame), specs)
+    replicated = bool((spread["seed_count"] > 1).any())
+    seeds_note = (" Models trained with several seeds show the mean over them (± the std over seeds in the "
+                  "summary table, whose 'seeds' column counts them)." if replicated else "")
+    main = [m for m in method_order if is_main_model(specs.get(m, {}))]
+    rows = tables.standard_rows(summary, specs, main, best_gnt)
     listed = {row.method for row in rows}
-    every_row = rows + [tables.Row(m, m, None) for m in method_order if m in summary.index and m not in listed]
+    every_row = rows + [tables.Row(m, m, None) for m in main if m in summary.index and m not in listed]
     measured = [r for r in every_row if "eps_gn" in summary.columns and pd.notna(summary.at[r.method, "eps_gn"])]
     attack_eps = frame[frame.metric == "adversarial"].groupby("corruption").severity.first().to_dict()
     built = {
@@ -47,12 +54,12 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
             tables.corruption_table(summary, rows, corruptions, dataset, "Table 11"),
             f"Top-1 accuracy [%] on {dataset} clean test data and on each corruption of the MNIST-C benchmark "
             "(Table 11 layout); 'C mean' averages the corruptions. GNT is shown at the sigma with the best C mean."
-            + _paper_note(dataset, "Table 11"),
+            + seeds_note + _paper_note(dataset, "Table 11"),
         ),
         "summary": (
-            tables.summary_table(summary, rows, dataset, "Table 11"),
+            tables.summary_table(summary, rows, dataset, "Table 11", spread if replicated else None),
             f"Top-1 accuracy [%] on {dataset}: clean, mean over corruptions, and mean without the noise "
-            "category (Table 4 style)." + _paper_note(dataset, "Table 11"),
+            "category (Table 4 style)." + seeds_note + _paper_note(dataset, "Table 11"),
         ),
         "table16": (
             tables.depth_table(summary, specs, datasets.CHANNELS[dataset], dataset),
@@ -78,6 +85,12 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
             f"Accuracy [%] on {dataset} under L2 DDN and L∞ PGD attacks (foolbox; Table 5 / Table 12 layout)."
             + _paper_note(dataset, "Table 12" if dataset == "mnist" else "Table 5"),
         ),
+        "eps_search": (
+            tables.eps_search_table(summary, specs),
+            f"Top-1 accuracy [%] on {dataset} of the ANT models of the eps search, one per candidate eps "
+            "(appendix B.2: eps chosen by a line search like sigma's); the candidate with the best C mean gives the eps "
+            "of every method with eps 'search'. Empty when the study searches no eps.",
+        ),
         "sigma_sweep": (
             tables.sweep_table(summary, specs),
             f"Top-1 accuracy [%] on {dataset} of every model of the sigma sweep (vanilla at sigma 0): "
@@ -93,3 +106,27 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
 def figure_sigma_sweep(records: list[dict], dataset: str, png: str | Path) -> None:
     summary = tables.method_summary(to_frame(records))
     figures.save(figures.accuracy_vs_sigma(summary, specs_from_records(records), dataset), png)
+
+
+def correct_by_method(paths: dict[str, str | Path], specs: dict[str, dict]) -> dict[str, dict[str, np.ndarray]]:
+    """Per-image correctness of each model (``paths``: method -> correct.npz), its seed replicates
+    stacked in as extra seeds: base method -> corruption -> (seeds, images) booleans."""
+    by_base: dict[str, list[tuple[int, str]]] = {}
+    for method in paths:
+        spec = specs.get(method, {})
+        if "candidate_of" not in spec:
+            by_base.setdefault(spec.get("replicate_of", method), []).append((spec.get("seed", 0), method))
+    stacked = {}
+    for base, members in by_base.items():
+        arrays = [dict(np.load(paths[method])) for _, method in sorted(members)]
+        stacked[base] = bootstrap.stack_seeds(arrays, [k for k in arrays[0] if k != "clean"])
+    return stacked
+
+
+def claims_caption(dataset: str, correct: dict) -> str:
+    seeds = max((len(next(iter(c.values()))) for c in correct.values()), default=1)
+    return (f"The paper's qualitative claims tested on {dataset}. Accuracy claims: the difference of the two models' "
+            "mean accuracy over the corruptions in percentage points, with a paired bootstrap 95% interval over test "
+            f"images and seeds (up to {seeds} seeds per model); held / not held when the interval excludes zero, "
+            "inconclusive when it contains zero. Other claims compare single measurements without an interval. "
+            "The paper's numbers are the values printed in the tables named.")

@@ -1,11 +1,15 @@
-"""The sweep's choice, owned here alone: which sigma of the GNT sweep has the best mean corruption
-accuracy, and ANT's eps derived from it the paper's way (appendix B: eps is the mean L2 size of
-the Gaussian perturbation at the chosen sigma).
+"""The study's choices from its own sweeps, owned here alone, as one record type:
 
-One job (``choose_sweep``) computes a :class:`SweepChoice` and writes it; every consumer reads it
-through :func:`read_choice`: Snakemake (which model is "the best GNT" whose robustness is
-measured), training (ANT's eps 'auto'), the robustness measurement (the fresh generators' eps) and
-the tables (which sweep row is shown as GNT). Importing this module is cheap (no torch, pandas).
+- the sigma sweep: which sigma of the GNT sweep has the best mean corruption accuracy, and ANT's
+  eps derived from it the paper's way for ImageNet (appendix B: eps is the mean L2 size of the
+  Gaussian perturbation at the chosen sigma) - eps 'auto';
+- the eps search: which candidate eps of an ANT method has the best mean corruption accuracy,
+  the way the paper chose MNIST's eps (appendix B.2: a line search like sigma's) - eps 'search'.
+
+One job per choice (``choose_sweep``, ``choose_eps``) computes a :class:`SweepChoice` and writes
+it; every consumer reads it through :func:`read_choice`: Snakemake (which model is "the best GNT"),
+training (ANT's eps), the robustness measurement (the fresh generators' eps) and the tables.
+Importing this module is cheap (no torch, pandas).
 """
 
 from __future__ import annotations
@@ -22,26 +26,37 @@ from noisetrain.storage import write_json
 
 @dataclass(frozen=True)
 class SweepChoice:
+    parameter: str  # what was swept: "sigma" or "eps"
     best_method: str
-    best_sigma: float
+    best_value: float  # the chosen sigma or eps
     best_c_mean: float
-    eps: float  # ANT's eps 'auto'
-    how: str  # how eps was computed, in words
-    candidates: dict[str, float]  # every sweep model's mean corruption accuracy
+    eps: float  # the eps it gives ANT
+    how: str  # how eps was chosen, in words
+    candidates: dict[str, float]  # every candidate model's mean corruption accuracy
 
     def eps_for(self, factor: float = 1.0) -> float:
         return self.eps * factor
 
 
+def is_main_model(spec: dict) -> bool:
+    """A model of its own, not another seed's replicate or a candidate of the eps search."""
+    return "replicate_of" not in spec and "candidate_of" not in spec
+
+
 def sweep_sigmas(specs: dict[str, dict]) -> dict[str, float]:
-    """Method -> sigma of every single-sigma GNT model (the points of Fig 6)."""
-    return {method: float(spec["sigma"]) for method, spec in specs.items() if spec.get("kind") == "gnt"}
+    """Method -> sigma of every single-sigma GNT model of the study's seed (the points of Fig 6)."""
+    return {method: float(spec["sigma"]) for method, spec in specs.items()
+            if spec.get("kind") == "gnt" and "replicate_of" not in spec}
 
 
-def best_of(c_means: dict[str, float], sigmas: dict[str, float]) -> str | None:
-    """The single-sigma GNT model with the highest mean corruption accuracy (ties: smaller sigma)."""
-    scored = [(c_means[m], -s, m) for m, s in sigmas.items() if m in c_means and not math.isnan(c_means[m])]
+def best_of(c_means: dict[str, float], values: dict[str, float]) -> str | None:
+    """The candidate model with the highest mean corruption accuracy (ties: the smaller sigma or eps)."""
+    scored = [(c_means[m], -v, m) for m, v in values.items() if m in c_means and not math.isnan(c_means[m])]
     return max(scored)[2] if scored else None
+
+
+def _scored(c_means: dict[str, float], values: dict[str, float]) -> dict[str, float]:
+    return {m: float(c_means[m]) for m in sorted(values) if m in c_means and not math.isnan(c_means[m])}
 
 
 def mean_gaussian_change_norm(images, sigma: float, seed: int, batch_size: int = 1000) -> float:
@@ -66,8 +81,18 @@ def choose(c_means: dict[str, float], sigmas: dict[str, float], train_images, se
     how = (f"mean over the {len(train_images)} training images of |clip(x + N(0, {sigma:g}^2), 0, 1) - x|_2 "
            f"(seed {seed}); sigma {sigma:g} has the best mean corruption accuracy of the sweep "
            f"({', '.join(sorted(sigmas))})")
-    candidates = {m: float(c_means[m]) for m in sorted(sigmas) if m in c_means and not math.isnan(c_means[m])}
-    return SweepChoice(best, sigma, float(c_means[best]), eps, how, candidates)
+    return SweepChoice("sigma", best, sigma, float(c_means[best]), eps, how, _scored(c_means, sigmas))
+
+
+def choose_eps(c_means: dict[str, float], eps_values: dict[str, float]) -> SweepChoice:
+    """The eps search: the candidate ANT model with the best mean corruption accuracy, and its eps."""
+    best = best_of(c_means, eps_values)
+    if best is None:
+        raise DataError("no candidate of the eps search has a corruption record: check eps_search.candidates")
+    eps = eps_values[best]
+    how = (f"eps {eps:g} gives the best mean corruption accuracy of the eps search "
+           f"({', '.join(f'{eps_values[m]:g}' for m in sorted(eps_values, key=eps_values.get))})")
+    return SweepChoice("eps", best, eps, float(c_means[best]), eps, how, _scored(c_means, eps_values))
 
 
 def write_choice(choice: SweepChoice, path: str | Path) -> None:
@@ -87,13 +112,13 @@ def read_choice(path: str | Path | None) -> SweepChoice:
 
 
 def resolve_eps(spec: dict, choice_path: str | Path | None) -> dict:
-    """ANT with eps 'auto': the eps chosen from the sigma sweep (times eps_factor), and how."""
-    if spec.get("eps") != "auto":
+    """ANT with eps 'auto' or 'search': the eps of that choice (times eps_factor), and how."""
+    if spec.get("eps") not in ("auto", "search"):
         return spec
     choice = read_choice(choice_path)
     return {**spec, "eps": choice.eps_for(spec.get("eps_factor", 1.0)), "eps_source": choice.how}
 
 
 def resolve_an_eps(an_eps, choice_path: str | Path | None) -> float:
-    """robustness.an_eps: a number, or 'auto' for ANT's eps chosen from the sweep."""
-    return read_choice(choice_path).eps if an_eps == "auto" else float(an_eps)
+    """robustness.an_eps: a number, or 'auto' / 'search' for the eps of that choice."""
+    return read_choice(choice_path).eps if an_eps in ("auto", "search") else float(an_eps)

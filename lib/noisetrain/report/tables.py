@@ -61,6 +61,16 @@ def method_summary(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([clean, aggregates, per_corruption, quantities], axis=1)
 
 
+def over_seeds(summary: pd.DataFrame, specs: dict[str, dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each model's numbers as the mean over its seeds (itself and its replicates ``<m>_seed<k>``),
+    and their standard deviation (NaN for a model of one seed). Replicates drop out of the index."""
+    base = pd.Series({m: specs.get(m, {}).get("replicate_of", m) for m in summary.index})
+    grouped = summary.groupby(base, sort=False)
+    spread = grouped.std(ddof=1)
+    spread["seed_count"] = grouped.size()
+    return grouped.mean(), spread
+
+
 def is_depth_ablation(spec: dict) -> bool:
     """ANT generators of non-default depth belong to Table 16, not to the main tables."""
     return spec.get("kind") == "ant" and spec.get("depth", 4) != 4
@@ -120,18 +130,36 @@ def corruption_table(summary: pd.DataFrame, rows: list[Row], corruptions: list[s
     return pd.DataFrame(records, columns=["model", "source", *columns]).rename(columns={"c_mean": "C mean"})
 
 
-def summary_table(summary: pd.DataFrame, rows: list[Row], dataset: str, paper_table: str) -> pd.DataFrame:
-    """Table 4 style: clean, C mean, C without noise; a paper column beside each where one exists."""
+def summary_table(summary: pd.DataFrame, rows: list[Row], dataset: str, paper_table: str,
+                  spread: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Table 4 style: clean, C mean, C without noise, as mean ± std over seeds where ``spread``
+    has a model's std; a paper column beside each where one exists."""
     with_paper = dataset in PAPER_DATASETS
     records = []
     for row in rows:
-        record = {"model": row.label}
+        record = {"model": row.label} | ({"seeds": _seeds(spread, row.method)} if spread is not None else {})
         for key, title in SUMMARY_COLUMNS.items():
-            record[title] = _cell(summary, row.method, key, 100.0)
+            record[title] = _pm(summary, spread, row.method, key)
             if with_paper:
                 record[f"{title} (paper)"] = paper_value(paper_table, dataset, row.paper_model, key)
         records.append(record)
     return pd.DataFrame(records)
+
+
+def _seeds(spread: pd.DataFrame | None, method: str) -> int:
+    if spread is None or "seed_count" not in spread.columns or method not in spread.index:
+        return 1
+    return int(spread.at[method, "seed_count"])
+
+
+def _pm(summary: pd.DataFrame, spread: pd.DataFrame | None, method: str, column: str) -> str | float | None:
+    """A percentage, with ' ± std' when the model has several seeds."""
+    mean = _cell(summary, method, column, 100.0)
+    if spread is None or mean is None:
+        return mean
+    std = _cell(spread, method, column, 100.0) if method in spread.index else None
+    # Text in every cell of the column, so that tabulate does not mix formatted and raw numbers.
+    return f"{mean:.1f}" if std is None else f"{mean:.1f} ± {std:.1f}"
 
 
 def sweep_table(summary: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFrame:
@@ -144,6 +172,14 @@ def sweep_table(summary: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFrame:
           **{title: _cell(summary, m, key, 100.0) for key, title in SUMMARY_COLUMNS.items() if key in summary.columns}}
          for s, m in points]
     )
+
+
+def eps_search_table(summary: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFrame:
+    """Every candidate of the eps search: the numbers behind the chosen eps."""
+    points = sorted((spec["eps"], m) for m, spec in specs.items() if "candidate_of" in spec and m in summary.index)
+    return pd.DataFrame(
+        [{"eps": e, "model": m, **{title: _cell(summary, m, key, 100.0) for key, title in SUMMARY_COLUMNS.items()}}
+         for e, m in points], columns=["eps", "model", *SUMMARY_COLUMNS.values()])
 
 
 def render(table: pd.DataFrame, caption: str) -> dict[str, str]:
