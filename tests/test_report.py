@@ -9,12 +9,10 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import snakemake
+from conftest import METHODS, snakemake
 
 from noisetrain.errors import DataError
 from noisetrain.report import benchmarks
-from conftest import METHODS
-
 from noisetrain.report.outputs import TABLE_NAMES
 
 ALL_TABLES = (*TABLE_NAMES, "claims")  # the claims table has a rule of its own

@@ -3,9 +3,9 @@
 the one with the best mean corruption accuracy. Writes the choice record that methods with eps
 'search' (and robustness.an_eps 'search') read."""
 
-import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
-
 import argparse
+
+import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
 
 from noisetrain.cli import json_arg, run, say
 from noisetrain.report import records, sweep_choice, tables

@@ -13,10 +13,10 @@ import torch
 from noisetrain.cli import run, say, set_threads
 from noisetrain.data import corruptions, datasets
 from noisetrain.measure.evaluation import correct_flags, severity_rows, summarize
-from noisetrain.storage import atomic_write
 from noisetrain.models.devices import resolve_device
 from noisetrain.models.model_file import load_model
 from noisetrain.report import records
+from noisetrain.storage import atomic_write
 
 
 def get_parser() -> argparse.ArgumentParser:
