@@ -70,17 +70,17 @@ rule choose_eps:
         records=ours("eval/{method}/corruptions.json", method=EPS_CANDIDATES),
     output:
         EPS_CHOICE,
-    params:
-        candidates=lambda wildcards: json.dumps(EPS_CANDIDATES, sort_keys=True),
-        code_version=CODE_VERSION,
     log:
         results("logs/choose_eps.log"),
     benchmark:
         results("benchmarks/choose_eps.tsv")
+    conda:
+        "../envs/noisetrain.yaml"
     resources:
         mem_mb=2000,
         runtime="10m",
-    conda:
-        "../envs/noisetrain.yaml"
+    params:
+        candidates=lambda wildcards: json.dumps(EPS_CANDIDATES, sort_keys=True),
+        code_version=CODE_VERSION,
     shell:
         logged("python {input.script:q} --records {input.records:q} --candidates {params.candidates:q} --out {output:q}")
