@@ -237,6 +237,34 @@ def test_fresh_generator_every_reinit_every_epochs(data, vanilla):
     assert replaced_at == [5, 10]
 
 
+def test_reinit_uses_reinit_lr_for_reinit_steps_then_generator_lr(data, vanilla, monkeypatch):
+    ant = AntStep(spec(generator_lr=1e-4, reinit_lr=3e-2, reinit_steps=3), data, "cpu", steps_per_epoch=5)
+    assert ant.optimizer.param_groups[0]["lr"] == 1e-4  # the first generator trains jointly
+    seen = []
+    update = ant._generator_update
+
+    def spy(model, gen, opt, *args, **kwargs):
+        seen.append((gen, opt.param_groups[0]["lr"]))
+        return update(model, gen, opt, *args, **kwargs)
+
+    monkeypatch.setattr(ant, "_generator_update", spy)
+    ant.reinitialise(vanilla)
+    assert [lr for _, lr in seen] == [3e-2] * 3  # reinit_steps steps of the fresh Adam at reinit_lr
+    assert all(gen is ant.generator for gen, _ in seen)
+    assert all(s["step"] == 3 for s in ant.optimizer.state.values())
+    assert ant.optimizer.param_groups[0]["lr"] == 1e-4  # then on at generator_lr, moments kept
+    ant.step(vanilla, sgd(vanilla, lr=0.0), *batch(data))
+    assert seen[-1][1] == 1e-4 and len(seen) == 4
+
+
+def test_reinit_lr_null_is_generator_lr(data):
+    assert spec()["reinit_lr"] is None
+    ant = AntStep(spec(generator_lr=2e-3), data, "cpu", steps_per_epoch=5)
+    assert ant.reinit_lr == 2e-3
+    older = {k: v for k, v in spec(generator_lr=2e-3).items() if k != "reinit_lr"}  # a spec from before the key
+    assert AntStep(older, data, "cpu", steps_per_epoch=5).reinit_lr == 2e-3
+
+
 def test_reinit_trains_the_new_generator_against_the_classifier(data, vanilla):
     ant = AntStep(spec(eps=ATTACK_EPS, reinit_steps=40, generator_lr=1e-2), data, "cpu", steps_per_epoch=5)
     x, y = datasets.to_float(data.train.images), torch.from_numpy(data.train.labels)
@@ -376,6 +404,7 @@ def test_ant_classifier_is_fooled_less_by_a_fresh_adversarial_generator(data):
         ({"eps": "auto"}, "auto"),
         ({"eps": True}, "positive"),
         ({"eps": math.nan}, "positive"),
+        ({"reinit_lr": 0.0}, "reinit_lr > 0"),
     ],
 )
 def test_invalid_specs_are_rejected(data, overrides, match):

@@ -6,7 +6,10 @@ a composed batch: a clean part, optionally a stylized part, a part perturbed by 
 generator and a part perturbed by earlier generator states (experience replay). Every perturbation
 has L2 size exactly ``eps`` after clipping (``rescale_to_norm``). At regular intervals a fresh
 generator is trained from scratch against the current classifier and replaces the current one
-(the paper calls this crucial against the generator getting stuck).
+(the paper calls this crucial against the generator getting stuck). A fresh generator is trained
+with its own Adam learning rate ``reinit_lr`` for ``reinit_steps`` steps, then joins the joint
+training at ``generator_lr`` (issue 9: re-initialisation has its own schedule, separate from the
+joint training's).
 
 :class:`AntStep` implements the method-step protocol (``noisetrain.train.steps``). All
 randomness comes from seeded CPU ``torch.Generator`` objects whose states are checkpointed, so a
@@ -120,11 +123,14 @@ class AntStep:
         self.replay = bool(spec["replay"])
         self.stylized_path = spec.get("stylized_path")
         self.fractions = check_fractions(spec.get("fractions"), replay=self.replay, stylized_path=self.stylized_path)
-        if spec["reinit_every"] <= 0 or spec["reinit_steps"] < 0 or spec["snapshot_every"] < 1:
-            raise InputError("ANT needs reinit_every > 0, reinit_steps >= 0 and snapshot_every >= 1")
+        # reinit_lr null (or absent, in a spec older than the key) is generator_lr.
+        reinit_lr = spec["generator_lr"] if spec.get("reinit_lr") is None else spec["reinit_lr"]
+        if spec["reinit_every"] <= 0 or spec["reinit_steps"] < 0 or spec["snapshot_every"] < 1 or not reinit_lr > 0:
+            raise InputError("ANT needs reinit_every > 0, reinit_steps >= 0, snapshot_every >= 1 and reinit_lr > 0")
         self.device = torch.device(device)
         self.arch = {"channels": data.channels, "depth": spec["depth"], "kernel": spec["kernel"]}
-        self.lr = spec["generator_lr"]
+        self.lr = spec["generator_lr"]  # joint training
+        self.reinit_lr = float(reinit_lr)  # a fresh generator's own training
         self.batch_size = spec["batch_size"]
         self.reinit_interval = max(1, round(spec["reinit_every"] * steps_per_epoch))
         self.reinit_steps = spec["reinit_steps"]
@@ -140,7 +146,7 @@ class AntStep:
         self.init_rng = seeded(spec["seed"], Stream.GENERATOR_INIT)
         self.noise_rng = seeded(spec["seed"], Stream.GENERATOR_NOISE)
         self.pick_rng = seeded(spec["seed"], Stream.PICK)
-        self.generator, self.optimizer = self._fresh_generator()
+        self.generator, self.optimizer = self._fresh_generator(self.lr)
         self.bank: list[dict[str, torch.Tensor]] = []
         self._bank_functions: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}
         self.steps = 0
@@ -148,12 +154,12 @@ class AntStep:
         self.last_replay_choice: torch.Tensor | None = None  # bank index per replay image (tests)
 
     # -- generator helpers -------------------------------------------------------------------
-    def _fresh_generator(self) -> tuple[NoiseGenerator, torch.optim.Adam]:
+    def _fresh_generator(self, lr: float) -> tuple[NoiseGenerator, torch.optim.Adam]:
         # nn.Conv2d's constructor draws a default init from the global RNG before
         # NoiseGenerator redraws it from init_rng: fork so the global stream is left untouched.
         with torch.random.fork_rng(devices=[]):
             gen = NoiseGenerator(**self.arch, rng=self.init_rng).to(self.device)
-        return gen, torch.optim.Adam(gen.parameters(), lr=self.lr)
+        return gen, torch.optim.Adam(gen.parameters(), lr=lr)
 
     def _noise_input(self, gen: NoiseGenerator, shape: torch.Size) -> torch.Tensor:
         # Drawn on the CPU stream and moved: the same seed gives the same noise on any device.
@@ -164,8 +170,11 @@ class AntStep:
             z = self._noise_input(gen, x.shape)
         delta = gen.transform(z).to(x.dtype)
         if not torch.isfinite(delta).all():
+            rates = f"generator_lr (now {self.lr:g})"
+            if self.reinit_lr != self.lr:
+                rates += f" or reinit_lr (now {self.reinit_lr:g})"
             raise TrainingError(f"ANT: the noise generator diverged (non-finite noise after {self.steps} steps, "
-                                f"{self.reinits} re-initialisations); lower generator_lr (now {self.lr:g})")
+                                f"{self.reinits} re-initialisations); lower {rates}")
         return rescale_to_norm(x, delta, self.eps)
 
     def _generator_update(self, model: nn.Module, gen: NoiseGenerator, opt: torch.optim.Optimizer,
@@ -191,9 +200,10 @@ class AntStep:
         return noisy.detach(), {"generator_loss": loss.item(), "fooling_rate": fooled.item()}
 
     def reinitialise(self, model: nn.Module) -> None:
-        """Train a fresh generator from scratch against the current classifier; it replaces the
-        current one, with a fresh Adam state."""
-        gen, opt = self._fresh_generator()
+        """Train a fresh generator from scratch against the current classifier, ``reinit_steps``
+        Adam steps at ``reinit_lr``; it replaces the current one and goes on at ``generator_lr``
+        with the Adam state of its training (the moment estimates are kept)."""
+        gen, opt = self._fresh_generator(self.reinit_lr)
         n = len(self.train_labels)
         size = min(self.batch_size, n)
         order = torch.empty(0, dtype=torch.long)
@@ -204,6 +214,8 @@ class AntStep:
             idx, order = order[:size], order[size:]
             x = to_float(self.train_images[idx].numpy()).to(self.device)
             self._generator_update(model, gen, opt, x, self.train_labels[idx].to(self.device))
+        for group in opt.param_groups:
+            group["lr"] = self.lr
         self.generator, self.optimizer = gen, opt
         self.reinits += 1
 
