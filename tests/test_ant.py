@@ -452,9 +452,46 @@ def test_step_reports_the_generators_metrics(data):
         expected = F.cross_entropy(model(ant._perturb(ant.generator, x)), y)
     ant.noise_rng.set_state(state)
     metrics = ant.step(model, sgd(model), x, y, index)
-    assert set(metrics) == {"loss", "generator_loss", "fooling_rate"}
+    assert set(metrics) == {"loss", "generator_loss", "fooling_rate", "erased_fraction", "mean_noise",
+                            "replay_erased_fraction", "replay_mean_noise"}
     assert metrics["generator_loss"] == pytest.approx(expected.item(), rel=1e-5)
     assert 0.0 <= metrics["fooling_rate"] <= 1.0
+    # eps 3 on digits of L2 norm ~9: noise, nothing erased; a change of norm 3 over 784 pixels
+    # moves the mean pixel by at most 3 / 28 (Cauchy-Schwarz).
+    assert metrics["erased_fraction"] == 0.0 and metrics["replay_erased_fraction"] == 0.0
+    assert abs(metrics["mean_noise"]) <= EPS / 28 and abs(metrics["replay_mean_noise"]) <= EPS / 28
+
+
+def test_step_metrics_show_a_generator_that_erases(data):
+    # A generator whose output is a huge negative constant, at an eps above every digit's norm:
+    # every perturbed image is black, in the generator's samples and in the replay part.
+    ant = AntStep(spec(eps=30.0, generator_lr=1e-12), data, "cpu", steps_per_epoch=5)
+    ant.generator.load_state_dict(_biased_state(ant, -1.0))
+    ant.bank.append(_biased_state(ant, -1.0))
+    x, y, index = batch(data)
+    model = mlp()
+    metrics = ant.step(model, sgd(model), x, y, index)
+    assert metrics["erased_fraction"] == 1.0 and metrics["replay_erased_fraction"] == 1.0
+    assert metrics["mean_noise"] == pytest.approx(-x.mean().item(), rel=1e-4)
+    assert metrics["replay_mean_noise"] == pytest.approx(-x[32:].mean().item(), rel=1e-4)
+
+
+def test_trainer_log_and_model_diagnostics_of_an_erasing_generator(data, tmp_path):
+    s = spec(eps=30.0, generator_lr=1e-12, epochs=2)
+    original = AntStep.__init__
+
+    def erasing_init(self, *args, **kwargs):  # the trainer's AntStep starts from the erasing generator
+        original(self, *args, **kwargs)
+        self.generator.load_state_dict(_biased_state(self, -1.0))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(AntStep, "__init__", erasing_init)
+        state = training.fit(s, data, checkpoint_dir=tmp_path, divergence_guard=False, log=lambda _: None)
+    assert [row["erased_fraction"] for row in state.log] == [1.0, 1.0]
+    final = training.training_diagnostics(state.log)
+    assert final["epoch"] == 2 and final["epochs_erasing"] == 2 and final["erased_fraction"] == 1.0
+    assert final["mean_noise"] < 0 and "loss" not in final and "heldout_accuracy" not in final
+    assert training.training_diagnostics([{"epoch": 1, "loss": 0.1, "heldout_accuracy": 0.9}]) == {}  # vanilla
 
 
 def test_generator_step_leaves_batchnorm_statistics_alone(data):

@@ -47,6 +47,7 @@ def test_training_logs_and_models(study):
         rows = (study / "train_logs" / f"{method}.csv").read_text().splitlines()
         assert rows[0].startswith("epoch,loss,heldout_accuracy")
         assert ("generator_loss" in rows[0] and "fooling_rate" in rows[0]) == method.startswith("ant")
+        assert ("erased_fraction" in rows[0] and "replay_mean_noise" in rows[0]) == method.startswith("ant")
         assert len(rows) == (5 if method == "vanilla" else 2)
         assert not (study / "checkpoints" / method).exists()  # removed once the model is saved
 
@@ -66,6 +67,9 @@ def test_ant_eps_is_chosen_from_the_sweep(study):
     ant3x3 = json.loads((study / "eval" / "ant3x3" / "clean.json").read_text())["provenance"]["spec"]
     assert ant1x1["eps"] == pytest.approx(choice["eps"])
     assert ant3x3["eps"] == pytest.approx(0.52 * choice["eps"])
+    # the model file's final training diagnostics reach every record of the model
+    model = json.loads((study / "eval" / "ant1x1" / "clean.json").read_text())["provenance"]["model"]
+    assert model["training_diagnostics"]["epoch"] == 1 and 0.0 <= model["training_diagnostics"]["erased_fraction"] <= 1.0
 
 
 def test_robustness_records(study):

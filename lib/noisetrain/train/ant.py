@@ -11,6 +11,11 @@ with its own Adam learning rate ``reinit_lr`` for ``reinit_steps`` steps, then j
 training at ``generator_lr`` (issue 9: re-initialisation has its own schedule, separate from the
 joint training's).
 
+Every step reports the generator's metrics for the training log: its cross-entropy and fooling
+rate, and what it does to the images (``noisetrain.noise.diagnostics``): the fraction of its
+samples that are erased or saturated and their mean noise value, for the current generator's
+samples and for the replay part of the batch.
+
 :class:`AntStep` implements the method-step protocol (``noisetrain.train.steps``). All
 randomness comes from seeded CPU ``torch.Generator`` objects whose states are checkpointed, so a
 CPU run is deterministic and resumes bit for bit.
@@ -30,6 +35,7 @@ from torch import nn
 from noisetrain.data.datasets import PreparedData, load_npz, to_float
 from noisetrain.errors import DataError, InputError, TrainingError
 from noisetrain.noise.adversarial_noise import weights_fixed
+from noisetrain.noise.diagnostics import diagnostic_tensors
 from noisetrain.noise.generator_bank import GeneratorBank, cpu_state
 from noisetrain.noise.generators import NoiseGenerator
 from noisetrain.noise.rescaling import rescale_to_norm
@@ -178,13 +184,15 @@ class AntStep:
         return rescale_to_norm(x, delta, self.eps)
 
     def _generator_update(self, model: nn.Module, gen: NoiseGenerator, opt: torch.optim.Optimizer,
-                          x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                          x: torch.Tensor, y: torch.Tensor,
+                          diagnose: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One Adam step of ``gen`` maximising the classifier's cross-entropy (eq. 2) on ``x``.
 
         The classifier is fixed and in eval mode (BatchNorm statistics must not learn from the
-        generator's samples). Returns the perturbed images it was computed on, detached, and the
-        generator's metrics: its cross-entropy and its fooling rate (the fraction of perturbed
-        images misclassified).
+        generator's samples). Returns the perturbed images it was computed on, detached, and,
+        with ``diagnose``, the generator's metrics as 0-d tensors: its cross-entropy, its fooling
+        rate (the fraction of perturbed images misclassified), the fraction of its samples
+        erased or saturated and their mean noise value (from the tensors the step has anyway).
         """
         was_training = model.training
         model.eval()
@@ -196,8 +204,11 @@ class AntStep:
             (-loss).backward()
             opt.step()
         model.train(was_training)
-        fooled = (logits.detach().argmax(1) != y).float().mean()
-        return noisy.detach(), {"generator_loss": loss.item(), "fooling_rate": fooled.item()}
+        noisy = noisy.detach()
+        if not diagnose:
+            return noisy, {}
+        diagnostics = diagnostic_tensors(x, noisy, logits, y)
+        return noisy, {"generator_loss": loss.detach(), "fooling_rate": diagnostics.pop("fooling_rate"), **diagnostics}
 
     def reinitialise(self, model: nn.Module) -> None:
         """Train a fresh generator from scratch against the current classifier, ``reinit_steps``
@@ -213,7 +224,7 @@ class AntStep:
                 order = torch.randperm(n, generator=self.pick_rng)
             idx, order = order[:size], order[size:]
             x = to_float(self.train_images[idx].numpy()).to(self.device)
-            self._generator_update(model, gen, opt, x, self.train_labels[idx].to(self.device))
+            self._generator_update(model, gen, opt, x, self.train_labels[idx].to(self.device), diagnose=False)
         for group in opt.param_groups:
             group["lr"] = self.lr
         self.generator, self.optimizer = gen, opt
@@ -278,8 +289,13 @@ class AntStep:
         x, y = x.to(self.device), y.to(self.device)
         # Eq. 3, alternating: the generator steps first; the classifier then trains on the very
         # samples the generator was updated on (this saves a second generator pass per batch).
-        current, metrics = self._generator_update(model, self.generator, self.optimizer, x, y)
-        batch, _ = self.compose(x, y, index, current=current)
+        current, tensors = self._generator_update(model, self.generator, self.optimizer, x, y)
+        batch, parts = self.compose(x, y, index, current=current)
+        rep = parts["replay"]
+        if rep.stop > rep.start:  # bank states (the current generator while the bank is empty)
+            replay = diagnostic_tensors(x[rep], batch[rep])
+            tensors.update({f"replay_{key}": value for key, value in replay.items()})
+        metrics = dict(zip(tensors, torch.stack(list(tensors.values())).tolist()))  # one transfer
         metrics["loss"] = classifier_step(model, optimizer, batch, y)
         self.steps += 1
         # Snapshot before a re-init so the bank keeps the jointly trained state.
