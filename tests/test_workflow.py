@@ -80,6 +80,8 @@ def test_robustness_records(study):
         assert 0 < values["eps_gn"] and 0 < values["eps_un"] and 0 < values["eps_an"]
         assert values["eps_gn_passes_per_image"] <= 20  # the line search's budget
         assert {"eps_an_seed0", "eps_an_seed1", "eps_an_std"} <= set(values)
+        assert {"an_erased_fraction_seed1", "an_erased_fraction", "an_mean_noise", "an_fooling_rate"} <= set(values)
+        assert 0.0 <= values["an_erased_fraction"] <= 1.0 and 0.0 <= values["an_fooling_rate"] <= 1.0
         adversarial = json.loads((study / "eval" / folder / "adversarial.json").read_text())
         budgets = {row["corruption"]: row["severity"] for row in adversarial["rows"]}
         assert budgets == {"linf_pgd": 0.1, "l2_ddn": 1.5}  # the attack's epsilon is recorded with it
