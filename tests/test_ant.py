@@ -237,6 +237,34 @@ def test_fresh_generator_every_reinit_every_epochs(data, vanilla):
     assert replaced_at == [5, 10]
 
 
+def test_reinit_uses_reinit_lr_for_reinit_steps_then_generator_lr(data, vanilla, monkeypatch):
+    ant = AntStep(spec(generator_lr=1e-4, reinit_lr=3e-2, reinit_steps=3), data, "cpu", steps_per_epoch=5)
+    assert ant.optimizer.param_groups[0]["lr"] == 1e-4  # the first generator trains jointly
+    seen = []
+    update = ant._generator_update
+
+    def spy(model, gen, opt, *args, **kwargs):
+        seen.append((gen, opt.param_groups[0]["lr"]))
+        return update(model, gen, opt, *args, **kwargs)
+
+    monkeypatch.setattr(ant, "_generator_update", spy)
+    ant.reinitialise(vanilla)
+    assert [lr for _, lr in seen] == [3e-2] * 3  # reinit_steps steps of the fresh Adam at reinit_lr
+    assert all(gen is ant.generator for gen, _ in seen)
+    assert all(s["step"] == 3 for s in ant.optimizer.state.values())
+    assert ant.optimizer.param_groups[0]["lr"] == 1e-4  # then on at generator_lr, moments kept
+    ant.step(vanilla, sgd(vanilla, lr=0.0), *batch(data))
+    assert seen[-1][1] == 1e-4 and len(seen) == 4
+
+
+def test_reinit_lr_null_is_generator_lr(data):
+    assert spec()["reinit_lr"] is None
+    ant = AntStep(spec(generator_lr=2e-3), data, "cpu", steps_per_epoch=5)
+    assert ant.reinit_lr == 2e-3
+    older = {k: v for k, v in spec(generator_lr=2e-3).items() if k != "reinit_lr"}  # a spec from before the key
+    assert AntStep(older, data, "cpu", steps_per_epoch=5).reinit_lr == 2e-3
+
+
 def test_reinit_trains_the_new_generator_against_the_classifier(data, vanilla):
     ant = AntStep(spec(eps=ATTACK_EPS, reinit_steps=40, generator_lr=1e-2), data, "cpu", steps_per_epoch=5)
     x, y = datasets.to_float(data.train.images), torch.from_numpy(data.train.labels)
@@ -376,6 +404,7 @@ def test_ant_classifier_is_fooled_less_by_a_fresh_adversarial_generator(data):
         ({"eps": "auto"}, "auto"),
         ({"eps": True}, "positive"),
         ({"eps": math.nan}, "positive"),
+        ({"reinit_lr": 0.0}, "reinit_lr > 0"),
     ],
 )
 def test_invalid_specs_are_rejected(data, overrides, match):
@@ -423,9 +452,46 @@ def test_step_reports_the_generators_metrics(data):
         expected = F.cross_entropy(model(ant._perturb(ant.generator, x)), y)
     ant.noise_rng.set_state(state)
     metrics = ant.step(model, sgd(model), x, y, index)
-    assert set(metrics) == {"loss", "generator_loss", "fooling_rate"}
+    assert set(metrics) == {"loss", "generator_loss", "fooling_rate", "erased_fraction", "mean_noise",
+                            "replay_erased_fraction", "replay_mean_noise"}
     assert metrics["generator_loss"] == pytest.approx(expected.item(), rel=1e-5)
     assert 0.0 <= metrics["fooling_rate"] <= 1.0
+    # eps 3 on digits of L2 norm ~9: noise, nothing erased; a change of norm 3 over 784 pixels
+    # moves the mean pixel by at most 3 / 28 (Cauchy-Schwarz).
+    assert metrics["erased_fraction"] == 0.0 and metrics["replay_erased_fraction"] == 0.0
+    assert abs(metrics["mean_noise"]) <= EPS / 28 and abs(metrics["replay_mean_noise"]) <= EPS / 28
+
+
+def test_step_metrics_show_a_generator_that_erases(data):
+    # A generator whose output is a huge negative constant, at an eps above every digit's norm:
+    # every perturbed image is black, in the generator's samples and in the replay part.
+    ant = AntStep(spec(eps=30.0, generator_lr=1e-12), data, "cpu", steps_per_epoch=5)
+    ant.generator.load_state_dict(_biased_state(ant, -1.0))
+    ant.bank.append(_biased_state(ant, -1.0))
+    x, y, index = batch(data)
+    model = mlp()
+    metrics = ant.step(model, sgd(model), x, y, index)
+    assert metrics["erased_fraction"] == 1.0 and metrics["replay_erased_fraction"] == 1.0
+    assert metrics["mean_noise"] == pytest.approx(-x.mean().item(), rel=1e-4)
+    assert metrics["replay_mean_noise"] == pytest.approx(-x[32:].mean().item(), rel=1e-4)
+
+
+def test_trainer_log_and_model_diagnostics_of_an_erasing_generator(data, tmp_path):
+    s = spec(eps=30.0, generator_lr=1e-12, epochs=2)
+    original = AntStep.__init__
+
+    def erasing_init(self, *args, **kwargs):  # the trainer's AntStep starts from the erasing generator
+        original(self, *args, **kwargs)
+        self.generator.load_state_dict(_biased_state(self, -1.0))
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(AntStep, "__init__", erasing_init)
+        state = training.fit(s, data, checkpoint_dir=tmp_path, divergence_guard=False, log=lambda _: None)
+    assert [row["erased_fraction"] for row in state.log] == [1.0, 1.0]
+    final = training.training_diagnostics(state.log)
+    assert final["epoch"] == 2 and final["epochs_erasing"] == 2 and final["erased_fraction"] == 1.0
+    assert final["mean_noise"] < 0 and "loss" not in final and "heldout_accuracy" not in final
+    assert training.training_diagnostics([{"epoch": 1, "loss": 0.1, "heldout_accuracy": 0.9}]) == {}  # vanilla
 
 
 def test_generator_step_leaves_batchnorm_statistics_alone(data):

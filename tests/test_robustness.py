@@ -1,5 +1,7 @@
 import math
 
+import numpy as np
+import pytest
 import torch
 from helpers import fit_full_batch
 from torch import nn
@@ -36,6 +38,29 @@ def test_noise_robustness_rows():
     assert values["eps_an"] < values["eps_gn"]
     assert values["eps_gn_passes_per_image"] <= 20
     assert {r["category"] for r in rows} == {"noise_robustness", "noise_robustness_detail"}
+    # What each fresh generator does to the measured images at its training eps, and the mean.
+    by_name = {r["corruption"]: r for r in rows}
+    for key in ("erased_fraction", "mean_noise", "fooling_rate"):
+        per_generator = [by_name[f"an_{key}_seed{k}"] for k in range(2)]
+        mean = by_name[f"an_{key}"]
+        assert all(r["category"] == "noise_robustness_detail" and r["severity"] == 1.5 for r in [*per_generator, mean])
+        assert mean["value"] == pytest.approx(np.mean([r["value"] for r in per_generator]))
+    # eps 1.5 on images of L2 norm ~4: noise, nothing erased; the median eps* along the same
+    # directions is above 1.5, so fewer than half of the images are fooled at 1.5.
+    assert values["an_erased_fraction"] == 0.0
+    assert abs(values["an_mean_noise"]) <= 1.5 / 8  # a change of norm 1.5 over 64 pixels
+    assert values["eps_an"] > 1.5 and 0.0 <= values["an_fooling_rate"] < 0.5
+
+
+def test_generator_diagnostics_of_an_erasing_direction():
+    torch.set_num_threads(1)
+    net, x, y = trained_net()
+    # Every pixel pushed down, at an eps above every image's norm: all images black.
+    out = robustness.generator_diagnostics(net, x[:50], y[:50], -torch.ones_like(x[:50]), eps=100.0)
+    assert out["erased_fraction"] == 1.0
+    assert out["mean_noise"] == pytest.approx(-x[:50].mean().item(), rel=1e-5)
+    predicted = net(torch.zeros_like(x[:50])).argmax(1)
+    assert out["fooling_rate"] == pytest.approx((predicted != y[:50]).float().mean().item())
 
 
 def test_adversarial_rows_record_the_budget():

@@ -48,6 +48,7 @@ def test_training_logs_and_models(study):
         rows = (study / "train_logs" / f"{method}.csv").read_text().splitlines()
         assert rows[0].startswith("epoch,loss,heldout_accuracy")
         assert ("generator_loss" in rows[0] and "fooling_rate" in rows[0]) == method.startswith("ant")
+        assert ("erased_fraction" in rows[0] and "replay_mean_noise" in rows[0]) == method.startswith("ant")
         assert len(rows) == (5 if method.startswith("vanilla") else 2)
         assert not (study / "checkpoints" / method).exists()  # removed once the model is saved
 
@@ -72,6 +73,9 @@ def test_ant_eps_is_chosen_from_the_sweep_and_by_search(study):
     assert spec["ant1x1_seed1"]["eps"] == pytest.approx(search["eps"]) and spec["ant1x1_seed1"]["seed"] == 1
     assert spec["ant3x3"]["eps"] == pytest.approx(0.52 * choice["eps"])  # eps: auto, eps_factor 0.52
     assert (spec["ant1x1_eps2"]["eps"], spec["ant1x1_eps4"]["eps"]) == (2.0, 4.0)
+    # the model file's final training diagnostics reach every record of the model
+    model = json.loads((study / "eval" / "ant1x1" / "clean.json").read_text())["provenance"]["model"]
+    assert model["training_diagnostics"]["epoch"] == 1 and 0.0 <= model["training_diagnostics"]["erased_fraction"] <= 1.0
 
 
 def test_seed_replicates_and_the_claims_table(study):
@@ -102,6 +106,8 @@ def test_robustness_records(study):
         assert 0 < values["eps_gn"] and 0 < values["eps_un"] and 0 < values["eps_an"]
         assert values["eps_gn_passes_per_image"] <= 20  # the line search's budget
         assert {"eps_an_seed0", "eps_an_seed1", "eps_an_std"} <= set(values)
+        assert {"an_erased_fraction_seed1", "an_erased_fraction", "an_mean_noise", "an_fooling_rate"} <= set(values)
+        assert 0.0 <= values["an_erased_fraction"] <= 1.0 and 0.0 <= values["an_fooling_rate"] <= 1.0
         adversarial = json.loads((study / "eval" / folder / "adversarial.json").read_text())
         budgets = {row["corruption"]: row["severity"] for row in adversarial["rows"]}
         assert budgets == {"linf_pgd": 0.1, "l2_ddn": 1.5}  # the attack's epsilon is recorded with it

@@ -54,7 +54,10 @@ def main(args) -> None:
     state = trainer.fit(spec, data, checkpoint_dir=args.checkpoint_dir, init_state=init, device=args.device,
                         divergence_guard=spec["divergence_guard"], log=say)
     write_log(state, args.log_csv)
-    info = {**trainer.run_identity(spec, data, init), "dataset": data.name}
+    # The method's final diagnostics travel with the model into every record's provenance (the
+    # tables flag ANT models whose generators erased the images, issue 9).
+    info = {**trainer.run_identity(spec, data, init), "dataset": data.name,
+            "training_diagnostics": trainer.training_diagnostics(state.log)}
     save_model(state.model.cpu(), args.out, arch=spec["model"], in_channels=data.channels,
                num_classes=data.num_classes, info=info, extras=state.method.export())
     trainer.discard_checkpoint(args.checkpoint_dir)

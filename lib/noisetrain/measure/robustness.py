@@ -4,7 +4,13 @@ Noise robustness (paper sections 3.4, 4.3, 4.4; Tables 2 and 3): the median over
 epsilon*, the L2 size of the smallest clipped change along a noise direction that flips the
 decision, for Gaussian (GN), uniform (UN) and adversarial noise (AN). For AN, several fresh
 noise generators (one per seed) are trained against the final classifier and each one's median
-is measured; the table reports their mean and standard deviation.
+is measured; the table reports their mean and standard deviation. What each generator does to
+the measured images at the eps it was trained at is recorded beside it (category
+``noise_robustness_detail``, the eps as severity): the fraction of them it erases or saturates,
+its mean noise value and its fooling rate (``noisetrain.noise.diagnostics``), per generator
+(``an_erased_fraction_seed0``, ...) and as the mean over generators (``an_erased_fraction``,
+``an_mean_noise``, ``an_fooling_rate``). A generator that erases the images measures how far
+erasing is from the decision, not noise (issue 9); the tables flag it.
 
 Adversarial robustness (section 4.6, appendix F; Tables 5 and 12): accuracy under L-infinity
 PGD and L2 DDN at the paper's budgets.
@@ -24,7 +30,10 @@ from noisetrain.measure.decision_distance import (
     median_epsilon,
     uniform_directions,
 )
+from noisetrain.measure.evaluation import predictions
 from noisetrain.noise.adversarial_noise import fit_generator
+from noisetrain.noise.diagnostics import perturbation_diagnostics
+from noisetrain.noise.rescaling import rescale_to_norm
 
 NOISE_TYPES = ("gn", "un", "an")
 
@@ -41,19 +50,31 @@ def _distance_rows(name: str, result) -> list[dict]:
     ]
 
 
+AN_DIAGNOSTICS = ("erased_fraction", "mean_noise", "fooling_rate")
+
+
+def generator_diagnostics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, directions: torch.Tensor,
+                          eps: float) -> dict[str, float]:
+    """Erased fraction, mean noise and fooling rate of the images ``x`` moved along a generator's
+    ``directions`` to L2 size ``eps`` (one classifier pass over the measured images)."""
+    perturbed = rescale_to_norm(x, directions.to(x.dtype), eps)
+    return perturbation_diagnostics(x, perturbed, predictions(model, perturbed, device=x.device), y.to(x.device))
+
+
 def noise_robustness(model: nn.Module, test_x: torch.Tensor, test_y: torch.Tensor, train_x: torch.Tensor,
                      train_y: torch.Tensor, *, seed: int, rel_tol: float, an_seeds: int, an_steps: int, an_lr: float,
                      an_eps: float, an_batch_size: int, kernel: str = "1x1", depth: int = 4,
                      log=lambda _: None) -> tuple[list[dict], list]:
     """Rows of median epsilon* along GN, UN and AN (mean and std over ``an_seeds`` generators),
-    and the fitted AN generators (for example images)."""
+    each AN generator's diagnostics at ``an_eps`` and their means, and the fitted AN generators
+    (for example images)."""
     model.eval()
     rows = []
     for name, directions in (("gn", gaussian_directions(test_x.shape, seed)), ("un", uniform_directions(test_x.shape, seed))):
         result = decision_distances(model, test_x, test_y, directions, rel_tol=rel_tol)
         rows += _distance_rows(name, result)
         log(f"eps*_{name.upper()} {median_epsilon(result.distances):.3f} ({result.forward_passes_per_image:.1f} passes/image)")
-    medians, generators = [], []
+    medians, generators, diagnostics = [], [], []
     for k in range(an_seeds):
         generator = fit_generator(model, train_x, train_y, eps=an_eps, steps=an_steps, lr=an_lr,
                                   batch_size=an_batch_size, depth=depth, kernel=kernel, seed=seed + 1000 * (k + 1))
@@ -62,12 +83,18 @@ def noise_robustness(model: nn.Module, test_x: torch.Tensor, test_y: torch.Tenso
         result = decision_distances(model, test_x, test_y, directions, rel_tol=rel_tol)
         medians.append(median_epsilon(result.distances))
         rows += [_row(f"eps_an_seed{k}", medians[-1], "noise_robustness_detail")]
+        diagnostics.append(generator_diagnostics(model, test_x, test_y, directions, an_eps))
+        rows += [_row(f"an_{key}_seed{k}", diagnostics[-1][key], "noise_robustness_detail", severity=an_eps)
+                 for key in AN_DIAGNOSTICS]
         generators.append(generator)
-        log(f"eps*_AN generator {k}: {medians[-1]:.3f}")
+        log(f"eps*_AN generator {k}: {medians[-1]:.3f} (at eps {an_eps:.3g}: "
+            + ", ".join(f"{key.replace('_', ' ')} {diagnostics[-1][key]:.3g}" for key in AN_DIAGNOSTICS) + ")")
     finite = [m for m in medians if np.isfinite(m)]
     rows += [
         _row("eps_an", np.mean(medians) if len(finite) == len(medians) else float("inf"), "noise_robustness"),
         _row("eps_an_std", np.std(medians) if len(finite) == len(medians) else float("nan"), "noise_robustness"),
+        *(_row(f"an_{key}", np.mean([d[key] for d in diagnostics]), "noise_robustness_detail", severity=an_eps)
+          for key in AN_DIAGNOSTICS),
     ]
     return rows, generators
 

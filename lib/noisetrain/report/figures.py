@@ -105,7 +105,9 @@ def adversarial_noise(images: np.ndarray, uncorrelated, correlated, seed: int, s
     as added before clipping, scaled to ANT's L2 size eps); (B) images with uncorrelated noise;
     (C) noise patches of a 3x3 generator; (D) images with correlated noise. ``uncorrelated`` and
     ``correlated`` are the generator banks stored in ANT model files (the replay bank's states,
-    then the final generator)."""
+    then the final generator). Where the shown generator erases most of the shown images (issue 9,
+    ``noisetrain.noise.diagnostics``), the titles of its panels say so in red."""
+    from noisetrain.noise.diagnostics import is_erasing, perturbation_diagnostics
     from noisetrain.noise.rescaling import rescale_to_norm
 
     x = torch.from_numpy(images.astype(np.float32) / 255.0)
@@ -137,20 +139,29 @@ def adversarial_noise(images: np.ndarray, uncorrelated, correlated, seed: int, s
                    ("D: images with correlated adversarial noise", correlated, False)]
     for row, (title, bank, raw) in enumerate(panels, start=1):
         delta = sample(bank)
+        noisy = rescale_to_norm(x, delta, bank.eps)
+        diagnostics = perturbation_diagnostics(x, noisy)
+        warning = erasing_warning(diagnostics, bank.eps) if is_erasing(diagnostics) else None
         if raw:  # show the noise itself, each patch stretched to [0, 1]
             lo = delta.flatten(1).min(1).values.view(-1, 1, 1, 1)
             hi = delta.flatten(1).max(1).values.view(-1, 1, 1, 1)
             shown = (delta - lo) / (hi - lo).clamp_min(1e-12)
         else:
-            shown = rescale_to_norm(x, delta, bank.eps)
+            shown = noisy
         for col in range(columns):
             ax = fig.add_subplot(grid[row, col])
             ax.imshow(_hwc(shown[col].numpy()), cmap="gray", vmin=0, vmax=1)
             ax.axis("off")
             if col == 0:
-                ax.set_title(title, fontsize=8, loc="left")
+                ax.set_title(title + (f"\n{warning}" if warning else ""), fontsize=8, loc="left",
+                             color="tab:red" if warning else "black")
     fig.tight_layout()
     return fig
+
+
+def erasing_warning(diagnostics: dict[str, float], eps: float) -> str:
+    """The panel-title warning for a generator that erases the images it perturbs."""
+    return f"WARNING: erases {diagnostics['erased_fraction']:.0%} of images (eps {eps:.3g})"
 
 
 def epsilon_examples(image: np.ndarray, models: list[tuple[str, dict[str, float], dict[str, torch.Tensor]]]):

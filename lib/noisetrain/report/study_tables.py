@@ -19,6 +19,17 @@ def specs_from_records(records: list[dict]) -> dict[str, dict]:
     return {r["method"]: r.get("provenance", {}).get("spec", {}) for r in records}
 
 
+def training_diagnostics_from_records(records: list[dict]) -> dict[str, dict]:
+    """Method -> its training's final diagnostics, as the model file recorded them (copied into
+    every result's provenance); methods without any are left out."""
+    found = {}
+    for r in records:
+        diagnostics = r.get("provenance", {}).get("model", {}).get("training_diagnostics")
+        if diagnostics:
+            found[r["method"]] = diagnostics
+    return found
+
+
 def _paper_note(dataset: str, table: str) -> str:
     if dataset in PAPER_DATASETS:
         return (f" Rows/columns marked 'paper' are the values printed in the paper's {table}; "
@@ -49,6 +60,13 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
     every_row = rows + [tables.Row(m, m, None) for m in main if m in summary.index and m not in listed]
     measured = [r for r in every_row if "eps_gn" in summary.columns and pd.notna(summary.at[r.method, "eps_gn"])]
     attack_eps = frame[frame.metric == "adversarial"].groupby("corruption").severity.first().to_dict()
+    notes = {m: tables.training_note(d) for m, d in training_diagnostics_from_records(records).items()}
+    summary_rows = tables.summary_table(summary, rows, dataset, "Table 11", spread if replicated else None)
+    summary_rows = tables.add_note_column(summary_rows, [r.method for r in rows], notes)
+    depths = tables.depth_table(summary, specs, datasets.CHANNELS[dataset], dataset)
+    depths = tables.add_note_column(depths, depths["model"].tolist(), notes)
+    table2 = tables.epsilon_table(summary, [r for r in rows if r.method == "vanilla"], dataset, False, "Table 2")
+    table3 = tables.epsilon_table(summary, measured, dataset, True, "Table 3")
     built = {
         "table11": (
             tables.corruption_table(summary, rows, corruptions, dataset, "Table 11"),
@@ -57,28 +75,29 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
             + seeds_note + _paper_note(dataset, "Table 11"),
         ),
         "summary": (
-            tables.summary_table(summary, rows, dataset, "Table 11", spread if replicated else None),
+            summary_rows,
             f"Top-1 accuracy [%] on {dataset}: clean, mean over corruptions, and mean without the noise "
-            "category (Table 4 style)." + seeds_note + _paper_note(dataset, "Table 11"),
+            "category (Table 4 style)." + seeds_note + _paper_note(dataset, "Table 11") + tables.notes_caption(summary_rows),
         ),
         "table16": (
-            tables.depth_table(summary, specs, datasets.CHANNELS[dataset], dataset),
+            depths,
             f"Top-1 accuracy [%] on {dataset} of ANT 1x1 with noise generators of depth 1 to 5 (Table 16 "
             "layout); generator parameters are counted for this dataset's channels."
-            + _imagenet_note(dataset, "Table 16"),
+            + _imagenet_note(dataset, "Table 16") + tables.notes_caption(depths),
         ),
         "table2": (
-            tables.epsilon_table(summary, [r for r in rows if r.method == "vanilla"], dataset, False, "Table 2"),
+            table2,
             "Median L2 size ε* of the smallest change along Gaussian (GN), uniform (UN) and adversarial noise "
             f"(AN, mean ± std over fresh generators) that flips the vanilla model's decision on {dataset} "
-            "(Table 2 layout); lower means the noise is more severe." + _imagenet_note(dataset, "Table 2"),
+            "(Table 2 layout); lower means the noise is more severe." + _imagenet_note(dataset, "Table 2")
+            + tables.erasing_caption(table2),
         ),
         "table3": (
-            tables.epsilon_table(summary, measured, dataset, True, "Table 3"),
+            table3,
             f"Clean accuracy [%] and median ε* along Gaussian, uniform and adversarial noise on {dataset} "
             "(Table 3 layout; the paper's rows first, then every other model whose robustness was measured, "
             "see robustness.methods); higher ε* is more robust."
-            + _imagenet_note(dataset, "Table 3"),
+            + _imagenet_note(dataset, "Table 3") + tables.erasing_caption(table3),
         ),
         "adversarial": (
             tables.adversarial_table(summary, rows, dataset, attack_eps),

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from noisetrain.noise.diagnostics import ERASING_THRESHOLD, SATURATED_PIXEL_FRACTION, is_erasing
 from noisetrain.report.paper import PAPER_DATASETS, paper_value
 from noisetrain.report.sweep_choice import sweep_sigmas
 from noisetrain.storage import atomic_write
@@ -200,7 +201,7 @@ def render(table: pd.DataFrame, caption: str) -> dict[str, str]:
 # Characters pdflatex cannot typeset from a plain table, and what typesets them.
 LATEX_TEXT = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#"}
 LATEX_UNICODE = {"σ": r"$\sigma$", "ε": r"$\epsilon$", "±": r"$\pm$", "∞": r"$\infty$", "–": "--", "×": r"$\times$",
-                 "≤": r"$\leq$", "≥": r"$\geq$"}
+                 "≤": r"$\leq$", "≥": r"$\geq$", "†": r"$\dagger$"}
 
 
 def latex_escape(text: str) -> str:
@@ -223,11 +224,64 @@ def write(table: pd.DataFrame, caption: str, out_dir: str | Path, name: str) -> 
         atomic_write(Path(out_dir) / f"{name}.{ext}", lambda tmp, text=text: tmp.write_text(text))
 
 
+# Generators that erase the images (noisetrain.noise.diagnostics, issue 9): a marker on the eps*_AN
+# cell of Tables 2 and 3, and a note column in the summary and Table 16 for ANT training.
+ERASING_MARK = "†"
+ERASING_DEFINITION = (f"more than {ERASING_THRESHOLD:.0%} of the perturbed images erased or saturated, i.e. at least "
+                      f"{SATURATED_PIXEL_FRACTION:.0%} of their pixels black (or white)")
+
+
+def an_generators_erase(summary: pd.DataFrame, method: str) -> bool:
+    """Whether the fresh eps*_AN generators of ``method`` erase the images (mean over generators)."""
+    return is_erasing({"an_erased_fraction": _cell(summary, method, "an_erased_fraction")})
+
+
+def erasing_caption(table: pd.DataFrame) -> str:
+    """Caption note for Tables 2 and 3 where an eps*_AN cell carries the marker; '' otherwise."""
+    marked = "ε*_AN" in table.columns and table["ε*_AN"].astype(str).str.endswith(ERASING_MARK).any()
+    if not marked:
+        return ""
+    return (f" {ERASING_MARK}: the fresh adversarial-noise generators of this model erase the images at the eps they "
+            f"were trained at ({ERASING_DEFINITION}; 'an_erased_fraction' in its noise_robustness record): "
+            "ε*_AN then measures how far erasing the image is from the decision, not a noise pattern.")
+
+
 def _eps_pm(summary: pd.DataFrame, method: str) -> str | None:
     mean, std = _cell(summary, method, "eps_an"), _cell(summary, method, "eps_an_std")
     if mean is None:
         return None
-    return f"{mean:.2f} ± {std:.2f}" if std is not None and math.isfinite(mean) else f"{mean:.2f}"
+    text = f"{mean:.2f} ± {std:.2f}" if std is not None and math.isfinite(mean) else f"{mean:.2f}"
+    return f"{text} {ERASING_MARK}" if an_generators_erase(summary, method) else text
+
+
+def training_note(diagnostics: dict | None) -> str | None:
+    """The note for a model whose training generators erased the images (its model file's
+    ``training_diagnostics``: the last epoch's metrics and ``epochs_erasing``), else None."""
+    if not diagnostics or not (is_erasing(diagnostics) or diagnostics.get("epochs_erasing", 0) > 0):
+        return None
+    shares = [f"{diagnostics[key]:.0%} {part}" for key, part in
+              (("erased_fraction", "current"), ("replay_erased_fraction", "replay")) if key in diagnostics]
+    epochs = diagnostics.get("epochs_erasing")
+    return (f"generators erase images: {' / '.join(shares)} erased in epoch {diagnostics.get('epoch', '?')}"
+            + (f" ({epochs} of {diagnostics['epoch']} epochs erasing)" if epochs is not None and "epoch" in diagnostics else ""))
+
+
+def add_note_column(table: pd.DataFrame, methods: list[str], notes: dict[str, str | None]) -> pd.DataFrame:
+    """``table`` (one row per entry of ``methods``) with a 'note' column (empty where a row has
+    none) where any row has a note; unchanged otherwise."""
+    column = [notes.get(method) or "" for method in methods]
+    if not any(column):
+        return table
+    return table.assign(note=column)
+
+
+def notes_caption(table: pd.DataFrame) -> str:
+    """Caption note for a table with a 'note' column; '' otherwise."""
+    if "note" not in table.columns:
+        return ""
+    return (" 'note': the ANT model's noise generators erased the training images in its last epoch or "
+            f"earlier ({ERASING_DEFINITION}; 'erased_fraction' and 'replay_erased_fraction' in its training log), "
+            "so much of its noisy training data was blank images.")
 
 
 def epsilon_table(summary: pd.DataFrame, rows: list[Row], dataset: str, with_clean: bool, paper_table: str) -> pd.DataFrame:

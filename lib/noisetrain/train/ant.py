@@ -6,7 +6,15 @@ a composed batch: a clean part, optionally a stylized part, a part perturbed by 
 generator and a part perturbed by earlier generator states (experience replay). Every perturbation
 has L2 size exactly ``eps`` after clipping (``rescale_to_norm``). At regular intervals a fresh
 generator is trained from scratch against the current classifier and replaces the current one
-(the paper calls this crucial against the generator getting stuck).
+(the paper calls this crucial against the generator getting stuck). A fresh generator is trained
+with its own Adam learning rate ``reinit_lr`` for ``reinit_steps`` steps, then joins the joint
+training at ``generator_lr`` (issue 9: re-initialisation has its own schedule, separate from the
+joint training's).
+
+Every step reports the generator's metrics for the training log: its cross-entropy and fooling
+rate, and what it does to the images (``noisetrain.noise.diagnostics``): the fraction of its
+samples that are erased or saturated and their mean noise value, for the current generator's
+samples and for the replay part of the batch.
 
 :class:`AntStep` implements the method-step protocol (``noisetrain.train.steps``). All
 randomness comes from seeded CPU ``torch.Generator`` objects whose states are checkpointed, so a
@@ -27,6 +35,7 @@ from torch import nn
 from noisetrain.data.datasets import PreparedData, load_npz, to_float
 from noisetrain.errors import DataError, InputError, TrainingError
 from noisetrain.noise.adversarial_noise import weights_fixed
+from noisetrain.noise.diagnostics import diagnostic_tensors
 from noisetrain.noise.generator_bank import GeneratorBank, cpu_state
 from noisetrain.noise.generators import NoiseGenerator
 from noisetrain.noise.rescaling import rescale_to_norm
@@ -120,11 +129,14 @@ class AntStep:
         self.replay = bool(spec["replay"])
         self.stylized_path = spec.get("stylized_path")
         self.fractions = check_fractions(spec.get("fractions"), replay=self.replay, stylized_path=self.stylized_path)
-        if spec["reinit_every"] <= 0 or spec["reinit_steps"] < 0 or spec["snapshot_every"] < 1:
-            raise InputError("ANT needs reinit_every > 0, reinit_steps >= 0 and snapshot_every >= 1")
+        # reinit_lr null (or absent, in a spec older than the key) is generator_lr.
+        reinit_lr = spec["generator_lr"] if spec.get("reinit_lr") is None else spec["reinit_lr"]
+        if spec["reinit_every"] <= 0 or spec["reinit_steps"] < 0 or spec["snapshot_every"] < 1 or not reinit_lr > 0:
+            raise InputError("ANT needs reinit_every > 0, reinit_steps >= 0, snapshot_every >= 1 and reinit_lr > 0")
         self.device = torch.device(device)
         self.arch = {"channels": data.channels, "depth": spec["depth"], "kernel": spec["kernel"]}
-        self.lr = spec["generator_lr"]
+        self.lr = spec["generator_lr"]  # joint training
+        self.reinit_lr = float(reinit_lr)  # a fresh generator's own training
         self.batch_size = spec["batch_size"]
         self.reinit_interval = max(1, round(spec["reinit_every"] * steps_per_epoch))
         self.reinit_steps = spec["reinit_steps"]
@@ -140,7 +152,7 @@ class AntStep:
         self.init_rng = seeded(spec["seed"], Stream.GENERATOR_INIT)
         self.noise_rng = seeded(spec["seed"], Stream.GENERATOR_NOISE)
         self.pick_rng = seeded(spec["seed"], Stream.PICK)
-        self.generator, self.optimizer = self._fresh_generator()
+        self.generator, self.optimizer = self._fresh_generator(self.lr)
         self.bank: list[dict[str, torch.Tensor]] = []
         self._bank_functions: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}
         self.steps = 0
@@ -148,12 +160,12 @@ class AntStep:
         self.last_replay_choice: torch.Tensor | None = None  # bank index per replay image (tests)
 
     # -- generator helpers -------------------------------------------------------------------
-    def _fresh_generator(self) -> tuple[NoiseGenerator, torch.optim.Adam]:
+    def _fresh_generator(self, lr: float) -> tuple[NoiseGenerator, torch.optim.Adam]:
         # nn.Conv2d's constructor draws a default init from the global RNG before
         # NoiseGenerator redraws it from init_rng: fork so the global stream is left untouched.
         with torch.random.fork_rng(devices=[]):
             gen = NoiseGenerator(**self.arch, rng=self.init_rng).to(self.device)
-        return gen, torch.optim.Adam(gen.parameters(), lr=self.lr)
+        return gen, torch.optim.Adam(gen.parameters(), lr=lr)
 
     def _noise_input(self, gen: NoiseGenerator, shape: torch.Size) -> torch.Tensor:
         # Drawn on the CPU stream and moved: the same seed gives the same noise on any device.
@@ -164,18 +176,23 @@ class AntStep:
             z = self._noise_input(gen, x.shape)
         delta = gen.transform(z).to(x.dtype)
         if not torch.isfinite(delta).all():
+            rates = f"generator_lr (now {self.lr:g})"
+            if self.reinit_lr != self.lr:
+                rates += f" or reinit_lr (now {self.reinit_lr:g})"
             raise TrainingError(f"ANT: the noise generator diverged (non-finite noise after {self.steps} steps, "
-                                f"{self.reinits} re-initialisations); lower generator_lr (now {self.lr:g})")
+                                f"{self.reinits} re-initialisations); lower {rates}")
         return rescale_to_norm(x, delta, self.eps)
 
     def _generator_update(self, model: nn.Module, gen: NoiseGenerator, opt: torch.optim.Optimizer,
-                          x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                          x: torch.Tensor, y: torch.Tensor,
+                          diagnose: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One Adam step of ``gen`` maximising the classifier's cross-entropy (eq. 2) on ``x``.
 
         The classifier is fixed and in eval mode (BatchNorm statistics must not learn from the
-        generator's samples). Returns the perturbed images it was computed on, detached, and the
-        generator's metrics: its cross-entropy and its fooling rate (the fraction of perturbed
-        images misclassified).
+        generator's samples). Returns the perturbed images it was computed on, detached, and,
+        with ``diagnose``, the generator's metrics as 0-d tensors: its cross-entropy, its fooling
+        rate (the fraction of perturbed images misclassified), the fraction of its samples
+        erased or saturated and their mean noise value (from the tensors the step has anyway).
         """
         was_training = model.training
         model.eval()
@@ -187,13 +204,17 @@ class AntStep:
             (-loss).backward()
             opt.step()
         model.train(was_training)
-        fooled = (logits.detach().argmax(1) != y).float().mean()
-        return noisy.detach(), {"generator_loss": loss.item(), "fooling_rate": fooled.item()}
+        noisy = noisy.detach()
+        if not diagnose:
+            return noisy, {}
+        diagnostics = diagnostic_tensors(x, noisy, logits, y)
+        return noisy, {"generator_loss": loss.detach(), "fooling_rate": diagnostics.pop("fooling_rate"), **diagnostics}
 
     def reinitialise(self, model: nn.Module) -> None:
-        """Train a fresh generator from scratch against the current classifier; it replaces the
-        current one, with a fresh Adam state."""
-        gen, opt = self._fresh_generator()
+        """Train a fresh generator from scratch against the current classifier, ``reinit_steps``
+        Adam steps at ``reinit_lr``; it replaces the current one and goes on at ``generator_lr``
+        with the Adam state of its training (the moment estimates are kept)."""
+        gen, opt = self._fresh_generator(self.reinit_lr)
         n = len(self.train_labels)
         size = min(self.batch_size, n)
         order = torch.empty(0, dtype=torch.long)
@@ -203,7 +224,9 @@ class AntStep:
                 order = torch.randperm(n, generator=self.pick_rng)
             idx, order = order[:size], order[size:]
             x = to_float(self.train_images[idx].numpy()).to(self.device)
-            self._generator_update(model, gen, opt, x, self.train_labels[idx].to(self.device))
+            self._generator_update(model, gen, opt, x, self.train_labels[idx].to(self.device), diagnose=False)
+        for group in opt.param_groups:
+            group["lr"] = self.lr
         self.generator, self.optimizer = gen, opt
         self.reinits += 1
 
@@ -266,8 +289,13 @@ class AntStep:
         x, y = x.to(self.device), y.to(self.device)
         # Eq. 3, alternating: the generator steps first; the classifier then trains on the very
         # samples the generator was updated on (this saves a second generator pass per batch).
-        current, metrics = self._generator_update(model, self.generator, self.optimizer, x, y)
-        batch, _ = self.compose(x, y, index, current=current)
+        current, tensors = self._generator_update(model, self.generator, self.optimizer, x, y)
+        batch, parts = self.compose(x, y, index, current=current)
+        rep = parts["replay"]
+        if rep.stop > rep.start:  # bank states (the current generator while the bank is empty)
+            replay = diagnostic_tensors(x[rep], batch[rep])
+            tensors.update({f"replay_{key}": value for key, value in replay.items()})
+        metrics = dict(zip(tensors, torch.stack(list(tensors.values())).tolist()))  # one transfer
         metrics["loss"] = classifier_step(model, optimizer, batch, y)
         self.steps += 1
         # Snapshot before a re-init so the bank keeps the jointly trained state.

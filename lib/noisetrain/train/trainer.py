@@ -37,6 +37,7 @@ from noisetrain.measure.evaluation import accuracy
 from noisetrain.models.architectures import build_model
 from noisetrain.models.devices import resolve_device
 from noisetrain.models.model_file import load_weights
+from noisetrain.noise.diagnostics import is_erasing
 from noisetrain.storage import load_torch, save_torch
 from noisetrain.train import ant, noise_step  # noqa: F401  (register their method kinds)
 from noisetrain.train.steps import MethodStep, Stream, build_step, seeded
@@ -88,6 +89,19 @@ class TrainState:
         """The fixed columns, then every metric the method step reported, in first-seen order."""
         extra = dict.fromkeys(key for row in self.log for key in row if key not in LOG_COLUMNS)
         return [*LOG_COLUMNS, *extra]
+
+
+def training_diagnostics(log: list[dict]) -> dict:
+    """What the model file records of its method's own metrics (ANT: generator loss, fooling
+    rate, erased fraction, mean noise, the replay part's): the last epoch's values, and
+    ``epochs_erasing``, how many epochs' generators erased most of their images
+    (``noisetrain.noise.diagnostics.is_erasing``). Empty for a method with no metrics of its own."""
+    if not log:
+        return {}
+    final = {key: value for key, value in log[-1].items() if key not in LOG_COLUMNS}
+    if not final:
+        return {}
+    return {"epoch": log[-1]["epoch"], **final, "epochs_erasing": sum(is_erasing(row) for row in log)}
 
 
 def steps_per_epoch(spec: dict, data: PreparedData) -> int:
