@@ -3,7 +3,7 @@
 import json
 
 import noisetrain
-from noisetrain.config import expand_methods, train_spec
+from noisetrain.config import expand_methods, train_spec, trains_from_scratch
 from noisetrain.report.outputs import TABLE_NAMES
 from noisetrain.report.sweep_choice import BEST_GNT, read_choice
 
@@ -84,10 +84,10 @@ def uses_sweep_choice(method):
 
 
 def train_inputs(wildcards):
-    """Fine-tuning starts from the vanilla model (paper section 4); vanilla starts from scratch.
-    ANT with eps 'auto' also waits for the sweep's choice."""
+    """Fine-tuning starts from the vanilla model (paper section 4); vanilla and the adversarial-
+    training baselines start from scratch. ANT with eps 'auto' also waits for the sweep's choice."""
     inputs = {}
-    if METHODS[wildcards.method]["kind"] != "vanilla":
+    if not trains_from_scratch(METHODS[wildcards.method]):
         inputs["init"] = results("models/vanilla.pt").format(dataset=wildcards.dataset)
     if uses_sweep_choice(wildcards.method):
         inputs["sweep_choice"] = SWEEP_CHOICE.format(dataset=wildcards.dataset)

@@ -26,6 +26,10 @@ SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
 # In robustness.methods: the sweep's best single-sigma GNT model, known only once the sweep is
 # evaluated (same value as noisetrain.report.sweep_choice.BEST_GNT, not imported: that package is heavy).
 BEST_GNT = "best_gnt"
+# Method kinds trained from scratch with train.vanilla's schedule; every other kind is fine-tuned
+# from the vanilla model with train.finetune's. The adversarial-training baselines of Table 11 are
+# compared "against their own vanilla" (appendix E): trained the way their authors did, from scratch.
+FROM_SCRATCH_KINDS = frozenset({"vanilla", "pgd_at", "ddn_at"})
 _FRACTION_TOLERANCE = 1e-6
 
 
@@ -304,7 +308,7 @@ def expand_methods(config: dict) -> dict[str, dict]:
         if name in methods and methods[name] != {"kind": "gnt", "sigma": sigma}:
             raise ConfigError(f"config error at 'methods.{name}': clashes with sigma_sweep entry {sigma}")
         methods[name] = {"kind": "gnt", "sigma": float(sigma)}
-    fine_tuned = [name for name, spec in methods.items() if spec["kind"] != "vanilla"]
+    fine_tuned = [name for name, spec in methods.items() if not trains_from_scratch(spec)]
     if fine_tuned and "vanilla" not in methods:
         raise ConfigError(
             "config error at 'methods': fine-tuned methods "
@@ -313,10 +317,16 @@ def expand_methods(config: dict) -> dict[str, dict]:
     return methods
 
 
+def trains_from_scratch(spec: dict) -> bool:
+    """Whether a method trains from scratch (vanilla's schedule, no initial model) or is fine-tuned
+    from the vanilla model."""
+    return spec["kind"] in FROM_SCRATCH_KINDS
+
+
 def train_spec(config: dict, method: str) -> dict:
     """Everything one training job needs: the method, its schedule and the shared settings."""
     spec = expand_methods(config)[method]
-    schedule = config["train"]["vanilla" if spec["kind"] == "vanilla" else "finetune"]
+    schedule = config["train"]["vanilla" if trains_from_scratch(spec) else "finetune"]
     return {
         "method": method,
         **spec,
