@@ -99,8 +99,9 @@ def spec_json(wildcards):
 
 
 def train_inputs(wildcards):
-    """Fine-tuning starts from the vanilla model of the same seed (paper section 4); vanilla starts
-    from scratch. ANT with eps 'auto' or 'search' also waits for that choice."""
+    """Fine-tuning starts from the vanilla model of the same seed (paper section 4); vanilla and the
+    adversarial-training baselines start from scratch. ANT with eps 'auto' or 'search' also waits
+    for that choice."""
     spec = METHOD_NAMES[wildcards.method]
     inputs = {}
     init = init_method(spec)

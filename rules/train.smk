@@ -1,4 +1,5 @@
-# Training: vanilla from scratch; every noise method fine-tuned from the vanilla model.
+# Training: vanilla and the adversarial-training baselines (pgd_at, ddn_at) from scratch; every
+# noise method fine-tuned from the vanilla model.
 # Per-epoch checkpoints live in an undeclared folder, so a failed or killed job keeps them and a
 # rerun resumes; only the final model and its log are declared outputs.
 

@@ -283,3 +283,65 @@ def test_eps_search_seeds_and_budgets_are_validated(change, where, message):
             "methods": {"vanilla": {"kind": "vanilla"}, "ant1x1": {"kind": "ant", "eps": 3.0}}}
     with pytest.raises(ConfigError, match=f"config error at '{re.escape(where)}'.*{re.escape(message)}"):
         validate_config({**base, **change})
+
+
+# -- the adversarially trained baselines of Table 11 (pgd_at, ddn_at) --------------------------
+
+
+def test_adversarial_training_defaults_are_the_papers_mnist_settings():
+    config = validate_config({**BASE, "methods": {"vanilla": {"kind": "vanilla"}, "p": {"kind": "pgd_at"},
+                                                  "d": {"kind": "ddn_at"}}})
+    # Madry et al. 2018: eps 0.3, 40 steps of 0.01 from a random start; Rony et al. 2019: 2.4, 100, 0.05.
+    assert config["methods"]["p"] == {"kind": "pgd_at", "epsilon": 0.3, "steps": 40, "step_size": 0.01, "random_start": True}
+    assert config["methods"]["d"] == {"kind": "ddn_at", "epsilon": 2.4, "steps": 100, "gamma": 0.05}
+
+
+@pytest.mark.parametrize(
+    "method, where, expected",
+    [
+        ({"kind": "pgd_at", "epsilon": -0.1}, "methods.a.epsilon", "less than or equal to the minimum of 0"),
+        ({"kind": "pgd_at", "epsilon": 0.0}, "methods.a.epsilon", "less than or equal to the minimum of 0"),
+        ({"kind": "pgd_at", "epsilon": 3.0}, "methods.a.epsilon", "greater than the maximum of 1"),
+        ({"kind": "pgd_at", "epsilon": "0.3"}, "methods.a.epsilon", "is not of type 'number'"),
+        ({"kind": "ddn_at", "epsilon": 0}, "methods.a.epsilon", "less than or equal to the minimum of 0"),
+        ({"kind": "ddn_at", "gamma": 1.0}, "methods.a.gamma", "greater than or equal to the maximum of 1"),
+        ({"kind": "pgd_at", "steps": 0}, "methods.a.steps", "less than the minimum of 1"),
+        ({"kind": "pgd_at", "steps": 10.0}, "methods.a.steps", "write 10,"),
+        ({"kind": "ddn_at", "step_size": 0.01}, "methods.a", "'step_size' was unexpected"),
+        ({"kind": "pgd_at", "gamma": 0.05}, "methods.a", "'gamma' was unexpected"),
+    ],
+)
+def test_bad_adversarial_training_settings_are_rejected(method, where, expected):
+    message = config_error({**BASE, "methods": {"vanilla": {"kind": "vanilla"}, "a": method}})
+    assert f"'{where}'" in message and expected in message
+
+
+def test_adversarial_training_trains_from_scratch_with_the_vanilla_schedule():
+    config = validate_config({**BASE, "methods": {"vanilla": {"kind": "vanilla"}, "p": {"kind": "pgd_at"},
+                                                  "d": {"kind": "ddn_at"}, "m": {"kind": "gnt_mult"}},
+                              "train": {"vanilla": {"epochs": 12, "lr": 0.05}, "finetune": {"epochs": 3, "lr": 1.0e-3}}})
+    assert cfg.FROM_SCRATCH_KINDS == {"vanilla", "pgd_at", "ddn_at"}
+    for method in ("vanilla", "p", "d"):
+        spec = train_spec(config, method)
+        assert (spec["epochs"], spec["lr"]) == (12, 0.05) and cfg.trains_from_scratch(spec)
+    assert (train_spec(config, "m")["epochs"], train_spec(config, "m")["lr"]) == (3, 1e-3)
+    # Nothing starts from the vanilla model, so a study of adversarial training alone needs none.
+    assert validate_config({"dataset": {"name": "digits"}, "methods": {"p": {"kind": "pgd_at"}}, "robustness": {"an_eps": 1.0}})
+
+
+def test_the_train_rule_gives_adversarial_training_no_initial_model(tmp_path):
+    """rules/common.smk's train_inputs: pgd_at's job needs the data, not the vanilla model."""
+    text = (REPO / "config" / "test.yaml").read_text()
+    conf = tmp_path / "at.yaml"
+    conf.write_text(text.replace("methods:\n", "methods:\n  pgd_at: {kind: pgd_at, steps: 2}\n", 1))
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "snakemake"), "-n", "-p", "--configfile", str(conf), "-d", str(tmp_path),
+         "-s", str(REPO / "Snakefile"), "results/digits/models/pgd_at.pt", "results/digits/models/speckle.pt"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = {match[2]: match for match in re.finditer(
+        r"rule train:\n\s+input: (.*)\n\s+output: results/digits/models/(\S+)\.pt(?:.*\n)*?Shell command: (.*)", result.stdout)}
+    assert set(jobs) == {"pgd_at", "vanilla", "speckle"}
+    assert "vanilla.pt" not in jobs["pgd_at"][1] and "--init" not in jobs["pgd_at"][3]
+    assert "results/digits/models/vanilla.pt" in jobs["speckle"][1] and "--init" in jobs["speckle"][3]

@@ -132,3 +132,76 @@ def test_eps_search_table_lists_the_candidates(tmp_path):
                                  provenance={"spec": {"kind": "ant", "eps": eps, "candidate_of": "ant1x1"}}))
     table = report.write_tables(recs, "digits", ["shot_noise", "fog"], list(VALUES), tmp_path, BEST)["eps_search"]
     assert table.eps.tolist() == [2.0, 4.0] and table["C mean"].tolist() == pytest.approx([83.0, 89.0])
+
+
+# -- Table 11's adversarially trained baselines (appendix E) ---------------------------------
+
+AT_VALUES = {**VALUES, "pgd_at": (0.970, 0.95, 0.40), "ddn_at": (0.980, 0.97, 0.45)}
+AT_SPECS = {**SPECS, "pgd_at": {"kind": "pgd_at", "epsilon": 0.3}, "ddn_at": {"kind": "ddn_at", "epsilon": 2.4}}
+
+
+def at_records(dataset, values=AT_VALUES):
+    out = []
+    for method, (clean, shot, fog) in values.items():
+        prov = {"provenance": {"spec": AT_SPECS[method]}}
+        out.append({"dataset": dataset, "method": method, "metric": "clean", **prov,
+                    "rows": [{"corruption": "clean", "category": "clean", "severity": None, "value": clean}]})
+        rows = [{"corruption": "shot_noise", "category": "noise", "severity": 1, "value": shot},
+                {"corruption": "fog", "category": "weather", "severity": 1, "value": fog}]
+        out.append({"dataset": dataset, "method": method, "metric": "corruptions", **prov, "rows": rows + summarize(rows)})
+    return out
+
+
+def test_table11_shows_the_adversarial_baselines_beside_the_papers(tmp_path):
+    order = ["vanilla", "gnt_s0.3", "gnt_s0.6", "gnt_mult", "ddn_at", "pgd_at"]  # config order
+    table = report.write_tables(at_records("mnist"), "mnist", ["shot_noise", "fog"], order, tmp_path, BEST)["table11"]
+    shown = list(zip(table.model, table.source))
+    paper = "paper (Table 11)"
+    # The paper's order: vanilla, Madry's PGD, Wong's vanilla and certified model, DDN's vanilla and
+    # DDN, then the noise-trained models; each of ours followed by the paper's row beside it.
+    assert shown == [
+        ("Vanilla", "ours"), ("Vanilla", paper),
+        ("PGD AT (Madry et al.'s recipe)", "ours"), ("[Madry et al., 2017]", paper),
+        ("Vanilla of [Wong et al., 2018]", paper), ("[Wong et al., 2018] (certified)", paper),
+        ("Vanilla of DDN Tr [Rony et al., 2019]", paper),
+        ("DDN AT (Rony et al.'s recipe)", "ours"), ("DDN Tr [Rony et al., 2019]", paper),
+        ("GNT σ=0.6 (best)", "ours"), ("GNT σ=0.6 (best)", paper), ("GNT mult", "ours"),
+    ]
+    cells = table.set_index(["model", "source"])
+    assert cells.loc[("PGD AT (Madry et al.'s recipe)", "ours"), "clean"] == pytest.approx(97.0)
+    assert cells.loc[("PGD AT (Madry et al.'s recipe)", "ours"), "C mean"] == pytest.approx(67.5)
+    assert cells.loc[("DDN AT (Rony et al.'s recipe)", "ours"), "fog"] == pytest.approx(45.0)
+    # the paper's values (appendix E, Table 11)
+    assert tuple(cells.loc[("[Madry et al., 2017]", paper), ["clean", "C mean", "shot_noise", "fog"]]) == (98.5, 75.6, 98, 63)
+    assert tuple(cells.loc[("[Wong et al., 2018] (certified)", paper), ["clean", "C mean", "fog"]]) == (98.2, 68.6, 25)
+    assert tuple(cells.loc[("Vanilla of [Wong et al., 2018]", paper), ["clean", "C mean"]]) == (98.8, 74.3)
+    assert tuple(cells.loc[("DDN Tr [Rony et al., 2019]", paper), ["clean", "C mean", "fog"]]) == (99.0, 87.0, 64)
+    assert tuple(cells.loc[("Vanilla of DDN Tr [Rony et al., 2019]", paper), ["clean", "C mean"]]) == (99.5, 89.8)
+    # Wong et al.'s model is the paper's value only: no row of ours, and the caption says so
+    assert not table[table.model.str.contains("Wong") & (table.source == "ours")].size
+    md = (tmp_path / "table11.md").read_text()
+    assert "certified model and the paper's own vanilla models" in md and "the paper's values only" in md
+    assert "train from scratch with the vanilla schedule" in md
+    summary = report.write_tables(at_records("mnist"), "mnist", ["shot_noise", "fog"], order, tmp_path, BEST)["summary"]
+    pgd = summary.set_index("model").loc["PGD AT (Madry et al.'s recipe)"]
+    assert (pgd["C mean"], pgd["C mean (paper)"]) == (pytest.approx(67.5), 75.6)
+
+
+def test_table11_lists_the_papers_baselines_we_did_not_train(tmp_path):
+    table = report.write_tables(records("mnist"), "mnist", ["shot_noise", "fog"], list(VALUES), tmp_path, BEST)["table11"]
+    paper_only = table[~table.model.isin(table[table.source == "ours"].model)]
+    assert list(paper_only.model) == ["[Madry et al., 2017]", "Vanilla of [Wong et al., 2018]",
+                                      "[Wong et al., 2018] (certified)", "Vanilla of DDN Tr [Rony et al., 2019]",
+                                      "DDN Tr [Rony et al., 2019]"]
+    assert set(paper_only.source) == {"paper (Table 11)"}
+    assert "train from scratch" not in (tmp_path / "table11.md").read_text()  # no adversarial model of ours
+
+
+def test_table11_on_digits_has_our_baselines_and_no_paper_rows(tmp_path):
+    order = list(AT_VALUES)
+    table = report.write_tables(at_records("digits"), "digits", ["shot_noise", "fog"], order, tmp_path, BEST)["table11"]
+    assert list(table.model) == ["Vanilla", "PGD AT (Madry et al.'s recipe)", "DDN AT (Rony et al.'s recipe)",
+                                 "GNT σ=0.6 (best)", "GNT mult"]
+    assert set(table.source) == {"ours"}
+    md = (tmp_path / "table11.md").read_text()
+    assert "Wong" not in md and "The paper reports no digits values" in md

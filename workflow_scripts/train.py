@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Train one model: vanilla from scratch, or a noise method fine-tuned from the vanilla model.
+"""Train one model: vanilla or an adversarial-training baseline from scratch, or a noise method
+fine-tuned from the vanilla model.
 
 Resumes from --checkpoint-dir/last.pt when a checkpoint of the same run (spec, data, initial
 model, code version) is there; removes the checkpoint once the final model is saved."""

@@ -26,6 +26,10 @@ SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
 # In robustness.methods: the sweep's best single-sigma GNT model, known only once the sweep is
 # evaluated (same value as noisetrain.report.sweep_choice.BEST_GNT, not imported: that package is heavy).
 BEST_GNT = "best_gnt"
+# Method kinds trained from scratch with train.vanilla's schedule; every other kind is fine-tuned
+# from the vanilla model with train.finetune's. The adversarial-training baselines of Table 11 are
+# compared "against their own vanilla" (appendix E): trained the way their authors did, from scratch.
+FROM_SCRATCH_KINDS = frozenset({"vanilla", "pgd_at", "ddn_at"})
 _FRACTION_TOLERANCE = 1e-6
 
 
@@ -357,7 +361,7 @@ def expand_methods(config: dict, every_replicate: bool = False) -> dict[str, dic
 
 
 def _check_vanilla(methods: dict[str, dict]) -> None:
-    fine_tuned = [name for name, spec in methods.items() if spec["kind"] != "vanilla"]
+    fine_tuned = [name for name, spec in methods.items() if not trains_from_scratch(spec)]
     if fine_tuned and "vanilla" not in methods:
         raise ConfigError(
             "config error at 'methods': fine-tuned methods "
@@ -390,11 +394,18 @@ def _replicates(config: dict, methods: dict[str, dict], every_replicate: bool) -
             for method in listed for seed in extra}
 
 
+def trains_from_scratch(spec: dict) -> bool:
+    """Whether a method trains from scratch (vanilla's schedule, no initial model) or is fine-tuned
+    from the vanilla model."""
+    return spec["kind"] in FROM_SCRATCH_KINDS
+
+
 def train_spec(config: dict, method: str) -> dict:
     """Everything one training job needs: the method, its schedule and the shared settings."""
     spec = dict(expand_methods(config, every_replicate=True)[method])
     # The method's own budget (schedule) replaces keys of the shared schedule of its kind.
-    schedule = {**config["train"]["vanilla" if spec["kind"] == "vanilla" else "finetune"], **spec.pop("schedule", {})}
+    shared = config["train"]["vanilla" if trains_from_scratch(spec) else "finetune"]
+    schedule = {**shared, **spec.pop("schedule", {})}
     return {
         "method": method,
         **spec,
@@ -409,7 +420,7 @@ def train_spec(config: dict, method: str) -> dict:
 
 def init_method(spec: dict) -> str | None:
     """The model a method is fine-tuned from: the vanilla model of the same seed (None: from scratch)."""
-    if spec["kind"] == "vanilla":
+    if trains_from_scratch(spec):
         return None
     return replicate_name("vanilla", spec["seed"]) if "replicate_of" in spec else "vanilla"
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from noisetrain.data import datasets
 from noisetrain.report import bootstrap, figures, tables
-from noisetrain.report.paper import PAPER_DATASETS
+from noisetrain.report.paper import PAPER_DATASETS, paper_value
 from noisetrain.report.records import to_frame
 from noisetrain.report.sweep_choice import is_main_model
 
@@ -35,6 +35,18 @@ def _paper_note(dataset: str, table: str) -> str:
         return (f" Rows/columns marked 'paper' are the values printed in the paper's {table}; "
                 "all others are computed by this pipeline.")
     return f" The paper reports no {dataset} values, so every number here is computed by this pipeline."
+
+
+def _baselines_note(dataset: str, specs: dict[str, dict]) -> str:
+    """Caption note on Table 11's adversarially trained baselines."""
+    note = ""
+    if any(spec.get("kind") in tables.PAPER_BASELINES for spec in specs.values()):
+        note = (" The adversarially trained models (PGD AT, DDN AT) train from scratch with the vanilla schedule, "
+                "as their authors trained them, so our Vanilla row is their own vanilla.")
+    if paper_value("Table 11", dataset, tables.WONG_ROWS[-1][1], "clean") is not None:
+        note += (" Wong et al.'s certified model and the paper's own vanilla models of Wong et al. and of DDN Tr "
+                 "are not trained here: their rows are the paper's values only.")
+    return note
 
 
 def _imagenet_note(dataset: str, table: str) -> str:
@@ -69,10 +81,10 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
     table3 = tables.epsilon_table(summary, measured, dataset, True, "Table 3")
     built = {
         "table11": (
-            tables.corruption_table(summary, rows, corruptions, dataset, "Table 11"),
+            tables.corruption_table(summary, tables.table11_rows(rows, specs), corruptions, dataset, "Table 11"),
             f"Top-1 accuracy [%] on {dataset} clean test data and on each corruption of the MNIST-C benchmark "
             "(Table 11 layout); 'C mean' averages the corruptions. GNT is shown at the sigma with the best C mean."
-            + seeds_note + _paper_note(dataset, "Table 11"),
+            + seeds_note + _baselines_note(dataset, specs) + _paper_note(dataset, "Table 11"),
         ),
         "summary": (
             summary_rows,

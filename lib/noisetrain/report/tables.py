@@ -2,7 +2,9 @@
 
 Accuracies are stored as fractions and shown in percent. Where the dataset is one the paper
 reports on, each row of ours is followed by the paper's row (Table 11) or each column by the
-paper's column (summary), with the paper's table named in the caption.
+paper's column (summary), with the paper's table named in the caption; Table 11 also lists the
+paper's models we do not train (Wong et al.'s certified model, the baselines' own vanilla models)
+with the paper's values alone.
 """
 
 from __future__ import annotations
@@ -25,7 +27,20 @@ LABELS = {
     "vanilla": "Vanilla", "gnt_mult": "GNT mult", "speckle": "Speckle",
     "ant1x1": "ANT 1x1", "ant3x3": "ANT 3x3", "ant1x1_noreplay": "ANT 1x1 w/o EP",
     "ant1x1_sin": "ANT 1x1 + SIN", "ant3x3_sin": "ANT 3x3 + SIN",
+    "pgd_at": "PGD AT (Madry et al.'s recipe)", "ddn_at": "DDN AT (Rony et al.'s recipe)",
 }
+# Table 11's adversarially trained baselines (appendix E): our kind -> the paper's model (its key in
+# paper_values.csv) and the paper's name for it. Each is compared against its own vanilla model.
+PAPER_BASELINES = {
+    "pgd_at": ("madry_pgd_at", "[Madry et al., 2017]"),
+    "ddn_at": ("rony_ddn_at", "DDN Tr [Rony et al., 2019]"),
+}
+# Table 11's rows with no model of ours: shown with the paper's values only, on the paper's datasets.
+WONG_ROWS = (
+    ("Vanilla of [Wong et al., 2018]", "vanilla_wong_baseline"),
+    ("[Wong et al., 2018] (certified)", "wong_certified"),
+)
+RONY_VANILLA = ("Vanilla of DDN Tr [Rony et al., 2019]", "vanilla_ddn_baseline")
 
 
 def method_label(method: str, spec: dict) -> str:
@@ -38,8 +53,14 @@ def method_label(method: str, spec: dict) -> str:
 @dataclass(frozen=True)
 class Row:
     label: str  # shown in the table
-    method: str  # our method name
+    method: str | None  # our method name; None for a row of the paper's values only
     paper_model: str | None  # the paper's model whose numbers sit beside it, if any
+    paper_label: str | None = None  # the paper's name for that model, where it differs from label
+
+
+def paper_only(label: str, paper_model: str) -> Row:
+    """A row of the paper's values only (a model the paper reports and we do not train)."""
+    return Row(label, None, paper_model)
 
 
 def _cell(summary: pd.DataFrame, method: str, column: str, scale: float = 1.0):
@@ -77,6 +98,13 @@ def is_depth_ablation(spec: dict) -> bool:
     return spec.get("kind") == "ant" and spec.get("depth", 4) != 4
 
 
+def method_row(method: str, spec: dict) -> Row:
+    """A named method's row: the paper's model of the same name beside it, or for an adversarial-
+    training baseline the paper's model of its kind, under the paper's name."""
+    paper_model, paper_label = PAPER_BASELINES.get(spec.get("kind"), (method, None))
+    return Row(LABELS.get(method, method), method, paper_model, paper_label)
+
+
 def standard_rows(summary: pd.DataFrame, specs: dict[str, dict], extra: list[str], best: str | None) -> list[Row]:
     """Vanilla, GNT at the best sigma (``best``, the sweep's choice), then the other named
     methods in config order."""
@@ -87,8 +115,28 @@ def standard_rows(summary: pd.DataFrame, specs: dict[str, dict], extra: list[str
     for method in extra:
         shown = method in summary.index and method not in sigmas and method != "vanilla"
         if shown and not is_depth_ablation(specs.get(method, {})):
-            rows.append(Row(LABELS.get(method, method), method, method))
+            rows.append(method_row(method, specs.get(method, {})))
     return rows
+
+
+def table11_rows(rows: list[Row], specs: dict[str, dict]) -> list[Row]:
+    """Table 11's order (appendix E): vanilla, the adversarially trained baselines - PGD AT beside
+    [Madry et al.], Wong et al.'s vanilla and certified model (the paper's values only), the paper's
+    vanilla of DDN Tr, DDN AT beside DDN Tr [Rony et al.] - then the noise-trained models. A
+    baseline we did not train is shown with the paper's values only, so on the paper's datasets the
+    table has every row of the paper's; elsewhere rows of the paper's values only drop out."""
+    def of_kind(kind):
+        return [row for row in rows if specs.get(row.method, {}).get("kind") == kind]
+
+    def baseline(kind):
+        paper_model, paper_label = PAPER_BASELINES[kind]
+        return of_kind(kind) or [paper_only(paper_label, paper_model)]
+
+    adversarial = [*baseline("pgd_at"), *(paper_only(*wong) for wong in WONG_ROWS), paper_only(*RONY_VANILLA),
+                   *baseline("ddn_at")]
+    vanilla = [row for row in rows if row.method == "vanilla"]
+    shown = {id(row) for row in vanilla + adversarial}
+    return vanilla + adversarial + [row for row in rows if id(row) not in shown]
 
 
 def depth_table(summary: pd.DataFrame, specs: dict[str, dict], channels: int, dataset: str) -> pd.DataFrame:
@@ -118,16 +166,18 @@ def depth_table(summary: pd.DataFrame, specs: dict[str, dict], channels: int, da
 
 def corruption_table(summary: pd.DataFrame, rows: list[Row], corruptions: list[str], dataset: str,
                      paper_table: str) -> pd.DataFrame:
-    """Table 11's layout: clean, C mean and every corruption, one row per model (and the paper's rows)."""
+    """Table 11's layout: clean, C mean and every corruption, one row per model (and the paper's
+    rows); a row without a method of ours shows the paper's values alone, where the paper has them."""
     columns = ["clean", "c_mean", *corruptions]
     records = []
     for row in rows:
-        records.append({"model": row.label, "source": "ours",
-                        **{c: _cell(summary, row.method, c, 100.0) for c in columns}})
+        if row.method is not None:
+            records.append({"model": row.label, "source": "ours",
+                            **{c: _cell(summary, row.method, c, 100.0) for c in columns}})
         if dataset in PAPER_DATASETS:
             paper = {c: paper_value(paper_table, dataset, row.paper_model, c) for c in columns}
             if any(v is not None for v in paper.values()):
-                records.append({"model": row.label, "source": f"paper ({paper_table})", **paper})
+                records.append({"model": row.paper_label or row.label, "source": f"paper ({paper_table})", **paper})
     return pd.DataFrame(records, columns=["model", "source", *columns]).rename(columns={"c_mean": "C mean"})
 
 

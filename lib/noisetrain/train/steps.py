@@ -29,6 +29,7 @@ class Stream(IntEnum):
     GENERATOR_INIT = 3  # ANT: generator initialisations
     GENERATOR_NOISE = 4  # ANT: every z fed to a generator
     PICK = 5  # ANT: replay choices, re-initialisation minibatches
+    ATTACK = 6  # adversarial training: one seed per batch for the attack (PGD's random start)
 
 
 def seeded(seed: int, stream: Stream) -> torch.Generator:

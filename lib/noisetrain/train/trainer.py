@@ -1,4 +1,5 @@
-"""One trainer for every method: vanilla from scratch, and the noise methods fine-tuned from it.
+"""One trainer for every method: vanilla and the adversarial-training baselines from scratch, and the
+noise methods fine-tuned from the vanilla model.
 
 What differs between methods is how one batch becomes one classifier update; that lives in a
 *method step* registered by kind (``noisetrain.train.steps``). The trainer owns the rest: data
@@ -39,7 +40,7 @@ from noisetrain.models.devices import resolve_device
 from noisetrain.models.model_file import load_weights
 from noisetrain.noise.diagnostics import is_erasing
 from noisetrain.storage import load_torch, save_torch
-from noisetrain.train import ant, noise_step  # noqa: F401  (register their method kinds)
+from noisetrain.train import adversarial_training, ant, noise_step  # noqa: F401  (register their method kinds)
 from noisetrain.train.steps import MethodStep, Stream, build_step, seeded
 
 LOG_COLUMNS = ("epoch", "loss", "heldout_accuracy", "lr", "seconds", "images_per_second")

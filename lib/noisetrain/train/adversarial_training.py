@@ -1,0 +1,109 @@
+"""Adversarial training, the baselines of the paper's Table 11 (appendix E): L-inf PGD adversarial
+training [Madry et al. 2018] and L2 DDN adversarial training [Rony et al. 2019].
+
+Per training batch the attack (foolbox 3) runs against the current classifier in eval mode with
+its weights fixed (BatchNorm statistics must not learn from the attack's queries; no weight
+gradients are computed), the classifier's mode is restored, and it takes one SGD step on the
+adversarial examples alone: both papers train on 100% adversarial batches, so the config's
+``train.clean_fraction`` does not apply. Like the authors, these kinds train from scratch with the
+vanilla schedule (``noisetrain.config.FROM_SCRATCH_KINDS``), not fine-tuned from our vanilla model.
+
+- ``pgd_at`` (Madry et al.): the L-inf PGD examples of ``epsilon`` (MNIST: 0.3, 40 steps of 0.01
+  from a uniform random start in the ball; the schema's defaults).
+- ``ddn_at`` (Rony et al.): DDN's smallest L2 adversarial example found in ``steps`` steps,
+  shrunk to L2 norm ``epsilon`` where larger; an image for which DDN finds none stays clean.
+  MNIST: epsilon 2.4, 100 steps, gamma 0.05 (the command and defaults of the authors' training
+  script, github.com/jeromerony/fast_adversarial, ``fast_adv/defenses/mnist.py``). Their DDN also
+  quantises the examples to 256 levels; foolbox's does not.
+
+All randomness comes from one seeded CPU ``torch.Generator`` (``Stream.ATTACK``) whose state is
+checkpointed: it draws one seed per batch, and the attack runs with torch's global generator
+seeded from it inside a forked RNG state (foolbox draws PGD's random start from the global
+generator), so a CPU run is deterministic, resumes bit for bit, and leaves the global stream alone.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import foolbox as fb
+import torch
+from torch import nn
+
+from noisetrain.errors import InputError
+from noisetrain.noise.adversarial_noise import frozen
+from noisetrain.train.steps import Stream, classifier_step, register_method, seeded
+
+_SEED_RANGE = 2**62
+
+
+def _positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise InputError(f"adversarial training: {name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def make_attack(spec: dict):
+    """The foolbox attack of a ``pgd_at`` or ``ddn_at`` spec, checked."""
+    kind = spec["kind"]
+    steps = spec["steps"]
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InputError(f"adversarial training: steps must be an integer >= 1, got {steps!r}")
+    if kind == "pgd_at":
+        return fb.attacks.LinfPGD(steps=steps, abs_stepsize=_positive("step_size", spec["step_size"]),
+                                  random_start=bool(spec["random_start"]))
+    if kind == "ddn_at":
+        gamma = _positive("gamma", spec["gamma"])
+        if gamma >= 1:
+            raise InputError(f"adversarial training: gamma must lie in (0, 1), got {gamma!r}")
+        return fb.attacks.DDNAttack(steps=steps, gamma=gamma)
+    raise InputError(f"adversarial training: unknown kind {kind!r}; known: pgd_at, ddn_at")
+
+
+@register_method("pgd_at", "ddn_at")
+class AdversarialStep:
+    """One attack on the batch, then one classifier step on its adversarial examples.
+
+    Metrics per batch: ``loss`` (on the adversarial examples), ``adversarial_accuracy`` (the
+    fraction of them the classifier, before its update, still classifies correctly) and
+    ``perturbation_size`` (their mean L-inf distance for PGD, L2 for DDN).
+    """
+
+    def __init__(self, spec: dict, data=None, device: torch.device | str = "cpu", steps_per_epoch: int = 1):
+        self.kind = spec["kind"]
+        self.attack = make_attack(spec)
+        self.epsilon = _positive("epsilon", spec["epsilon"])
+        self.norm = math.inf if self.kind == "pgd_at" else 2.0
+        self.rng = seeded(spec["seed"], Stream.ATTACK)
+        self.device = torch.device(device)
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The adversarial examples of ``x`` (on the model's device, detached, within the epsilon
+        ball and [0, 1]) and whether each fools the model; the model's modes and weights' gradient
+        flags are restored."""
+        seed = int(torch.randint(_SEED_RANGE, (1,), generator=self.rng))
+        x, y = x.to(self.device), y.to(self.device)
+        fork = [self.device] if self.device.type == "cuda" else []
+        with frozen(model), torch.random.fork_rng(devices=fork), torch.enable_grad():
+            torch.manual_seed(seed)
+            fmodel = fb.PyTorchModel(model, bounds=(0.0, 1.0), device=self.device)
+            _, adversarial, fooled = self.attack(fmodel, x, fb.criteria.Misclassification(y), epsilons=self.epsilon)
+        return adversarial.detach(), fooled
+
+    def step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+             index: torch.Tensor) -> dict[str, float]:
+        x, y = x.to(self.device), y.to(self.device)
+        adversarial, fooled = self.perturb(model, x, y)
+        size = (adversarial - x).flatten(1).norm(p=self.norm, dim=1).mean()
+        return {"loss": classifier_step(model, optimizer, adversarial, y),
+                "adversarial_accuracy": 1.0 - fooled.float().mean().item(), "perturbation_size": size.item()}
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.set_state(state["rng"])
+
+    def export(self) -> dict:
+        return {}
