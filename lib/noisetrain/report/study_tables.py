@@ -100,7 +100,7 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
         "table2": (
             table2,
             "Median L2 size ε* of the smallest change along Gaussian (GN), uniform (UN) and adversarial noise "
-            f"(AN, mean ± std over fresh generators) that flips the vanilla model's decision on {dataset} "
+            f"(AN, of one fresh generator, as in the paper) that flips the vanilla model's decision on {dataset} "
             "(Table 2 layout); lower means the noise is more severe." + _imagenet_note(dataset, "Table 2")
             + tables.erasing_caption(table2),
         ),
