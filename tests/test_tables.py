@@ -211,7 +211,8 @@ def test_table11_on_digits_has_our_baselines_and_no_paper_rows(tmp_path):
 
 def test_the_papers_gnt_row_sits_beside_our_sigma_half_model(tmp_path):
     recs = records("mnist")
-    half = [dict(r, method="gnt_s0.5", provenance={"spec": {"kind": "gnt", "sigma": 0.5}}) for r in recs if r["method"] == "gnt_s0.3"]
+    half = [dict(r, method="gnt_s0.5", provenance={"spec": {"kind": "gnt", "sigma": 0.5}})
+            for r in recs if r["method"] == "gnt_s0.3"]
     table = report.write_tables(recs + half, "mnist", ["shot_noise", "fog"], list(VALUES), tmp_path, BEST)["table11"]
     labels = list(zip(table.model, table.source))
     # the best (sigma 0.6) has no paper row; our sigma 0.5 model has its own row, with the paper's beside it
