@@ -83,10 +83,13 @@ def best_gnt_replicates():
     return [replicate_name(best, seed) for seed in EXTRA_SEEDS]
 
 
+def replicate_records(wildcards=None):
+    return ours("eval/{method}/{metric}.json", method=best_gnt_replicates(), metric=["clean", "corruptions"])
+
+
 def eval_records(wildcards=None):
-    replicates = ours("eval/{method}/{metric}.json", method=best_gnt_replicates(), metric=["clean", "corruptions"])
     robust = ours("eval/{method}/{metric}.json", method=measured_methods(), metric=["noise_robustness", "adversarial"])
-    return accuracy_records() + replicates + robust
+    return accuracy_records() + replicate_records() + robust
 
 
 def correct_files(wildcards=None):

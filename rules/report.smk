@@ -73,7 +73,7 @@ rule claims:
 rule figure_sigma_sweep:
     input:
         script=script("plot_sigma_sweep"),
-        records=accuracy_records,
+        records=lambda wildcards: accuracy_records() + replicate_records(),
     output:
         png=report(results("figures/fig6_accuracy_vs_sigma.png"), caption="../report/fig6.rst", category="Figures"),
         pdf=results("figures/fig6_accuracy_vs_sigma.pdf"),

@@ -27,10 +27,11 @@ def save(fig, png_path: str | Path, pdf_path: str | Path | None = None) -> None:
     plt.close(fig)
 
 
-def accuracy_vs_sigma(summary: pd.DataFrame, specs: dict[str, dict], dataset: str):
+def accuracy_vs_sigma(summary: pd.DataFrame, specs: dict[str, dict], dataset: str, spread: pd.DataFrame | None = None):
     """Fig 6 (and Fig 2's layout): corruption accuracy of every GNT model against its sigma,
     vanilla at sigma = 0, every GNT_mult model (one per sigma set) and Speckle as horizontal
-    lines; two panels, with and without the noise corruptions."""
+    lines; two panels, with and without the noise corruptions. Models with several seeds are
+    drawn at their mean with an error bar of ± one std over seeds (``spread``)."""
     sigmas = {m: s for m, s in sweep_sigmas(specs).items() if is_main_model(specs[m])}
     panels = [("c_mean", "all corruptions"), ("c_mean_without_noise", "without noise corruptions")]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharex=True)
@@ -41,6 +42,11 @@ def accuracy_vs_sigma(summary: pd.DataFrame, specs: dict[str, dict], dataset: st
         if points:
             xs, ys = zip(*points)
             ax.plot(xs, ys, "o-", color="black", label="GNT (one σ); vanilla at σ = 0")
+            by_sigma = {0.0: "vanilla", **{s: m for m, s in sigmas.items()}}
+            bars = [(x, y, 100 * spread.at[by_sigma[x], column]) for x, y in points
+                    if spread is not None and by_sigma[x] in spread.index and pd.notna(spread.at[by_sigma[x], column])]
+            if bars:
+                ax.errorbar(*zip(*bars), fmt="none", ecolor="black", capsize=3, label="± std over seeds")
         # Fig 2's green lines: each model trained on a set of sigmas, stars at the set's sigmas.
         sets = [m for m, spec in specs.items() if spec.get("kind") == "gnt_mult" and is_main_model(spec)]
         greens = plt.cm.Greens(np.linspace(0.5, 0.95, max(len(sets), 1)))

@@ -135,8 +135,9 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
 
 
 def figure_sigma_sweep(records: list[dict], dataset: str, png: str | Path) -> None:
-    summary = tables.method_summary(to_frame(records))
-    figures.save(figures.accuracy_vs_sigma(summary, specs_from_records(records), dataset), png)
+    specs = specs_from_records(records)
+    summary, spread = tables.over_seeds(tables.method_summary(to_frame(records)), specs)
+    figures.save(figures.accuracy_vs_sigma(summary, specs, dataset, spread), png)
 
 
 def correct_by_method(paths: dict[str, str | Path], specs: dict[str, dict]) -> dict[str, dict[str, np.ndarray]]:
