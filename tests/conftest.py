@@ -16,7 +16,8 @@ BIN = Path(sys.executable).parent
 CORRUPTIONS = 15
 # Jobs run `python`: as for a user with the venv activated, it must be this interpreter.
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-METHODS = ["vanilla", "gnt_mult", "speckle", "ant1x1", "ant3x3", "gnt_s0.3", "gnt_s0.6"]
+METHODS = ["vanilla", "gnt_mult", "speckle", "ant1x1", "ant3x3", "pgd_at", "gnt_s0.3", "gnt_s0.6"]
+FROM_SCRATCH = {"vanilla", "pgd_at"}  # trained with vanilla's schedule and no initial model
 
 
 def snakemake(workdir, *args, timeout=900):
