@@ -18,8 +18,9 @@ CORRUPTIONS = 15
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 # The models of config/test.yaml: named, the sigma sweep, the eps search's candidates, the replicates
 # of the second seed (the sweep's best model's replicate is known only once it is chosen).
-METHODS = ["vanilla", "gnt_mult", "speckle", "ant1x1", "ant3x3", "gnt_s0.3", "gnt_s0.6", "ant1x1_eps2", "ant1x1_eps4",
-           "vanilla_seed1", "ant1x1_seed1"]
+METHODS = ["vanilla", "gnt_mult", "speckle", "ant1x1", "ant3x3", "pgd_at", "gnt_s0.3", "gnt_s0.6", "ant1x1_eps2",
+           "ant1x1_eps4", "vanilla_seed1", "ant1x1_seed1"]
+FROM_SCRATCH = {"vanilla", "vanilla_seed1", "pgd_at"}  # trained with vanilla's schedule and no initial model
 
 
 def snakemake(workdir, *args, timeout=900):

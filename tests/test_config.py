@@ -330,18 +330,20 @@ def test_adversarial_training_trains_from_scratch_with_the_vanilla_schedule():
 
 
 def test_the_train_rule_gives_adversarial_training_no_initial_model(tmp_path):
-    """rules/common.smk's train_inputs: pgd_at's job needs the data, not the vanilla model."""
+    """rules/common.smk's train_inputs: a pgd_at or ddn_at job needs the data, not the vanilla model."""
     text = (REPO / "config" / "test.yaml").read_text()
     conf = tmp_path / "at.yaml"
-    conf.write_text(text.replace("methods:\n", "methods:\n  pgd_at: {kind: pgd_at, steps: 2}\n", 1))
+    conf.write_text(text.replace("methods:\n", "methods:\n  madry: {kind: pgd_at}\n  rony: {kind: ddn_at}\n", 1))
+    targets = [f"results/digits/models/{name}.pt" for name in ("madry", "rony", "speckle")]
     result = subprocess.run(
         [str(Path(sys.executable).parent / "snakemake"), "-n", "-p", "--configfile", str(conf), "-d", str(tmp_path),
-         "-s", str(REPO / "Snakefile"), "results/digits/models/pgd_at.pt", "results/digits/models/speckle.pt"],
+         "-s", str(REPO / "Snakefile"), *targets],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = {match[2]: match for match in re.finditer(
         r"rule train:\n\s+input: (.*)\n\s+output: results/digits/models/(\S+)\.pt(?:.*\n)*?Shell command: (.*)", result.stdout)}
-    assert set(jobs) == {"pgd_at", "vanilla", "speckle"}
-    assert "vanilla.pt" not in jobs["pgd_at"][1] and "--init" not in jobs["pgd_at"][3]
+    assert set(jobs) == {"madry", "rony", "vanilla", "speckle"}
+    for name in ("madry", "rony"):
+        assert "vanilla.pt" not in jobs[name][1] and "--init" not in jobs[name][3]
     assert "results/digits/models/vanilla.pt" in jobs["speckle"][1] and "--init" in jobs["speckle"][3]

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import CORRUPTIONS, METHODS, REPO, snakemake
+from conftest import CORRUPTIONS, FROM_SCRATCH, METHODS, REPO, snakemake
 
 
 def test_every_target_exists(study):
@@ -33,7 +33,7 @@ def test_records_hold_sane_numbers(study):
         assert provenance["seed"] == (1 if method.endswith("_seed1") else 0) and len(provenance["config_hash"]) == 12
         # what shaped the number: the training data, the initial model, the code, the test set
         assert len(provenance["model"]["data_hash"]) == 12 and provenance["model"]["code_version"]
-        assert (provenance["model"]["init_hash"] is None) == method.startswith("vanilla")
+        assert (provenance["model"]["init_hash"] is None) == (method in FROM_SCRATCH)
         assert len(provenance["settings"]["test_data_hash"]) == 12
         record = json.loads((study / "eval" / method / "corruptions.json").read_text())
         per = [r for r in record["rows"] if r["category"] != "aggregate"]
@@ -50,13 +50,14 @@ def test_training_logs_and_models(study):
         assert rows[0].startswith("epoch,loss,heldout_accuracy")
         assert ("generator_loss" in rows[0] and "fooling_rate" in rows[0]) == method.startswith("ant")
         assert ("erased_fraction" in rows[0] and "replay_mean_noise" in rows[0]) == method.startswith("ant")
-        assert len(rows) == (5 if method.startswith("vanilla") else 2)
+        assert ("adversarial_accuracy" in rows[0]) == (method == "pgd_at")
+        assert len(rows) == (5 if method in FROM_SCRATCH else 2)
         assert not (study / "checkpoints" / method).exists()  # removed once the model is saved
 
 
 def test_tables_show_every_model(study):
     table = (study / "tables" / "table11.md").read_text()
-    for label in ("Vanilla", "GNT σ=", "GNT mult", "Speckle", "ANT 1x1", "ANT 3x3", "fog", "canny_edges"):
+    for label in ("Vanilla", "GNT σ=", "GNT mult", "Speckle", "ANT 1x1", "ANT 3x3", "PGD AT", "fog", "canny_edges"):
         assert label in table
     assert "The paper reports no digits values" in table
 
