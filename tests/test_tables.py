@@ -19,10 +19,11 @@ SPECS = {"vanilla": {"kind": "vanilla"}, "gnt_s0.3": {"kind": "gnt", "sigma": 0.
          "gnt_s0.6": {"kind": "gnt", "sigma": 0.6}, "gnt_mult": {"kind": "gnt_mult"}}
 
 
-def records(dataset):
+def records(dataset, values=None, specs=None):
+    values, specs = values or VALUES, specs or SPECS
     out = []
-    for method, (clean, shot, fog) in VALUES.items():
-        prov = {"provenance": {"spec": SPECS[method]}}
+    for method, (clean, shot, fog) in values.items():
+        prov = {"provenance": {"spec": specs[method]}}
         out.append({"dataset": dataset, "method": method, "metric": "clean", **prov,
                     "rows": [{"corruption": "clean", "category": "clean", "severity": None, "value": clean}]})
         rows = [{"corruption": "shot_noise", "category": "noise", "severity": 1, "value": shot},
@@ -143,15 +144,7 @@ AT_SPECS = {**SPECS, "pgd_at": {"kind": "pgd_at", "epsilon": 0.3}, "ddn_at": {"k
 
 
 def at_records(dataset, values=AT_VALUES):
-    out = []
-    for method, (clean, shot, fog) in values.items():
-        prov = {"provenance": {"spec": AT_SPECS[method]}}
-        out.append({"dataset": dataset, "method": method, "metric": "clean", **prov,
-                    "rows": [{"corruption": "clean", "category": "clean", "severity": None, "value": clean}]})
-        rows = [{"corruption": "shot_noise", "category": "noise", "severity": 1, "value": shot},
-                {"corruption": "fog", "category": "weather", "severity": 1, "value": fog}]
-        out.append({"dataset": dataset, "method": method, "metric": "corruptions", **prov, "rows": rows + summarize(rows)})
-    return out
+    return records(dataset, values, AT_SPECS)
 
 
 def test_table11_shows_the_adversarial_baselines_beside_the_papers(tmp_path):

@@ -33,7 +33,7 @@ from torch import nn
 
 from noisetrain.errors import InputError
 from noisetrain.noise.adversarial_noise import frozen
-from noisetrain.train.steps import Stream, classifier_step, register_method, seeded
+from noisetrain.train.steps import SeededStep, Stream, classifier_step, register_method, seeded
 
 _SEED_RANGE = 2**62
 
@@ -62,7 +62,7 @@ def make_attack(spec: dict):
 
 
 @register_method("pgd_at", "ddn_at")
-class AdversarialStep:
+class AdversarialStep(SeededStep):
     """One attack on the batch, then one classifier step on its adversarial examples.
 
     Metrics per batch: ``loss`` (on the adversarial examples), ``adversarial_accuracy`` (the
@@ -98,12 +98,3 @@ class AdversarialStep:
         size = (adversarial - x).flatten(1).norm(p=self.norm, dim=1).mean()
         return {"loss": classifier_step(model, optimizer, adversarial, y),
                 "adversarial_accuracy": 1.0 - fooled.float().mean().item(), "perturbation_size": size.item()}
-
-    def state_dict(self) -> dict:
-        return {"rng": self.rng.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rng.set_state(state["rng"])
-
-    def export(self) -> dict:
-        return {}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 
 from noisetrain.noise import pixel_noise
-from noisetrain.train.steps import Stream, classifier_step, register_method, seeded
+from noisetrain.train.steps import SeededStep, Stream, classifier_step, register_method, seeded
 
 
 @register_method("vanilla", "gnt", "gnt_mult", "speckle")
-class NoiseStep:
+class NoiseStep(SeededStep):
     """A ``clean_fraction`` of the batch stays clean, the rest gets the method's noise (clipped to
     [0, 1]); vanilla adds none."""
 
@@ -22,12 +22,3 @@ class NoiseStep:
     def step(self, model, optimizer, x, y, index) -> dict[str, float]:
         batch = pixel_noise.mix_batch(x, self.noise, self.clean_fraction, self.rng)
         return {"loss": classifier_step(model, optimizer, batch.to(self.device), y.to(self.device))}
-
-    def state_dict(self) -> dict:
-        return {"rng": self.rng.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rng.set_state(state["rng"])
-
-    def export(self) -> dict:
-        return {}

@@ -51,6 +51,21 @@ class MethodStep(Protocol):
         ...
 
 
+class SeededStep:
+    """A method step whose only state across a restart is one seeded random stream (``self.rng``)."""
+
+    rng: torch.Generator
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.set_state(state["rng"])
+
+    def export(self) -> dict:
+        return {}
+
+
 # kind -> factory(spec, data, device, steps_per_epoch) -> MethodStep
 METHOD_STEPS: dict[str, Callable[..., MethodStep]] = {}
 
