@@ -1,11 +1,10 @@
 """Tests for noisetrain.train.adversarial_training: PGD and DDN adversarial training, the
 adversarially trained baselines of the paper's Table 11 (appendix E)."""
 
-import io
 
 import pytest
 import torch
-from helpers import fit_full_batch
+from helpers import fit_full_batch, weights_only_round_trip
 from torch import nn
 
 from noisetrain.config import train_spec, validate_config
@@ -169,14 +168,7 @@ def test_exact_resume_from_a_weights_only_checkpoint(tiny_digits, vanilla, metho
 
     model_b, opt_b, step_b = fresh()
     run(model_b, opt_b, step_b, order[:k])
-    buffer = io.BytesIO()
-    torch.save({"model": model_b.state_dict(), "opt": opt_b.state_dict(), "step": step_b.state_dict()}, buffer)
-    buffer.seek(0)
-    saved = torch.load(buffer, weights_only=True)
-    model_c, opt_c, step_c = fresh()
-    model_c.load_state_dict(saved["model"])
-    opt_c.load_state_dict(saved["opt"])
-    step_c.load_state_dict(saved["step"])
+    model_c, opt_c, step_c = weights_only_round_trip((model_b, opt_b, step_b), fresh())
     metrics_c = run(model_c, opt_c, step_c, order[k:])
 
     assert metrics_c == metrics_a[k:]

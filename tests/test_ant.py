@@ -1,13 +1,12 @@
 """Tests for noisetrain.ant (Adversarial Noise Training, paper sections 3.2.2 and 3.3)."""
 
 import copy
-import io
 import math
 
 import numpy as np
 import pytest
 import torch
-from helpers import fit_full_batch
+from helpers import fit_full_batch, weights_only_round_trip
 from torch import nn
 from torch.nn import functional as F
 
@@ -316,14 +315,7 @@ def test_exact_resume_from_a_weights_only_checkpoint(data, vanilla, stylized_fil
 
     model_b, opt_b, ant_b = fresh()
     _run(data, ant_b, model_b, opt_b, k)
-    buffer = io.BytesIO()
-    torch.save({"model": model_b.state_dict(), "opt": opt_b.state_dict(), "ant": ant_b.state_dict()}, buffer)
-    buffer.seek(0)
-    saved = torch.load(buffer, weights_only=True)
-    model_c, opt_c, ant_c = fresh()
-    model_c.load_state_dict(saved["model"])
-    opt_c.load_state_dict(saved["opt"])
-    ant_c.load_state_dict(saved["ant"])
+    model_c, opt_c, ant_c = weights_only_round_trip((model_b, opt_b, ant_b), fresh())
     _run(data, ant_c, model_c, opt_c, m, start=k)
 
     assert (ant_c.steps, ant_c.reinits, len(ant_c.bank)) == (ant_a.steps, ant_a.reinits, len(ant_a.bank)) == (9, 3, 4)
