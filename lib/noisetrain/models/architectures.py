@@ -55,7 +55,6 @@ class MadryCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-
 def build_model(name: str, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
     if name not in ARCHITECTURES:
         raise ConfigError(f"unknown model '{name}'; known: {', '.join(ARCHITECTURES)}")
@@ -64,3 +63,8 @@ def build_model(name: str, in_channels: int = 1, num_classes: int = 10) -> nn.Mo
     # on noisy images as on clean ones (the NCHW max-pool kernel's speed depends on the data).
     # The weights' values, hence seeds and checkpoints, are unaffected.
     return model.to(memory_format=torch.channels_last)
+
+
+# The torchvision classifiers register themselves when their module is imported (torchvision itself
+# only when one is built): importing it here completes the registry wherever build_model comes from.
+from noisetrain.models import torchvision_models  # noqa: E402, F401
