@@ -18,6 +18,7 @@ report: "report/workflow.rst"
 sys.path.insert(0, f"{workflow.basedir}/lib")
 
 from noisetrain.config import ConfigError, check_config_files, check_device, validate_config
+from noisetrain.errors import NoisetrainError
 
 # A config file named on the command line is the whole config (schema defaults fill the rest);
 # the embedded default is read only when none is named. Merging into config.yaml would silently
@@ -31,7 +32,7 @@ try:
     # Snakemake's YAML reader lets duplicate keys through (the last wins): read the files again.
     check_config_files([str(path) for path in workflow.configfiles])
     _resolved = validate_config(config)
-except ConfigError as error:
+except NoisetrainError as error:  # a config error, or a data folder it names that is laid out wrong
     sys.exit(str(error))
 config.clear()
 config.update(_resolved)
@@ -40,16 +41,32 @@ config.update(_resolved)
 include: "rules/common.smk"
 
 
-wildcard_constraints:
-    dataset=re.escape(DATASET),
-    method="|".join(re.escape(m) for m in METHOD_NAMES),
-    corruption="|".join(re.escape(c) for c in CORRUPTIONS),
+# Image-folder datasets (ImageNet) stream their images and evaluate through the prediction cache;
+# the small datasets (digits, MNIST) hold theirs in arrays.
+if IMAGE_FOLDERS:
 
+    include: "rules/imagenet/common.smk"
 
-include: "rules/data.smk"
-include: "rules/train.smk"
-include: "rules/evaluate.smk"
-include: "rules/report.smk"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        corruption="|".join(re.escape(c) for c in IN_C_CORRUPTIONS),
+        severity="[1-5]",
+
+    include: "rules/imagenet/data.smk"
+    include: "rules/imagenet/evaluate.smk"
+    include: "rules/imagenet/report.smk"
+
+else:
+
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        method="|".join(re.escape(m) for m in METHOD_NAMES),
+        corruption="|".join(re.escape(c) for c in CORRUPTIONS),
+
+    include: "rules/data.smk"
+    include: "rules/train.smk"
+    include: "rules/evaluate.smk"
+    include: "rules/report.smk"
 
 
 # Downloads need the internet, which cluster compute nodes often lack.
@@ -74,4 +91,4 @@ onstart:
 rule all:
     default_target: True
     input:
-        final_targets(),
+        imagenet_targets() if IMAGE_FOLDERS else final_targets(),

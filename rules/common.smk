@@ -4,10 +4,12 @@ import json
 
 import noisetrain
 from noisetrain.config import expand_methods, init_method, replicate_name, train_spec
+from noisetrain.config_imagenet import is_image_folder_dataset, study_name
 from noisetrain.report.outputs import TABLE_NAMES
 from noisetrain.report.sweep_choice import BEST_GNT, read_choice
 
-DATASET = config["dataset"]["name"]
+DATASET = study_name(config)  # the results folder: results/<DATASET>/
+IMAGE_FOLDERS = is_image_folder_dataset(config)
 METHODS = expand_methods(config)  # every model the study trains (the best GNT model's replicates aside)
 METHOD_NAMES = expand_methods(config, every_replicate=True)  # every name a model file may have
 CORRUPTIONS = config["corruptions"]["names"]

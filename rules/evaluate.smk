@@ -61,11 +61,12 @@ rule measure_robustness:
         attacks=json.dumps(config["attacks"], sort_keys=True),
         choice=optional_args,
         seed=config["seed"],
+        device=config["device"],
         code_version=CODE_VERSION,
     shell:
         logged(
             "python {input.script:q} --model {input.model:q} --data {input.data:q} --method {wildcards.method:q} "
             "--robustness {params.robustness:q} --attacks {params.attacks:q} {params.choice} --seed {params.seed} "
-            "--threads {threads} --noise-out {output.noise:q} --adversarial-out {output.adversarial:q} "
+            "--device {params.device} --threads {threads} --noise-out {output.noise:q} --adversarial-out {output.adversarial:q} "
             "--generators-out {output.generators:q}"
         )

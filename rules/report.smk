@@ -101,7 +101,7 @@ rule figure_noise_levels:
     conda:
         "../envs/noisetrain.yaml"
     params:
-        sigmas=config["sigma_sweep"],
+        sigmas=config["report"]["noise_levels"] or config["sigma_sweep"],
         index=config["report"]["example_index"],
         seed=config["seed"],
     shell:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import fake_imagenet
 
 import noisetrain.config as cfg
 from noisetrain.config import ConfigError, expand_methods, load_config, train_spec, validate_config
@@ -14,7 +15,10 @@ CONFIGS = sorted(p for p in (REPO / "config").glob("*.yaml") if p.name != "schem
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_every_shipped_config_validates(path):
+def test_every_shipped_config_validates(path, tmp_path, monkeypatch):
+    if path.name == "imagenet.yaml":  # its config-time checks read the ImageNet folders it names
+        fake_imagenet(tmp_path)
+        monkeypatch.chdir(tmp_path)
     config = load_config(path)
     assert config["train"]["finetune"]["lr"] > 0
     assert "vanilla" in expand_methods(config)
@@ -92,10 +96,14 @@ def test_sweep_name_clash_is_an_error():
 
 def test_schema_and_default_config_agree(tmp_path):
     """Every key of the default config is known to the schema (additionalProperties false
-    everywhere), and every top-level schema property appears in the default config."""
+    everywhere), and every top-level schema property appears in the default config or, for the
+    ImageNet-only keys, in config/imagenet.yaml."""
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    assert set(default) == set(schema["properties"])
+    imagenet = yaml.safe_load((REPO / "config" / "imagenet.yaml").read_text())
+    assert set(default) <= set(schema["properties"])
+    assert set(default) | set(imagenet) == set(schema["properties"])
+    assert set(imagenet) - set(default) == {"imagenet_c", "external_models"}
 
 
 def test_snakemake_rejects_malformed_config_in_one_line(tmp_path):

@@ -67,7 +67,7 @@ def row(table, label, source="ours"):
 
 
 def test_table4_cells_and_brackets(accuracy):
-    table = it.table4(accuracy, MODELS)
+    table = it.build_table("table4", accuracy, MODELS)
     vanilla = row(table, "Vanilla")
     assert list(vanilla[2:]) == ["60.0", "37.0", "57.0", "38.5", "58.5"]
     gnt = row(table, "GNT s0.5")  # trained on Gaussian noise: the averages over all 15 are bracketed
@@ -82,7 +82,7 @@ def test_table4_cells_and_brackets(accuracy):
 
 
 def test_table9_cells(accuracy):
-    table = it.table9(accuracy, MODELS)
+    table = it.build_table("table9", accuracy, MODELS)
     vanilla = row(table, "Vanilla")
     assert vanilla["mean"] == "37.0"
     assert [vanilla[it.SHORT_NAMES[c]] for c in BENCHMARK_CORRUPTIONS] == [f"{30 + i:.1f}" for i in range(15)]
@@ -92,38 +92,38 @@ def test_table9_cells(accuracy):
 
 
 def test_table10_ce_published_and_own_reference(accuracy):
-    table = it.table10(accuracy, MODELS)
+    table = it.build_table("table10", accuracy, MODELS)
     vanilla = row(table, "Vanilla")
     expected = {c: 100 * (1 - (30 + i) / 100) / ALEXNET_ERRORS[c] for i, c in enumerate(BENCHMARK_CORRUPTIONS)}
     assert [vanilla[it.SHORT_NAMES[c]] for c in BENCHMARK_CORRUPTIONS] == [f"{expected[c]:.1f}" for c in BENCHMARK_CORRUPTIONS]
     assert vanilla["mCE"] == f"{np.mean(list(expected.values())):.1f}"
     assert row(table, "GNT s0.5")["mCE"].startswith("(")
     assert row(table, "Vanilla RN50", "paper (Table 10)")["mCE"] == "77"
-    assert it.table10(accuracy, MODELS, mce_reference="published").equals(table)
+    assert it.build_table("table10", accuracy, MODELS, mce_reference="published").equals(table)
 
-    half = it.table10(accuracy, MODELS, mce_reference=dict.fromkeys(BENCHMARK_CORRUPTIONS, 0.5))
+    half = it.build_table("table10", accuracy, MODELS, mce_reference=dict.fromkeys(BENCHMARK_CORRUPTIONS, 0.5))
     assert row(half, "Vanilla")["Gauss"] == "140.0"  # 100 * 0.70 / 0.5
     assert row(half, "Vanilla")["mCE"] == "126.0"  # 200 * (0.70 - 0.07)
-    own = it.table10(accuracy, MODELS, mce_reference="alexnet")  # an AlexNet evaluated by the config
+    own = it.build_table("table10", accuracy, MODELS, mce_reference="alexnet")  # an AlexNet evaluated by the config
     assert row(own, "Vanilla")["Gauss"] == f"{100 * 70 / 90:.1f}"
 
 
 def test_a_corruption_not_evaluated_is_a_dash_and_so_are_the_means_over_it():
     frame = accuracy_frame(drop=("vanilla", "fog"))
-    table = it.table10(frame, MODELS)
+    table = it.build_table("table10", frame, MODELS)
     vanilla = row(table, "Vanilla")
     assert pd.isna(vanilla["Fog"]) and pd.isna(vanilla["mCE"])  # rendered as the missing-cell dash
     assert vanilla["Gauss"] == f"{100 * 0.70 / ALEXNET_ERRORS['gaussian_noise']:.1f}"
     gnt = [100 * (1 - (40 + i) / 100) / ALEXNET_ERRORS[c] for i, c in enumerate(BENCHMARK_CORRUPTIONS)]
     assert row(table, "GNT s0.5")["mCE"] == f"({np.mean(gnt):.1f})"  # the other models are complete
-    table9 = it.table9(frame, MODELS)
+    table9 = it.build_table("table9", frame, MODELS)
     assert pd.isna(row(table9, "Vanilla")["mean"]) and row(table9, "Vanilla")["Gauss"] == "30.0"
-    assert pd.isna(row(it.table4(frame, MODELS), "Vanilla")["IN-C w/o noise top-1"])  # fog is one of the 12
+    assert pd.isna(row(it.build_table("table4", frame, MODELS), "Vanilla")["IN-C w/o noise top-1"])  # fog is one of the 12
     text = it.caption("table9", it.Measured(frame), MODELS, table=table9)
     assert "Means over corruptions need all 15 benchmark corruptions" in text and "Vanilla lacks fog: shown as –." in text
     assert "Evaluated at severities" not in text  # every corruption evaluated was at all five
     with pytest.raises(InputError, match="not a model"):
-        it.table10(accuracy_frame(), MODELS, mce_reference="resnet18")
+        it.build_table("table10", accuracy_frame(), MODELS, mce_reference="resnet18")
 
 
 # A partial evaluation (as the smoke study runs): 3 corruptions at severities 1 and 3. With
@@ -137,16 +137,16 @@ def partial_frame():
 
 def test_partial_evaluation_per_corruption_means_and_dashes():
     frame = partial_frame()
-    table = it.table9(frame, MODELS)
+    table = it.build_table("table9", frame, MODELS)
     vanilla = row(table, "Vanilla")  # a = 30
     assert (vanilla["Gauss"], vanilla["Fog"], vanilla["JPEG"]) == ("32.0", "41.0", "46.0")
     assert pd.isna(vanilla["mean"])
     assert all(pd.isna(vanilla[it.SHORT_NAMES[c]]) for c in BENCHMARK_CORRUPTIONS if c not in PARTIAL)
-    assert row(it.table13(frame, MODELS), "GNT Inception")["Gauss"] == "37.0"  # a = 35
-    assert pd.isna(row(it.table13(frame, MODELS), "GNT Inception")["All"])
-    summary = row(it.table4(frame, MODELS), "Vanilla")
+    assert row(it.build_table("table13", frame, MODELS), "GNT Inception")["Gauss"] == "37.0"  # a = 35
+    assert pd.isna(row(it.build_table("table13", frame, MODELS), "GNT Inception")["All"])
+    summary = row(it.build_table("table4", frame, MODELS), "Vanilla")
     assert summary["clean"] == "60.0" and summary[3:].isna().all()
-    assert row(it.table1(frame, MODELS), "AT RN50")[2:].isna().all()
+    assert row(it.build_table("table1", frame, MODELS), "AT RN50")[2:].isna().all()
 
     text = it.caption("table9", it.Measured(frame), MODELS, table=table)
     assert "mean over the evaluated severities" in text and "five severities" not in text
@@ -161,7 +161,7 @@ def test_partial_evaluation_per_corruption_means_and_dashes():
 
 
 def test_partial_evaluation_ce_against_the_published_per_severity_alexnet():
-    table = it.table10(partial_frame(), MODELS)
+    table = it.build_table("table10", partial_frame(), MODELS)
     vanilla = row(table, "Vanilla")
     # vanilla's errors at severities 1 and 3 over AlexNet's published errors at the same severities
     # (hendrycks/robustness: gaussian_noise 0.69528, 0.93554; fog 0.67474, 0.84378; JPEG 0.51002, 0.57294)
@@ -180,7 +180,7 @@ def test_partial_evaluation_ce_against_an_evaluated_alexnet():
     frame = partial_frame()
     # the reference AlexNet (a = 10) lacks fog at severity 3: vanilla's fog CE (at 1 and 3) is undefined
     frame = frame[~((frame.model == "alexnet") & (frame.corruption == "fog") & (frame.severity == 3))]
-    table = it.table10(frame, MODELS, mce_reference="alexnet")
+    table = it.build_table("table10", frame, MODELS, mce_reference="alexnet")
     vanilla = row(table, "Vanilla")
     assert vanilla["Gauss"] == f"{100 * (0.66 + 0.70) / (0.86 + 0.90):.1f}" == "77.3"
     assert pd.isna(vanilla["Fog"]) and pd.isna(vanilla["mCE"])
@@ -192,14 +192,14 @@ def test_partial_evaluation_ce_against_an_evaluated_alexnet():
 
 def test_all_corruptions_at_one_severity_give_the_means_over_it():
     frame = accuracy_frame(severities=(2,))  # top1 = a + i + 2
-    vanilla = row(it.table4(frame, MODELS), "Vanilla")
+    vanilla = row(it.build_table("table4", frame, MODELS), "Vanilla")
     assert list(vanilla[2:]) == ["60.0", "39.0", "59.0", "40.5", "60.5"]
-    assert row(it.table9(frame, MODELS), "Vanilla")["mean"] == "39.0"
+    assert row(it.build_table("table9", frame, MODELS), "Vanilla")["mean"] == "39.0"
     # mCE over severity 2: each CE against AlexNet's published severity-2 error
     ce = [100 * (1 - (32 + i) / 100) / ALEXNET_SEVERITY_ERRORS[c][1] for i, c in enumerate(BENCHMARK_CORRUPTIONS)]
     assert ALEXNET_SEVERITY_ERRORS["gaussian_noise"][1] == 0.82542
-    assert row(it.table10(frame, MODELS), "Vanilla")["Gauss"] == f"{100 * 0.68 / 0.82542:.1f}"
-    assert row(it.table10(frame, MODELS), "Vanilla")["mCE"] == f"{np.mean(ce):.1f}"
+    assert row(it.build_table("table10", frame, MODELS), "Vanilla")["Gauss"] == f"{100 * 0.68 / 0.82542:.1f}"
+    assert row(it.build_table("table10", frame, MODELS), "Vanilla")["mCE"] == f"{np.mean(ce):.1f}"
     text = it.caption("table4", it.Measured(frame), MODELS)
     assert "Evaluated at severities 2 of 5: per-corruption values average those." in text
     assert "where the paper's use all 5 severities; they are not the paper's metric" in text

@@ -2,7 +2,8 @@
 """Noise and adversarial robustness of one model: median epsilon* along Gaussian, uniform and
 adversarial noise (mean and std over several fresh generators), and accuracy under L-infinity
 PGD and L2 DDN. Writes one tidy JSON record per metric, and the fitted adversarial-noise
-generators (for example figures)."""
+generators (for example figures). The model is a noisetrain model file (the small datasets) or
+an ImageNet evaluation model's spec; it runs on the CPU or a CUDA GPU (--device)."""
 
 import argparse
 
@@ -11,7 +12,10 @@ import torch
 
 from noisetrain.cli import json_arg, run, say, set_threads
 from noisetrain.data import datasets
+from noisetrain.data.imagenet import robustness_classes
 from noisetrain.measure import robustness
+from noisetrain.measure.imagenet_robustness import classifier_from_spec, measured_subset
+from noisetrain.models.devices import resolve_device
 from noisetrain.models.model_file import load_model
 from noisetrain.noise.generator_bank import GeneratorBank, write_bank
 from noisetrain.report import records
@@ -20,17 +24,40 @@ from noisetrain.report.sweep_choice import resolve_an_eps
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True, help="model file (.pt)")
-    parser.add_argument("--data", required=True, help="prepared clean dataset (.npz)")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model", help="model file (.pt) of the small datasets")
+    model.add_argument(
+        "--model-spec",
+        type=json_arg,
+        help="JSON {architecture, weights}: an ImageNet evaluation model (torchvision architecture; weights "
+        "a torchvision name, a checkpoint file or 'random'); --data must be the robustness set",
+    )
+    parser.add_argument("--data", required=True, help="prepared clean dataset, or ImageNet's robustness set (.npz)")
     parser.add_argument("--method", required=True, help="method name recorded with the results")
-    parser.add_argument("--robustness", type=json_arg, required=True,
-                        help="the config's robustness section as JSON (images, rel_tol, an_seeds, an_steps, an_lr, "
-                             "an_batch_size, an_eps)")
-    parser.add_argument("--attacks", type=json_arg, required=True,
-                        help="the config's attacks section as JSON (images, linf_pgd {...}, l2_ddn {...})")
-    parser.add_argument("--eps-choice", default=None,
-                        help="for an_eps 'auto' or 'search': the choice record (.json) of choose_sweep or choose_eps")
+    parser.add_argument(
+        "--robustness",
+        type=json_arg,
+        required=True,
+        help="the config's robustness section as JSON (images, rel_tol, an_seeds, an_steps, an_lr, an_batch_size, an_eps)",
+    )
+    parser.add_argument(
+        "--attacks",
+        type=json_arg,
+        required=True,
+        help="the config's attacks section as JSON (images, linf_pgd {...}, l2_ddn {...})",
+    )
+    parser.add_argument(
+        "--eps-choice",
+        default=None,
+        help="for an_eps 'auto' or 'search': the choice record (.json) of choose_sweep or choose_eps",
+    )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=["auto", "cpu", "cuda"],
+        help="where the model runs: cpu, cuda, or auto (the GPU when the job sees one)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--noise-out", required=True, help="record of median epsilon* (.json)")
     parser.add_argument("--adversarial-out", required=True, help="record of adversarial accuracies (.json)")
@@ -40,26 +67,47 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(args) -> None:
     set_threads(args.threads)
-    model, info = load_model(args.model)
+    device = resolve_device(args.device)
     data = datasets.load(args.data)
+    if args.model_spec is not None:
+        model, info = classifier_from_spec(args.model_spec, robustness_classes(args.data), args.seed)
+    else:
+        model, info = load_model(args.model)
+    model.to(device)
+    say(
+        f"{args.method} on {device}: {len(data.test.labels)} test and {len(data.train.labels)} training images "
+        f"of shape {tuple(data.test.images.shape[1:])}"
+    )
     cfg = args.robustness
     an_eps = resolve_an_eps(cfg["an_eps"], args.eps_choice)
     test_x, test_y = datasets.to_float(data.test.images), torch.from_numpy(data.test.labels)
     train_x, train_y = datasets.to_float(data.train.images), torch.from_numpy(data.train.labels)
-    keep = datasets.stratified_subset(data.test.labels, cfg["images"], args.seed)
+    keep = measured_subset(data.test.labels, cfg["images"], args.seed, data.name)
     rows, generators = robustness.noise_robustness(
-        model, test_x[keep], test_y[keep], train_x, train_y, seed=args.seed, rel_tol=cfg["rel_tol"],
-        an_seeds=cfg["an_seeds"], an_steps=cfg["an_steps"], an_lr=cfg["an_lr"], an_eps=an_eps,
-        an_batch_size=cfg["an_batch_size"], log=say,
+        model,
+        test_x[keep],
+        test_y[keep],
+        train_x,
+        train_y,
+        seed=args.seed,
+        rel_tol=cfg["rel_tol"],
+        an_seeds=cfg["an_seeds"],
+        an_steps=cfg["an_steps"],
+        an_lr=cfg["an_lr"],
+        an_eps=an_eps,
+        an_batch_size=cfg["an_batch_size"],
+        log=say,
     )
-    settings = {"robustness": {**cfg, "an_eps": an_eps}, "seed": args.seed}
+    # Where it ran is part of the provenance when it was not the CPU (whose records stay as they were).
+    where = {} if device.type == "cpu" else {"device": device.type}
+    settings = {"robustness": {**cfg, "an_eps": an_eps}, "seed": args.seed, **where}
     records.write_record(records.make_record(data.name, args.method, "noise_robustness", rows, info, settings), args.noise_out)
     write_bank(GeneratorBank.of(generators, an_eps), args.generators_out)
 
-    keep = datasets.stratified_subset(data.test.labels, args.attacks["images"], args.seed)
+    keep = measured_subset(data.test.labels, args.attacks["images"], args.seed, data.name)
     attacks = {name: args.attacks[name] for name in ("linf_pgd", "l2_ddn")}
     rows = robustness.adversarial_rows(model, test_x[keep], test_y[keep], attacks, args.seed)
-    settings = {"attacks": args.attacks, "seed": args.seed}
+    settings = {"attacks": args.attacks, "seed": args.seed, **where}
     records.write_record(records.make_record(data.name, args.method, "adversarial", rows, info, settings), args.adversarial_out)
     say(f"{args.method}: " + ", ".join(f"{r['corruption']} {r['value']:.4f}" for r in rows))
 

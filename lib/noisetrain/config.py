@@ -18,6 +18,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from noisetrain import config_imagenet
 from noisetrain.data.corruption_names import MNIST_C_CORRUPTIONS
 from noisetrain.errors import ConfigError
 
@@ -130,15 +131,25 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     if errors:
         raise ConfigError(_describe(jsonschema.exceptions.best_match(errors)))
     # Checks across keys, on the schema-checked config (expand_methods raises on name clashes).
-    _check_seeds(resolved)
-    methods = expand_methods(resolved)
-    _check_auto_eps(methods, resolved)
-    _check_eps_search(methods, resolved)
-    _check_robustness_methods(methods, resolved)
-    _check_ant_fractions(methods)
-    _check_corruption_names(resolved)
-    _check_dataset_root(resolved)
+    config_imagenet.check_architecture(resolved)
+    if config_imagenet.is_image_folder_dataset(resolved):
+        config_imagenet.check_imagenet_config(resolved)
+    else:
+        _check_small_data_study(resolved)
     return resolved
+
+
+def _check_small_data_study(config: dict) -> None:
+    """The small datasets' study: sweeps, eps choices, replicates, robustness and corruptions."""
+    config_imagenet.check_small_data_keys(config)
+    _check_seeds(config)
+    methods = expand_methods(config)
+    _check_auto_eps(methods, config)
+    _check_eps_search(methods, config)
+    _check_robustness_methods(methods, config)
+    _check_ant_fractions(methods)
+    _check_corruption_names(config)
+    _check_dataset_root(config)
 
 
 def _check_auto_eps(methods: dict[str, dict], config: dict) -> None:

@@ -14,6 +14,12 @@ erasing is from the decision, not noise (issue 9); the tables flag it.
 
 Adversarial robustness (section 4.6, appendix F; Tables 5 and 12): accuracy under L-infinity
 PGD and L2 DDN at the paper's budgets.
+
+Everything runs where the classifier's weights are (CPU or a CUDA GPU): the images are moved
+there, the noise directions are drawn from CPU generators (so a seed gives the same directions on
+either device) and transformed there. On the CPU the numbers are bit-identical to a run without
+a GPU in sight; on a GPU they agree up to float rounding (and the generators' training noise,
+which comes from a device stream).
 """
 
 from __future__ import annotations
@@ -31,11 +37,22 @@ from noisetrain.measure.decision_distance import (
     uniform_directions,
 )
 from noisetrain.measure.evaluation import predictions
+from noisetrain.models.devices import model_device
 from noisetrain.noise.adversarial_noise import fit_generator
 from noisetrain.noise.diagnostics import perturbation_diagnostics
+from noisetrain.noise.generators import NoiseGenerator
 from noisetrain.noise.rescaling import rescale_to_norm
 
 NOISE_TYPES = ("gn", "un", "an")
+# Values (images x pixels x channels) handled at once where a whole test set would not fit a GPU
+# comfortably: 2^24 is ~21,000 MNIST images (the small datasets' sets stay one piece) or ~110
+# ImageNet images at 224 x 224.
+CHUNK_VALUES = 1 << 24
+
+
+def _chunks(x: torch.Tensor) -> int:
+    """Images per piece for tensors shaped like ``x``."""
+    return max(1, CHUNK_VALUES // max(1, x[0].numel())) if len(x) else 1
 
 
 def _row(quantity: str, value: float, category: str, severity=None) -> dict:
@@ -53,22 +70,65 @@ def _distance_rows(name: str, result) -> list[dict]:
 AN_DIAGNOSTICS = ("erased_fraction", "mean_noise", "fooling_rate")
 
 
-def generator_diagnostics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, directions: torch.Tensor,
-                          eps: float) -> dict[str, float]:
+def generator_diagnostics(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, directions: torch.Tensor, eps: float
+) -> dict[str, float]:
     """Erased fraction, mean noise and fooling rate of the images ``x`` moved along a generator's
     ``directions`` to L2 size ``eps`` (one classifier pass over the measured images)."""
-    perturbed = rescale_to_norm(x, directions.to(x.dtype), eps)
-    return perturbation_diagnostics(x, perturbed, predictions(model, perturbed, device=x.device), y.to(x.device))
+    size, parts = _chunks(x), []
+    for start in range(0, len(x), size):
+        xs, ys = x[start : start + size], y[start : start + size].to(x.device)
+        perturbed = rescale_to_norm(xs, directions[start : start + size].to(x.device, x.dtype), eps)
+        predicted = predictions(model, perturbed, device=x.device).to(x.device)
+        parts.append((len(xs), perturbation_diagnostics(xs, perturbed, predicted, ys)))
+    if len(parts) == 1:
+        return parts[0][1]
+    # Every quantity is a mean over images (mean_noise: over pixels, the same count per image).
+    total = sum(n for n, _ in parts)
+    return {key: sum(n * part[key] for n, part in parts) / total for key in parts[0][1]}
 
 
-def noise_robustness(model: nn.Module, test_x: torch.Tensor, test_y: torch.Tensor, train_x: torch.Tensor,
-                     train_y: torch.Tensor, *, seed: int, rel_tol: float, an_seeds: int, an_steps: int, an_lr: float,
-                     an_eps: float, an_batch_size: int, kernel: str = "1x1", depth: int = 4,
-                     log=lambda _: None) -> tuple[list[dict], list]:
+@torch.no_grad()
+def generator_directions(generator: NoiseGenerator, shape, seed: int) -> torch.Tensor:
+    """One noise sample of ``generator`` per image of ``shape`` (NCHW), on the generator's device.
+
+    The input noise is drawn on the CPU from ``seed`` (the same as ``generator(shape, CPU
+    generator)`` there) and transformed in pieces on the generator's device, so a seed gives the
+    same directions on any device and an ImageNet test set never needs all hidden activations at once.
+    """
+    z = torch.randn(generator.input_shape(shape), generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
+    weights = next(generator.parameters())
+    transform = generator.eval().as_function()
+    size = _chunks(z)
+    pieces = [transform(z[i : i + size].to(weights.device, weights.dtype)) for i in range(0, len(z), size)]
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+
+def noise_robustness(
+    model: nn.Module,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    *,
+    seed: int,
+    rel_tol: float,
+    an_seeds: int,
+    an_steps: int,
+    an_lr: float,
+    an_eps: float,
+    an_batch_size: int,
+    kernel: str = "1x1",
+    depth: int = 4,
+    log=lambda _: None,
+) -> tuple[list[dict], list]:
     """Rows of median epsilon* along GN, UN and AN (mean and std over ``an_seeds`` generators),
     each AN generator's diagnostics at ``an_eps`` and their means, and the fitted AN generators
     (for example images)."""
     model.eval()
+    # The work runs where the classifier is; on the CPU these moves do nothing.
+    device = model_device(model, test_x.device)
+    test_x, test_y, train_x, train_y = (t.to(device) for t in (test_x, test_y, train_x, train_y))
     rows = []
     for name, directions in (("gn", gaussian_directions(test_x.shape, seed)), ("un", uniform_directions(test_x.shape, seed))):
         result = decision_distances(model, test_x, test_y, directions, rel_tol=rel_tol)
@@ -76,25 +136,40 @@ def noise_robustness(model: nn.Module, test_x: torch.Tensor, test_y: torch.Tenso
         log(f"eps*_{name.upper()} {median_epsilon(result.distances):.3f} ({result.forward_passes_per_image:.1f} passes/image)")
     medians, generators, diagnostics = [], [], []
     for k in range(an_seeds):
-        generator = fit_generator(model, train_x, train_y, eps=an_eps, steps=an_steps, lr=an_lr,
-                                  batch_size=an_batch_size, depth=depth, kernel=kernel, seed=seed + 1000 * (k + 1))
-        with torch.no_grad():
-            directions = generator.eval()(test_x, torch.Generator().manual_seed(seed + k))
+        generator = fit_generator(
+            model,
+            train_x,
+            train_y,
+            eps=an_eps,
+            steps=an_steps,
+            lr=an_lr,
+            batch_size=an_batch_size,
+            depth=depth,
+            kernel=kernel,
+            seed=seed + 1000 * (k + 1),
+        )
+        directions = generator_directions(generator, test_x.shape, seed + k)
         result = decision_distances(model, test_x, test_y, directions, rel_tol=rel_tol)
         medians.append(median_epsilon(result.distances))
         rows += [_row(f"eps_an_seed{k}", medians[-1], "noise_robustness_detail")]
         diagnostics.append(generator_diagnostics(model, test_x, test_y, directions, an_eps))
-        rows += [_row(f"an_{key}_seed{k}", diagnostics[-1][key], "noise_robustness_detail", severity=an_eps)
-                 for key in AN_DIAGNOSTICS]
+        rows += [
+            _row(f"an_{key}_seed{k}", diagnostics[-1][key], "noise_robustness_detail", severity=an_eps) for key in AN_DIAGNOSTICS
+        ]
         generators.append(generator)
-        log(f"eps*_AN generator {k}: {medians[-1]:.3f} (at eps {an_eps:.3g}: "
-            + ", ".join(f"{key.replace('_', ' ')} {diagnostics[-1][key]:.3g}" for key in AN_DIAGNOSTICS) + ")")
+        log(
+            f"eps*_AN generator {k}: {medians[-1]:.3f} (at eps {an_eps:.3g}: "
+            + ", ".join(f"{key.replace('_', ' ')} {diagnostics[-1][key]:.3g}" for key in AN_DIAGNOSTICS)
+            + ")"
+        )
     finite = [m for m in medians if np.isfinite(m)]
     rows += [
         _row("eps_an", np.mean(medians) if len(finite) == len(medians) else float("inf"), "noise_robustness"),
         _row("eps_an_std", np.std(medians) if len(finite) == len(medians) else float("nan"), "noise_robustness"),
-        *(_row(f"an_{key}", np.mean([d[key] for d in diagnostics]), "noise_robustness_detail", severity=an_eps)
-          for key in AN_DIAGNOSTICS),
+        *(
+            _row(f"an_{key}", np.mean([d[key] for d in diagnostics]), "noise_robustness_detail", severity=an_eps)
+            for key in AN_DIAGNOSTICS
+        ),
     ]
     return rows, generators
 
@@ -103,7 +178,11 @@ def adversarial_rows(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     """Accuracy under each configured attack, e.g. settings = {"linf_pgd": {epsilon, steps, step_size}};
     the attack's budget epsilon is recorded as the row's severity."""
     return [
-        _row(attack, adversarial_accuracy(model, images, labels, attack=attack, seed=seed, **params), "adversarial",
-             severity=params["epsilon"])
+        _row(
+            attack,
+            adversarial_accuracy(model, images, labels, attack=attack, seed=seed, **params),
+            "adversarial",
+            severity=params["epsilon"],
+        )
         for attack, params in settings.items()
     ]

@@ -453,46 +453,6 @@ def build_table(name: str, accuracy: pd.DataFrame | Measured, models: Mapping[st
     return frame.rename(columns=dict(spec.columns))
 
 
-def table1(accuracy, models) -> pd.DataFrame:
-    """Table 1: ImageNet-C top-1 with and without the noise category, adversarially trained vs vanilla."""
-    return build_table("table1", accuracy, models)
-
-
-def table4(accuracy, models) -> pd.DataFrame:
-    """Table 4: clean, ImageNet-C top-1 / top-5 with and without the noise category."""
-    return build_table("table4", accuracy, models)
-
-
-def table8(accuracy, models) -> pd.DataFrame:
-    """Table 8: per-corruption top-1 of the adversarially trained models and their vanilla models."""
-    return build_table("table8", accuracy, models)
-
-
-def table9(accuracy, models) -> pd.DataFrame:
-    """Table 9: per-corruption top-1 (mean over severities) and their mean."""
-    return build_table("table9", accuracy, models)
-
-
-def table10(accuracy, models, mce_reference=None) -> pd.DataFrame:
-    """Table 10: per-corruption CE and the mCE (reference: see :func:`resolve_reference`)."""
-    return build_table("table10", accuracy, models, mce_reference)
-
-
-def table13(accuracy, models) -> pd.DataFrame:
-    """Table 13: InceptionV3 per-corruption top-1, beside Ford et al.'s."""
-    return build_table("table13", accuracy, models)
-
-
-def table14(accuracy, models) -> pd.DataFrame:
-    """Table 14: clean top-1 of the InceptionV3 models."""
-    return build_table("table14", accuracy, models)
-
-
-def table15(accuracy, models) -> pd.DataFrame:
-    """Table 15: ANT 1x1 on DenseNet121 vs ResNet50."""
-    return build_table("table15", accuracy, models)
-
-
 # ---------------------------------------------------------------------------------------------
 # Captions and files
 

@@ -1,0 +1,68 @@
+"""One ImageNet image set through the prediction cache: the models of the evaluation set are built
+from their specs (architecture + weights), grouped by the input they need, and run on the set's
+images, read once per input size (almost always once)."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from noisetrain.config_imagenet import RANDOM_WEIGHTS
+from noisetrain.data.imagenet import corrupted_transform, eval_transform, image_folder, read_val_list, relative_files
+from noisetrain.errors import DataError
+from noisetrain.measure.prediction_cache import evaluate_set
+from noisetrain.models.torchvision_models import input_size, load_classifier, weights_fingerprint
+
+TRANSFORMS = {"clean": eval_transform, "corrupted": corrupted_transform}
+IMAGENET_CLASSES = 1000
+
+
+def model_weights(spec: dict) -> str | None:
+    """The weights argument of load_classifier: None for a seeded random init."""
+    return None if spec["weights"] == RANDOM_WEIGHTS else spec["weights"]
+
+
+def class_count(spec: dict, classes: list[str]) -> int:
+    """Released weights have ImageNet's 1,000 outputs; a random init gets one per class of the set."""
+    return len(classes) if spec["weights"] == RANDOM_WEIGHTS else IMAGENET_CLASSES
+
+
+def cache_models(models: dict[str, dict], classes: list[str], seed: int = 0) -> dict[str, tuple]:
+    """name -> (fingerprint, factory, input size) as evaluate_set takes them. The fingerprint holds
+    the architecture, the weights' identity and the input size (the preprocessing)."""
+    entries = {}
+    for name, spec in models.items():
+        size = input_size(spec["architecture"])
+        weights, num_classes = model_weights(spec), class_count(spec, classes)
+        identity = weights_fingerprint(weights, seed, architecture=spec["architecture"])
+        fingerprint = f"{spec['architecture']}:{identity}:{num_classes}:{size}px"
+        factory = partial(load_classifier, spec["architecture"], weights, num_classes=num_classes, seed=seed)
+        entries[name] = (fingerprint, factory, size)
+    return entries
+
+
+def set_name(out: str | Path) -> tuple[str, int]:
+    """(corruption, severity) of a manifest path predictions/clean/... or predictions/<c>/<s>/..."""
+    parts = Path(out).parts
+    return ("clean", 0) if parts[-2] == "clean" else (parts[-3], int(parts[-2]))
+
+
+def predict_image_set(source: str | Path, kind: str, files_json: str | Path, models: dict[str, dict], out: str | Path, *,
+                      batch_size: int, workers: int, device: torch.device, amp: bool, seed: int = 0) -> dict:
+    """Bring one set's prediction cache up to date (see prediction_cache.evaluate_set); ``out`` is
+    the set's manifest path, the entries lie beside it."""
+    listing = read_val_list(files_json)
+    classes, files = listing["classes"], listing["files"]
+
+    def make_loader(size: int) -> DataLoader:
+        dataset = image_folder(source, TRANSFORMS[kind](size), files=files, classes=classes)
+        if relative_files(dataset) != files:  # the cache's row i is the list's file i
+            raise DataError(f"{source} yields its images in another order than {files_json}; rerun list_val_images")
+        return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                          pin_memory=device.type == "cuda", persistent_workers=False)
+
+    return evaluate_set(Path(out).parent, cache_models(models, classes, seed), make_loader, files, device, amp,
+                        set_name=set_name(out))

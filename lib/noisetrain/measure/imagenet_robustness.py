@@ -1,0 +1,44 @@
+"""ImageNet models in the robustness measurement (epsilon* and the attacks, Tables 2, 3, 5): a model
+of the evaluation set built from its spec, and the subsets of the robustness set it is measured on.
+
+The measurement itself is :mod:`noisetrain.measure.robustness`, shared with the small datasets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import nn
+
+from noisetrain.config_imagenet import IMAGE_FOLDER_DATASETS
+from noisetrain.data import datasets
+from noisetrain.data.imagenet import stratified_indices
+from noisetrain.errors import ConfigError
+from noisetrain.measure.imagenet_evaluation import class_count, model_weights
+from noisetrain.models.torchvision_models import input_size, load_classifier, weights_fingerprint
+
+
+def classifier_from_spec(spec: dict, classes: list[str], seed: int = 0) -> tuple[nn.Module, dict]:
+    """The evaluation model of ``spec`` (``architecture``, ``weights``: a torchvision name, a file or
+    'random'), in eval mode on the CPU, and the identity its records carry (as a noisetrain model
+    file's info: ``spec`` and the weights' fingerprint)."""
+    missing = [key for key in ("architecture", "weights") if key not in spec]
+    if missing:
+        raise ConfigError(f"the model spec {spec} lacks {', '.join(missing)}: give architecture and weights")
+    weights, num_classes = model_weights(spec), class_count(spec, classes)
+    model = load_classifier(spec["architecture"], weights, num_classes=num_classes, seed=seed)
+    identity = weights_fingerprint(weights, seed, architecture=spec["architecture"])
+    info = {
+        "spec": {"architecture": spec["architecture"], "weights": spec["weights"], "seed": seed},
+        "weights_fingerprint": identity,
+        "num_classes": num_classes,
+        "input_size": input_size(spec["architecture"]),
+    }
+    return model, info
+
+
+def measured_subset(labels: np.ndarray, n: int, seed: int, dataset: str) -> np.ndarray:
+    """Indices of the ``n`` test images measured, stratified by class. ImageNet's robustness set holds
+    about one image per class, which scikit-learn's stratified split (the small datasets') refuses."""
+    if dataset in IMAGE_FOLDER_DATASETS:
+        return stratified_indices(labels, n, seed)
+    return datasets.stratified_subset(labels, n, seed)

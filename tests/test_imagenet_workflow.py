@@ -1,0 +1,178 @@
+"""The ImageNet evaluation wing through real Snakemake runs: the smoke study end to end (scikit-image's
+photographs, generated ImageNet-C, small torchvision networks at random init), the cache reused when a
+model is added, the paper's config dry-run against a fake ImageNet tree, and config errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from conftest import BIN, ENV, REPO
+from helpers import fake_imagenet
+
+from noisetrain.config import validate_config
+from noisetrain.data.imagenet import eval_transform, image_folder, read_val_list
+from noisetrain.data.imagenet_c_names import IMAGENET_C_CORRUPTIONS
+from noisetrain.errors import NoisetrainError
+from noisetrain.models.torchvision_models import load_classifier
+
+SMOKE = yaml.safe_load((REPO / "config" / "imagenet_smoke.yaml").read_text())
+CORRUPTIONS = SMOKE["imagenet_c"]["corruptions"]
+SEVERITIES = SMOKE["imagenet_c"]["severities"]
+MODELS = ["vanilla", *SMOKE["external_models"]]
+TABLES = [f"table{n}" for n in (1, 2, 3, 4, 5, 8, 9, 10, 13, 14, 15)]
+
+
+def snakemake(workdir: Path, configfile: Path, *args, timeout=600):
+    return subprocess.run(
+        [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(configfile), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+    )
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("imagenet_smoke")
+    result = snakemake(workdir, REPO / "config" / "imagenet_smoke.yaml", "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def results(workdir: Path) -> Path:
+    return workdir / "results" / "imagenet_sample"
+
+
+def test_smoke_study_writes_every_table_and_figure(smoke):
+    out = results(smoke)
+    for name in TABLES:
+        for ext in ["md", "tex", "html"]:
+            assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
+    for name in ["fig5_accuracy_per_severity", "fig9_jpeg_vs_posterize", "fig7_noise_levels", "fig3_gaussian_eps_examples",
+                 "fig8_eps_examples"]:
+        for ext in ["png", "pdf"]:
+            assert (out / "figures" / f"{name}.{ext}").stat().st_size > 0
+
+
+def test_robustness_tables_have_the_measured_model(smoke):
+    """robustness.methods [vanilla]: its epsilon* and attack records, and its row in Tables 2, 3 and 5."""
+    out = results(smoke)
+    for metric in ["noise_robustness", "adversarial"]:
+        record = json.loads((out / "eval" / "vanilla" / f"{metric}.json").read_text())
+        assert record["dataset"] == "imagenet" and record["rows"]
+    label = "Vanilla (mobilenet_v3_small random init)"
+    for name in ["table2", "table3", "table5"]:
+        rows = [line for line in (out / "tables" / f"{name}.md").read_text().splitlines() if line.startswith(f"| {label} ")]
+        assert len(rows) == 1 and "| ours " in rows[0], name
+
+
+def test_generated_imagenet_c_has_the_published_layout(smoke):
+    listing = read_val_list(results(smoke) / "data" / "val_files.json")
+    assert len(listing["files"]) == 4 * 4  # classes x val_per_class
+    for corruption in CORRUPTIONS:
+        for severity in SEVERITIES:
+            folder = results(smoke) / "data" / "imagenet_c" / corruption / str(severity)
+            written = sorted(f"{p.parent.name}/{p.stem}" for p in folder.glob("*/*.JPEG"))
+            assert written == sorted(str(Path(f).with_suffix("")) for f in listing["files"])
+
+
+def test_accuracy_table_has_every_model_set_and_image(smoke):
+    accuracy = pd.read_csv(results(smoke) / "eval" / "accuracy.csv")
+    assert len(accuracy) == len(MODELS) * (1 + len(CORRUPTIONS) * len(SEVERITIES))
+    assert set(accuracy.model) == set(MODELS)
+    assert (accuracy.images == 16).all()
+    assert accuracy.top1.between(0, 100).all() and (accuracy.top5 >= accuracy.top1).all()
+    # Four classes: every top-5 holds the label.
+    assert (accuracy.top5 == 100).all()
+
+
+def test_cached_accuracy_equals_direct_evaluation(smoke):
+    """The cache's clean top-1 of the vanilla model equals running that model on the val images."""
+    listing = read_val_list(results(smoke) / "data" / "val_files.json")
+    dataset = image_folder(
+        results(smoke) / "data" / "images" / "val", eval_transform(224), files=listing["files"], classes=listing["classes"]
+    )
+    images = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    labels = torch.tensor([dataset[i][1] for i in range(len(dataset))])
+    model = load_classifier(SMOKE["model"], None, num_classes=len(listing["classes"]), seed=SMOKE["seed"])
+    with torch.inference_mode():
+        direct = 100.0 * (model(images).argmax(1) == labels).float().mean().item()
+    accuracy = pd.read_csv(results(smoke) / "eval" / "accuracy.csv")
+    cached = accuracy.query("model == 'vanilla' and corruption == 'clean'").top1.item()
+    assert cached == pytest.approx(direct)
+
+
+def test_adding_a_model_runs_only_that_model(smoke, tmp_path):
+    config = dict(
+        SMOKE, external_models={**SMOKE["external_models"], "resnet18": {"architecture": "resnet18", "weights": "random"}}
+    )
+    result = snakemake(smoke, write_config(tmp_path / "more.yaml", config), "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "generate_imagenet_c" not in result.stderr  # the corrupted images are not made again
+    manifests = list((results(smoke) / "predictions").rglob("manifest.json"))
+    assert len(manifests) == 1 + len(CORRUPTIONS) * len(SEVERITIES)
+    for path in manifests:
+        manifest = json.loads(path.read_text())
+        assert manifest["computed"] == ["resnet18"], path
+        assert sorted(manifest["reused"]) == sorted(MODELS)
+    accuracy = pd.read_csv(results(smoke) / "eval" / "accuracy.csv")
+    assert set(accuracy.model) == {*MODELS, "resnet18"}
+
+
+# ---------------------------------------------------------------- the paper's config, dry-run
+
+
+def test_paper_config_dry_runs_its_whole_dag(tmp_path):
+    fake_imagenet(tmp_path)
+    result = snakemake(tmp_path, REPO / "config" / "imagenet.yaml", "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = {
+        line.split()[0]: int(line.split()[1])
+        for line in result.stdout.splitlines()
+        if len(line.split()) == 2 and line.split()[1].isdigit()
+    }
+    assert counts["predict_corrupted"] == 15 * 5  # the extras are absent from this tree
+    assert counts["predict_clean"] == 1 and "generate_imagenet_c" not in counts
+    assert counts["measure_robustness"] == 2 and counts["prepare_robustness_set"] == 1  # robustness.methods 'all'
+
+
+def test_missing_imagenet_c_folders_are_listed_in_one_error(tmp_path):
+    fake_imagenet(tmp_path, corruptions=IMAGENET_C_CORRUPTIONS[1:], severities=range(1, 5))
+    result = snakemake(tmp_path, REPO / "config" / "imagenet.yaml", "-n")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "gaussian_noise" in output and "fog/5" in output, output[-2000:]
+    assert "Traceback" not in output and "File " not in output
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"dataset": {"name": "imagenet", "root": "nowhere"}}, "nowhere"),
+        ({"imagenet_c": {"generate": True, "root": "data/imagenet-c"}}, "exactly one of them"),
+        ({"external_models": {"sin": {"architecture": "resnet50", "weights": "ckpt/sin.pth.tar"}}}, "ckpt/sin.pth.tar"),
+        ({"external_models": {"x": {"architecture": "resnet9000", "weights": "IMAGENET1K_V1"}}}, "resnet9000"),
+        ({"model": "madry_cnn"}, "does not fit dataset imagenet"),
+        ({"evaluation": {"mce_reference": "vanilla"}}, "not an evaluated AlexNet"),
+    ],
+)
+def test_config_errors_name_what_is_wrong(tmp_path, monkeypatch, change, message):
+    """Checked in-process (the Snakefile turns any of these into one line, as the test above shows)."""
+    fake_imagenet(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    config = {**yaml.safe_load((REPO / "config" / "imagenet.yaml").read_text()), **change}
+    with pytest.raises(NoisetrainError, match=re.escape(message)):
+        validate_config(config)
