@@ -17,8 +17,9 @@ from conftest import BIN, ENV, REPO
 from helpers import fake_imagenet
 
 from noisetrain.config import validate_config
-from noisetrain.data.imagenet import eval_transform, image_folder, read_val_list
+from noisetrain.data.imagenet import eval_transform, image_folder, read_val_list, write_val_list
 from noisetrain.data.imagenet_c_names import IMAGENET_C_CORRUPTIONS
+from noisetrain.data.sample_images import make_sample_imagenet
 from noisetrain.errors import NoisetrainError
 from noisetrain.models.torchvision_models import load_classifier
 
@@ -176,3 +177,25 @@ def test_config_errors_name_what_is_wrong(tmp_path, monkeypatch, change, message
     config = {**yaml.safe_load((REPO / "config" / "imagenet.yaml").read_text()), **change}
     with pytest.raises(NoisetrainError, match=re.escape(message)):
         validate_config(config)
+
+
+def test_a_truncated_image_stops_its_set_naming_the_file(tmp_path):
+    """Decoded in a DataLoader worker, the error still reaches the log as one line naming the file,
+    and the set writes nothing."""
+    make_sample_imagenet(tmp_path / "images", classes=2, train_per_class=1, val_per_class=2)
+    listing = write_val_list(tmp_path / "images" / "val", None, 0, tmp_path / "val_files.json")
+    broken = tmp_path / "images" / "val" / listing["files"][1]
+    broken.write_bytes(broken.read_bytes()[:300])
+    out = tmp_path / "predictions" / "clean" / "manifest.json"
+    result = subprocess.run(
+        [str(BIN / "python"), str(REPO / "workflow_scripts" / "predict_set.py"), "--source", str(tmp_path / "images" / "val"),
+         "--kind", "clean", "--files", str(tmp_path / "val_files.json"), "--models",
+         json.dumps({"m": {"architecture": "squeezenet1_1", "weights": "random"}}), "--workers", "1", "--device", "cpu",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=120, env=ENV,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and str(broken) in lines[-1], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not out.parent.exists() or not any(out.parent.iterdir())

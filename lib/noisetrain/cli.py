@@ -38,10 +38,20 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def one_line(exc: NoisetrainError) -> str:
+    """The error's message. A DataLoader worker's error reaches the main process re-raised with the
+    worker's traceback in its text ("Caught DataError in DataLoader worker process 0. Original
+    Traceback ..."): its last line holds the original message."""
+    text = str(exc).strip()
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return text
+
+
 def run(main: Callable[[argparse.Namespace], None], parser: argparse.ArgumentParser, argv=None) -> None:
     args = parser.parse_args(argv)
     try:
         main(args)
     except NoisetrainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         sys.exit(1)
