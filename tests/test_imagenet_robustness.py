@@ -27,7 +27,7 @@ from noisetrain.errors import ConfigError
 from noisetrain.measure import robustness
 from noisetrain.noise.generator_bank import read_bank
 from noisetrain.noise.generators import NoiseGenerator
-from noisetrain.report.imagenet_tables import ROBUSTNESS_TABLE_NAMES, build_robustness_table, write_robustness_tables
+from noisetrain.report.imagenet_robustness_tables import ROBUSTNESS_TABLE_NAMES, build_robustness_table, write_robustness_tables
 from noisetrain.report.records import read_record
 
 sys.path.insert(0, str(REPO / "workflow_scripts"))

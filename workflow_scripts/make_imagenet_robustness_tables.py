@@ -9,7 +9,7 @@ import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
 import pandas as pd
 
 from noisetrain.cli import json_arg, run, say
-from noisetrain.report.imagenet_tables import write_robustness_tables
+from noisetrain.report.imagenet_robustness_tables import write_robustness_tables
 from noisetrain.report.records import read_record
 
 
