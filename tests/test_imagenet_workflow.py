@@ -136,9 +136,10 @@ def test_adding_a_model_runs_only_that_model(smoke, tmp_path):
 # ---------------------------------------------------------------- the paper's config, dry-run
 
 
-def test_paper_config_dry_runs_its_whole_dag(tmp_path):
+@pytest.mark.parametrize("profile", [[], ["--profile", str(REPO / "profiles" / "slurm"), "--cores", "8"]], ids=["local", "slurm"])
+def test_paper_config_dry_runs_its_whole_dag(tmp_path, profile):
     fake_imagenet(tmp_path)
-    result = snakemake(tmp_path, REPO / "config" / "imagenet.yaml", "-n", "--quiet", "rules")
+    result = snakemake(tmp_path, REPO / "config" / "imagenet.yaml", *profile, "-n", "--quiet", "rules")
     assert result.returncode == 0, result.stderr[-3000:]
     counts = {
         line.split()[0]: int(line.split()[1])
