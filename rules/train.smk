@@ -27,12 +27,14 @@ rule train:
         spec=spec_json,
         optional=optional_args,
         checkpoints=results("checkpoints/{method}"),
+        checkpoint_minutes=config["train"]["checkpoint_minutes"],
         device=config["device"],
         code_version=CODE_VERSION,
     shell:
         logged(
             "python {input.script:q} --data {input.data:q} {params.optional} --spec {params.spec:q} "
-            "--checkpoint-dir {params.checkpoints:q} --device {params.device} --threads {threads} "
+            "--checkpoint-dir {params.checkpoints:q} --checkpoint-minutes {params.checkpoint_minutes} "
+            "--device {params.device} --threads {threads} "
             "--out {output.model:q} --log-csv {output.log_csv:q}"
         )
 

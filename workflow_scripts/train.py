@@ -28,7 +28,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--init", default=None, help="model file to fine-tune from (the vanilla model)")
     parser.add_argument("--eps-choice", default=None,
                         help="ANT with eps 'auto' or 'search': the choice record (.json) of choose_sweep or choose_eps")
-    parser.add_argument("--checkpoint-dir", required=True, help="where per-epoch checkpoints live (kept on failure)")
+    parser.add_argument("--checkpoint-dir", required=True, help="where checkpoints live (kept on failure)")
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                        help="also checkpoint after this many minutes of work within an epoch")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, help="final model file (.pt)")
@@ -53,7 +55,7 @@ def main(args) -> None:
     data = datasets.load(args.data)
     init = load_model(args.init)[0].state_dict() if args.init else None
     state = trainer.fit(spec, data, checkpoint_dir=args.checkpoint_dir, init_state=init, device=args.device,
-                        divergence_guard=spec["divergence_guard"], log=say)
+                        divergence_guard=spec["divergence_guard"], checkpoint_every=60 * args.checkpoint_minutes, log=say)
     write_log(state, args.log_csv)
     # The method's final diagnostics travel with the model into every record's provenance (the
     # tables flag ANT models whose generators erased the images, issue 9).

@@ -28,3 +28,7 @@ class InputError(NoisetrainError, ValueError):
 
 class TrainingError(NoisetrainError, FloatingPointError):
     """Training diverged (non-finite loss, chance-level model, non-finite generator noise)."""
+
+
+class Preempted(NoisetrainError, RuntimeError):
+    """The job was asked to stop (SIGTERM, SIGUSR1) and left a checkpoint: rerun it to resume."""

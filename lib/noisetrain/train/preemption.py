@@ -1,0 +1,39 @@
+"""Stopping a training job on request: slurm sends SIGTERM before it preempts a job or ends it at
+its time limit (and SIGUSR1 ahead of time with ``--signal``). The trainer checks the request after
+every step, writes a checkpoint and stops with :class:`~noisetrain.errors.Preempted`; Snakemake's
+retry (or the user's rerun) resumes from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class StopRequest:
+    """A context that turns the stop signals into a flag the training loop polls; the previous
+    handlers come back on exit. Outside the main thread (where Python cannot take signals) it only
+    holds the flag."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self._previous: dict = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.received is not None
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signal.Signals(signum).name
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
