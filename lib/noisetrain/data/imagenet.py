@@ -202,21 +202,21 @@ def _quotas(counts: dict[str, int], n: int, rng: np.random.Generator) -> dict[st
     return quota
 
 
+def split_files(split_dir: str | Path) -> list[str]:
+    """Every ``<wnid>/<image>`` of an ImageFolder split, by class, then file name."""
+    split_dir = Path(split_dir)
+    return [f"{name}/{file}" for name in class_folders(split_dir) for file in image_files(split_dir / name)]
+
+
 def stratified_subset(split_dir: str | Path, n: int, seed: int) -> list[str]:
     """``n`` images of ``split_dir`` stratified by class (equal per class, remainder by the seed), sorted."""
-    split_dir = Path(split_dir)
-    files = {name: image_files(split_dir / name) for name in class_folders(split_dir)}
-    total = sum(len(names) for names in files.values())
-    if not isinstance(n, int | np.integer) or not 1 <= n <= total:
+    files = split_files(split_dir)
+    if not isinstance(n, int | np.integer) or not 1 <= n <= len(files):
         raise ConfigError(
-            f"a subset of {n} images was asked from {split_dir}, which holds {total}: ask for 1 to {total} images (null for all)"
+            f"a subset of {n} images was asked from {split_dir}, which holds {len(files)}: ask for 1 to {len(files)} "
+            "images (null for all)"
         )
-    rng = np.random.default_rng(seed)
-    quota = _quotas({name: len(names) for name, names in files.items()}, n, rng)
-    chosen = []
-    for name, names in files.items():
-        chosen += [f"{name}/{names[i]}" for i in rng.choice(len(names), size=quota[name], replace=False)]
-    return sorted(chosen)
+    return stratified_files(files, n, seed)
 
 
 def write_val_list(val_dir: str | Path, n: int | None, seed: int, out: str | Path) -> dict:
@@ -226,10 +226,7 @@ def write_val_list(val_dir: str | Path, n: int | None, seed: int, out: str | Pat
     """
     val_dir = Path(val_dir)
     classes = check_split(val_dir)
-    if n is None:
-        files = [f"{name}/{file}" for name in classes for file in image_files(val_dir / name)]
-    else:
-        files = stratified_subset(val_dir, n, seed)
+    files = split_files(val_dir) if n is None else stratified_subset(val_dir, n, seed)
     listing = {"val": str(val_dir), "images": n, "seed": seed, "classes": classes, "files": files}
     write_json(listing, out)
     return listing
