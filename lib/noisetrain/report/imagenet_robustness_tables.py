@@ -13,7 +13,7 @@ import pandas as pd
 
 from noisetrain.errors import InputError
 from noisetrain.report import tables
-from noisetrain.report.imagenet_tables import DATASET, PAPER_LABELS, Measured, _printable, _spec, _text, paper_cell, paper_models
+from noisetrain.report.imagenet_tables import DATASET, Measured, _printable, _text, paper_cell, rows_beside_paper
 
 
 @dataclass(frozen=True)
@@ -132,24 +132,13 @@ def build_robustness_table(
     ours = [m for m in models if m in robust.models] + [m for m in robust.models if m not in models]
     keys = [key for key, _ in spec.columns]
 
-    def our_row(model: str) -> dict:
-        cells = {key: _our_robustness_cell(robust, measured, model, key, spec.paper_table) for key in keys}
-        return {"model": _spec(models, model).get("label") or model, "source": "ours", **cells}
-
-    def paper_row(paper_model: str, evaluated: bool) -> dict:
-        source = f"paper ({spec.paper_table})" + ("" if evaluated else ", not evaluated here")
-        cells = {key: _paper_robustness_cell(spec.paper_table, paper_model, key) for key in keys}
-        return {"model": PAPER_LABELS.get(paper_model, paper_model), "source": source, **cells}
-
-    records_out = []
-    paper_rows = paper_models(spec.paper_table)
-    for paper_model in paper_rows:
-        mine = [m for m in ours if _spec(models, m).get("paper_model") == paper_model]
-        records_out.extend(our_row(m) for m in mine)
-        records_out.append(paper_row(paper_model, bool(mine)))
-    records_out.extend(our_row(m) for m in ours if _spec(models, m).get("paper_model") not in paper_rows)
+    rows = rows_beside_paper(
+        spec.paper_table, ours, models,
+        lambda model: {key: _our_robustness_cell(robust, measured, model, key, spec.paper_table) for key in keys},
+        lambda paper_model: {key: _paper_robustness_cell(spec.paper_table, paper_model, key) for key in keys},
+    )
     titles = {key: _attack_title(robust, key, title) if key in _ATTACKS else title for key, title in spec.columns}
-    return pd.DataFrame(records_out, columns=["model", "source", *keys]).rename(columns=titles)
+    return pd.DataFrame(rows, columns=["model", "source", *keys]).rename(columns=titles)
 
 
 def robustness_caption(

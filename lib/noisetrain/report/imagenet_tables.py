@@ -33,7 +33,7 @@ paper's protocol (15 corruptions at 5 severities).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -430,27 +430,35 @@ def build_table(name: str, accuracy: pd.DataFrame | Measured, models: Mapping[st
     keys = [key for key, _ in spec.columns]
     ours = listed_models(name, measured, models)
 
-    def our_row(model: str) -> dict:
+    def our_cells(model: str) -> dict:
         model_spec = _spec(models, model)
-        cells = {
-            key: _text(_ours(measured, model, key, spec.per_corruption, reference), _bracketed(model_spec, key)) for key in keys
-        }
-        return {"model": model_spec.get("label") or model, "source": "ours", **cells}
+        return {key: _text(_ours(measured, model, key, spec.per_corruption, reference), _bracketed(model_spec, key))
+                for key in keys}
 
-    def paper_row(paper_model: str, evaluated: bool) -> dict:
-        source = f"paper ({spec.paper_table})" + ("" if evaluated else ", not evaluated here")
-        cells = {key: paper_cell(spec.paper_table, paper_model, key) for key in keys}
-        return {"model": PAPER_LABELS.get(paper_model, paper_model), "source": source, **cells}
+    def paper_cells(paper_model: str) -> dict:
+        return {key: paper_cell(spec.paper_table, paper_model, key) for key in keys}
 
-    records = []
-    paper_rows = paper_models(spec.paper_table)
+    rows = rows_beside_paper(spec.paper_table, ours, models, our_cells, paper_cells)
+    return pd.DataFrame(rows, columns=["model", "source", *keys]).rename(columns=dict(spec.columns))
+
+
+def rows_beside_paper(paper_table: str, ours: Sequence[str], models: Mapping[str, dict],
+                      our_cells: Callable[[str], dict], paper_cells: Callable[[str], dict]) -> list[dict]:
+    """The rows of a table in the paper's order: for each of its models, ours of that paper model
+    (source 'ours') and below them the paper's row (marked 'not evaluated here' without ours),
+    then our models the paper's table does not have."""
+    def our_row(model: str) -> dict:
+        return {"model": _spec(models, model).get("label") or model, "source": "ours", **our_cells(model)}
+
+    rows = []
+    paper_rows = paper_models(paper_table)
     for paper_model in paper_rows:
         mine = [m for m in ours if _spec(models, m).get("paper_model") == paper_model]
-        records.extend(our_row(m) for m in mine)
-        records.append(paper_row(paper_model, bool(mine)))
-    records.extend(our_row(m) for m in ours if _spec(models, m).get("paper_model") not in paper_rows)
-    frame = pd.DataFrame(records, columns=["model", "source", *keys])
-    return frame.rename(columns=dict(spec.columns))
+        rows.extend(our_row(m) for m in mine)
+        source = f"paper ({paper_table})" + ("" if mine else ", not evaluated here")
+        rows.append({"model": PAPER_LABELS.get(paper_model, paper_model), "source": source, **paper_cells(paper_model)})
+    rows.extend(our_row(m) for m in ours if _spec(models, m).get("paper_model") not in paper_rows)
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
