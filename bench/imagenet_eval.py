@@ -62,7 +62,8 @@ def model_specs(gpu: bool) -> dict[str, dict]:
 def ours(listing, folders, specs, out: Path, args, device) -> float:
     start = time.perf_counter()
     for folder in folders:
-        predict_image_set(folder, "corrupted", listing, specs, out / folder.parent.name / folder.name / "manifest.json",
+        corruption, severity = folder.parent.name, int(folder.name)
+        predict_image_set(folder, (corruption, severity), listing, specs, out / corruption / str(severity) / "manifest.json",
                           batch_size=args.batch_size, workers=args.workers, device=device, amp=True)
     return time.perf_counter() - start
 

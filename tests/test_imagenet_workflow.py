@@ -190,7 +190,7 @@ def test_a_truncated_image_stops_its_set_naming_the_file(tmp_path):
     out = tmp_path / "predictions" / "clean" / "manifest.json"
     result = subprocess.run(
         [str(BIN / "python"), str(REPO / "workflow_scripts" / "predict_set.py"), "--source", str(tmp_path / "images" / "val"),
-         "--kind", "clean", "--files", str(tmp_path / "val_files.json"), "--models",
+         "--files", str(tmp_path / "val_files.json"), "--models",
          json.dumps({"m": {"architecture": "squeezenet1_1", "weights": "random"}}), "--workers", "1", "--device", "cpu",
          "--out", str(out)],
         capture_output=True, text=True, timeout=120, env=ENV,

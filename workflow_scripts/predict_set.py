@@ -15,8 +15,10 @@ from noisetrain.models.devices import resolve_device
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--source", required=True, help="image folder of the set (<wnid>/<image>.JPEG)")
-    parser.add_argument("--kind", required=True, choices=["clean", "corrupted"],
-                        help="clean: resize + centre crop (appendix B); corrupted: ImageNet-C's stored 224 crops")
+    parser.add_argument("--corruption", default="clean",
+                        help="the set's corruption; 'clean' (the default) reads val images with resize + centre crop "
+                             "(appendix B), any other ImageNet-C's stored 224 crops")
+    parser.add_argument("--severity", type=int, default=0, help="the set's severity (0 for clean)")
     parser.add_argument("--files", required=True, help="val list (.json) written by list_val_images")
     parser.add_argument("--models", type=json_arg, required=True, help="JSON: name -> {architecture, weights, ...}")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -30,8 +32,9 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(args) -> None:
     set_threads(args.threads)
-    manifest = predict_image_set(args.source, args.kind, args.files, args.models, args.out, batch_size=args.batch_size,
-                                 workers=args.workers, device=resolve_device(args.device), amp=args.amp)
+    manifest = predict_image_set(args.source, (args.corruption, args.severity), args.files, args.models, args.out,
+                                 batch_size=args.batch_size, workers=args.workers, device=resolve_device(args.device),
+                                 amp=args.amp)
     computed = [name for name, entry in manifest["models"].items() if entry["computed"]]
     say(f"{manifest['images']} images: computed {', '.join(computed) or 'none'}, reused the rest -> {args.out}")
 

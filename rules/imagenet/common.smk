@@ -93,11 +93,11 @@ def imagenet_targets():
     return tables + figures
 
 
-def predict_shell(source):
-    return logged(
-        f"python {{input.script:q}} --source {source} --files {{input.files:q}} --models {{params.models:q}} "
-        "--batch-size {params.batch_size} --workers {params.workers} --threads {threads} --device {params.device} {params.amp} --out {output:q}"
-    )
+PREDICT_SHELL = logged(
+    "python {input.script:q} --source {params.source:q} --corruption {params.corruption} --severity {params.severity} "
+    "--files {input.files:q} --models {params.models:q} --batch-size {params.batch_size} --workers {params.workers} "
+    "--threads {threads} --device {params.device} {params.amp} --out {output:q}"
+)
 
 
 PREDICT_PARAMS = dict(

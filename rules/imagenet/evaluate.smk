@@ -24,9 +24,11 @@ rule predict_clean:
         gpu=GPU,
     params:
         **PREDICT_PARAMS,
-        source=shell_quote(VAL_DIR) + " --kind clean",
+        source=VAL_DIR,
+        corruption="clean",
+        severity=0,
     shell:
-        predict_shell("{params.source}")
+        PREDICT_SHELL
 
 
 rule predict_corrupted:
@@ -50,9 +52,11 @@ rule predict_corrupted:
         gpu=GPU,
     params:
         **PREDICT_PARAMS,
-        source=lambda wildcards: shell_quote(corrupted_source(wildcards.corruption, wildcards.severity)) + " --kind corrupted",
+        source=lambda wildcards: corrupted_source(wildcards.corruption, wildcards.severity),
+        corruption=lambda wildcards: wildcards.corruption,
+        severity=lambda wildcards: wildcards.severity,
     shell:
-        predict_shell("{params.source}")
+        PREDICT_SHELL
 
 
 # Robustness, one job per measured model (robustness.methods): median epsilon* along Gaussian,

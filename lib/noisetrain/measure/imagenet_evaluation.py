@@ -16,7 +16,7 @@ from noisetrain.errors import DataError
 from noisetrain.measure.prediction_cache import evaluate_set
 from noisetrain.models.torchvision_models import input_size, load_classifier, weights_fingerprint
 
-TRANSFORMS = {"clean": eval_transform, "corrupted": corrupted_transform}
+CLEAN = ("clean", 0)  # the (corruption, severity) of the clean val set
 IMAGENET_CLASSES = 1000
 
 
@@ -44,25 +44,22 @@ def cache_models(models: dict[str, dict], classes: list[str], seed: int = 0) -> 
     return entries
 
 
-def set_name(out: str | Path) -> tuple[str, int]:
-    """(corruption, severity) of a manifest path predictions/clean/... or predictions/<c>/<s>/..."""
-    parts = Path(out).parts
-    return ("clean", 0) if parts[-2] == "clean" else (parts[-3], int(parts[-2]))
-
-
-def predict_image_set(source: str | Path, kind: str, files_json: str | Path, models: dict[str, dict], out: str | Path, *,
-                      batch_size: int, workers: int, device: torch.device, amp: bool, seed: int = 0) -> dict:
-    """Bring one set's prediction cache up to date (see prediction_cache.evaluate_set); ``out`` is
-    the set's manifest path, the entries lie beside it."""
+def predict_image_set(source: str | Path, set_name: tuple[str, int], files_json: str | Path, models: dict[str, dict],
+                      out: str | Path, *, batch_size: int, workers: int, device: torch.device, amp: bool,
+                      seed: int = 0) -> dict:
+    """Bring the prediction cache of one set, ``set_name`` = (corruption, severity) (CLEAN for the
+    val images, read with the evaluation's resize and crop; ImageNet-C folders hold the 224 crops),
+    up to date (see prediction_cache.evaluate_set); ``out`` is its manifest, the entries lie beside it."""
     listing = read_val_list(files_json)
     classes, files = listing["classes"], listing["files"]
+    transform = eval_transform if tuple(set_name) == CLEAN else corrupted_transform
 
     def make_loader(size: int) -> DataLoader:
-        dataset = image_folder(source, TRANSFORMS[kind](size), files=files, classes=classes)
+        dataset = image_folder(source, transform(size), files=files, classes=classes)
         if relative_files(dataset) != files:  # the cache's row i is the list's file i
             raise DataError(f"{source} yields its images in another order than {files_json}; rerun list_val_images")
         return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                           pin_memory=device.type == "cuda", persistent_workers=False)
 
     return evaluate_set(Path(out).parent, cache_models(models, classes, seed), make_loader, files, device, amp,
-                        set_name=set_name(out))
+                        set_name=tuple(set_name))
