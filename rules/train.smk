@@ -12,6 +12,7 @@ rule train:
     output:
         model=results("models/{method}.pt"),
         log_csv=results("train_logs/{method}.csv"),
+        steps_csv=results("train_logs/{method}_steps.csv"),
     log:
         results("logs/train/{method}.log"),
     benchmark:
@@ -35,7 +36,7 @@ rule train:
             "python {input.script:q} --data {input.data:q} {params.optional} --spec {params.spec:q} "
             "--checkpoint-dir {params.checkpoints:q} --checkpoint-minutes {params.checkpoint_minutes} "
             "--device {params.device} --threads {threads} "
-            "--out {output.model:q} --log-csv {output.log_csv:q}"
+            "--out {output.model:q} --log-csv {output.log_csv:q} --steps-csv {output.steps_csv:q}"
         )
 
 

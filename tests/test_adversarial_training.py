@@ -103,9 +103,9 @@ def test_the_classifier_steps_on_the_adversarial_examples(tiny_digits, vanilla, 
     seen = []
     real_step = adversarial_training.classifier_step
 
-    def spy(model, optimizer, batch, target):
+    def spy(model, optimizer, batch, target, *precision):
         seen.append(batch.clone())
-        return real_step(model, optimizer, batch, target)
+        return real_step(model, optimizer, batch, target, *precision)
 
     monkeypatch.setattr(adversarial_training, "classifier_step", spy)
     x, y = arrays(tiny_digits)
@@ -116,7 +116,7 @@ def test_the_classifier_steps_on_the_adversarial_examples(tiny_digits, vanilla, 
     change = (batch - x).flatten(1).abs().amax(1)
     assert (change > 0.9 * PGD["epsilon"]).float().mean() > 0.9 and change.max() <= PGD["epsilon"] * (1 + 1e-5)
     assert metrics["perturbation_size"] == pytest.approx(change.mean().item(), rel=1e-5)
-    assert set(metrics) == {"loss", "adversarial_accuracy", "perturbation_size"}
+    assert set(metrics) == {"loss", "accuracy", "adversarial_accuracy", "perturbation_size"}
     assert 0 <= metrics["adversarial_accuracy"] < 0.5 and metrics["loss"] > 1.0  # the vanilla MLP is fooled
 
 

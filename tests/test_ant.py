@@ -444,7 +444,7 @@ def test_step_reports_the_generators_metrics(data):
         expected = F.cross_entropy(model(ant._perturb(ant.generator, x)), y)
     ant.noise_rng.set_state(state)
     metrics = ant.step(model, sgd(model), x, y, index)
-    assert set(metrics) == {"loss", "generator_loss", "fooling_rate", "erased_fraction", "mean_noise",
+    assert set(metrics) == {"loss", "accuracy", "generator_loss", "fooling_rate", "erased_fraction", "mean_noise",
                             "replay_erased_fraction", "replay_mean_noise"}
     assert metrics["generator_loss"] == pytest.approx(expected.item(), rel=1e-5)
     assert 0.0 <= metrics["fooling_rate"] <= 1.0

@@ -25,7 +25,7 @@ def batches(train_dir, seed=0, epoch=0, start=0, workers=0, rank=0, world_size=1
     dataset = AugmentedImages(train_dir, seed)
     order = EpochOrder(len(dataset), seed, rank, world_size)
     order.set_epoch(epoch, start)
-    return [(x.clone(), y.clone()) for x, y in train_loader(dataset, order, BATCH, workers=workers)]
+    return [(x.clone(), y.clone()) for x, y, _ in train_loader(dataset, order, BATCH, workers=workers)]
 
 
 def same(a, b) -> bool:

@@ -16,6 +16,7 @@ from noisetrain.errors import Preempted
 from noisetrain.models.model_file import load_model
 from noisetrain.train import trainer as training
 from noisetrain.train.preemption import StopRequest
+from noisetrain.train.sources import ArraySource
 
 ANT_SPEC = {"kind": "ant", "eps": 6.0, "generator_lr": 1.0e-3, "reinit_every": 1.0, "reinit_steps": 3, "snapshot_every": 2}
 ANT = train_spec(validate_config({
@@ -64,8 +65,8 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_weights(tiny_digits, tmp_pat
 def test_checkpoints_every_interval_within_an_epoch(tiny_digits, tmp_path):
     saves = []
     state = training.build_state({**SPEC, "epochs": 1}, tiny_digits, None, torch.device("cpu"))
-    x, y = torch.from_numpy(tiny_digits.train.images).float() / 255, torch.from_numpy(tiny_digits.train.labels)
-    training.run_epoch(state, x, y, 50, "epoch", save=lambda: saves.append(state.step), checkpoint_every=0.0)
+    training.run_epoch(state, ArraySource(tiny_digits), 50, "epoch", save=lambda: saves.append(state.step),
+                       checkpoint_every=0.0)
     assert saves == list(range(1, 9)) and state.step == 0
 
 

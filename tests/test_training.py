@@ -1,4 +1,5 @@
 import copy
+import csv
 import json
 import signal
 import subprocess
@@ -43,7 +44,7 @@ def _train_cmd(data, tmp, name):
     return [
         sys.executable, str(REPO / "workflow_scripts" / "train.py"), "--data", str(data), "--spec", json.dumps(SPEC),
         "--checkpoint-dir", str(tmp / f"ckpt_{name}"), "--device", "cpu", "--threads", "1",
-        "--out", str(tmp / f"{name}.pt"), "--log-csv", str(tmp / f"{name}.csv"),
+        "--out", str(tmp / f"{name}.pt"), "--log-csv", str(tmp / f"{name}.csv"), "--steps-csv", str(tmp / f"{name}_steps.csv"),
     ]
 
 
@@ -74,6 +75,13 @@ def test_killed_job_resumes_to_identical_weights(tiny_digits_path, tmp_path):
     rows = (tmp_path / "killed.csv").read_text().splitlines()
     assert rows[0] == ",".join(training.LOG_COLUMNS) and len(rows) == SPEC["epochs"] + 1
     assert not checkpoint.exists()  # a finished run leaves no checkpoint to resume
+    # The per-step log has every step once, with the numbers of the uninterrupted run.
+    assert _steps_without_timing(tmp_path / "killed_steps.csv") == _steps_without_timing(tmp_path / "straight_steps.csv")
+
+
+def _steps_without_timing(path):
+    with open(path, newline="") as handle:
+        return [{k: v for k, v in row.items() if k != "images_per_second"} for row in csv.DictReader(handle)]
 
 
 def test_corrupt_checkpoint_is_reported_and_kept(tiny_digits, tmp_path):
@@ -162,6 +170,6 @@ def test_model_file_errors_are_one_line(tmp_path):
 def test_unwritable_checkpoint_folder_is_one_line(tiny_digits, tmp_path):
     # A file where the folder should be: unwritable even for root (CI runs as root).
     (tmp_path / "taken").write_text("a file, not a folder")
-    with pytest.raises(CheckpointError, match="cannot write .*taken/ckpt/last.pt.*writable"):
+    with pytest.raises(CheckpointError, match="cannot write .*taken/ckpt/(last.pt|steps.csv).*writable"):
         training.fit({**SPEC, "epochs": 1}, tiny_digits, checkpoint_dir=tmp_path / "taken" / "ckpt", log=lambda _: None)
     assert (tmp_path / "taken").read_text() == "a file, not a folder"

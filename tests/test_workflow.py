@@ -47,7 +47,10 @@ def test_records_hold_sane_numbers(study):
 def test_training_logs_and_models(study):
     for method in METHODS:
         rows = (study / "train_logs" / f"{method}.csv").read_text().splitlines()
-        assert rows[0].startswith("epoch,loss,heldout_accuracy")
+        assert rows[0].startswith("epoch,loss,accuracy,heldout_accuracy")
+        steps = (study / "train_logs" / f"{method}_steps.csv").read_text().splitlines()
+        assert steps[0].startswith("epoch,step,loss,accuracy") and steps[0].endswith("lr,images_per_second,gpu_memory_mb")
+        assert [int(row.split(",")[1]) for row in steps[1:]] == list(range(1, len(steps)))  # each step once
         assert ("generator_loss" in rows[0] and "fooling_rate" in rows[0]) == method.startswith("ant")
         assert ("erased_fraction" in rows[0] and "replay_mean_noise" in rows[0]) == method.startswith("ant")
         assert ("adversarial_accuracy" in rows[0]) == (method == "pgd_at")
@@ -157,7 +160,7 @@ def test_cli_reports_a_missing_model_in_one_line(tmp_path):
 def test_cli_rejects_malformed_spec_json(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "workflow_scripts" / "train.py"), "--data", "x", "--spec", "{bad",
-         "--checkpoint-dir", str(tmp_path), "--out", "m.pt", "--log-csv", "l.csv"],
+         "--checkpoint-dir", str(tmp_path), "--out", "m.pt", "--log-csv", "l.csv", "--steps-csv", "s.csv"],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2 and "not valid JSON" in result.stderr

@@ -6,15 +6,13 @@ Resumes from --checkpoint-dir/last.pt when a checkpoint of the same run (spec, d
 model, code version) is there; removes the checkpoint once the final model is saved."""
 
 import argparse
-import csv
 
 import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
 
 from noisetrain.cli import json_arg, run, say, set_threads
 from noisetrain.data import datasets
-from noisetrain.models.model_file import load_model, save_model
+from noisetrain.models.model_file import load_model
 from noisetrain.report.sweep_choice import resolve_eps
-from noisetrain.storage import atomic_write
 from noisetrain.train import trainer
 
 
@@ -36,17 +34,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="final model file (.pt)")
     parser.add_argument("--log-csv", required=True,
                         help="training log: epoch, loss, held-out accuracy, seconds, images/s, method metrics")
+    parser.add_argument("--steps-csv", required=True, help="per-step log: loss, accuracy, method metrics, images/s")
     return parser
-
-
-def write_log(state: trainer.TrainState, path: str) -> None:
-    def write(tmp):
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=state.log_columns())
-            writer.writeheader()
-            writer.writerows(state.log)
-
-    atomic_write(path, write)
 
 
 def main(args) -> None:
@@ -56,14 +45,9 @@ def main(args) -> None:
     init = load_model(args.init)[0].state_dict() if args.init else None
     state = trainer.fit(spec, data, checkpoint_dir=args.checkpoint_dir, init_state=init, device=args.device,
                         divergence_guard=spec["divergence_guard"], checkpoint_every=60 * args.checkpoint_minutes, log=say)
-    write_log(state, args.log_csv)
-    # The method's final diagnostics travel with the model into every record's provenance (the
-    # tables flag ANT models whose generators erased the images, issue 9).
-    info = {**trainer.run_identity(spec, data, init), "dataset": data.name,
-            "training_diagnostics": trainer.training_diagnostics(state.log)}
-    save_model(state.model.cpu(), args.out, arch=spec["model"], in_channels=data.channels,
-               num_classes=data.num_classes, info=info, extras=state.method.export())
-    trainer.discard_checkpoint(args.checkpoint_dir)
+    info = {**trainer.run_identity(spec, data, init), "dataset": data.name}
+    trainer.finish(state, args.checkpoint_dir, info, args.out, args.log_csv, args.steps_csv, arch=spec["model"],
+                   in_channels=data.channels, num_classes=data.num_classes)
     say(f"saved {args.out}")
 
 

@@ -29,7 +29,7 @@ def train_transform(size: int = CROP_SIZE) -> transforms.Compose:
     return transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(), transforms.ToTensor()])
 
 
-def _seed(*parts: int) -> int:
+def seed_of(*parts: int) -> int:
     """A 63-bit seed from integers, different for any different tuple (not only different sums)."""
     digest = hashlib.blake2b(",".join(map(str, parts)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
@@ -58,7 +58,7 @@ class EpochOrder(Sampler[int]):
         self.epoch, self.start = epoch, start
 
     def shard(self) -> list[int]:
-        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(_seed(self.seed, self.epoch)))
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(seed_of(self.seed, self.epoch)))
         return order[: len(self) * self.world_size][self.rank :: self.world_size].tolist()
 
     def __iter__(self) -> Iterator[int]:
@@ -69,23 +69,25 @@ class EpochOrder(Sampler[int]):
 
 
 class AugmentedImages(Dataset):
-    """Images of a training ImageFolder with a random augmentation drawn from (seed, epoch, index)."""
+    """Images of a training ImageFolder (``files``: only these ``<wnid>/<file>``) with a random
+    augmentation drawn from (seed, epoch, index); an item is (image, label, index)."""
 
-    def __init__(self, train_dir: str | Path, seed: int, transform=None, classes: list[str] | None = None):
-        self.images = image_folder(train_dir, classes=classes)
+    def __init__(self, train_dir: str | Path, seed: int, transform=None, classes: list[str] | None = None,
+                 files: list[str] | None = None):
+        self.images = image_folder(train_dir, classes=classes, files=files)
         self.transform = transform or train_transform()
         self.seed, self.epoch = seed, 0
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         image, label = self.images[index]  # decoded; a broken file raises DataError naming it
         # torchvision's random transforms draw from the global generator: fork it so that the
         # worker's own stream is untouched and the draw depends on the image alone.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_seed(self.seed, self.epoch, index))
-            return self.transform(image), label
+            torch.manual_seed(seed_of(self.seed, self.epoch, index))
+            return self.transform(image), label, index
 
 
 def train_loader(dataset: AugmentedImages, order: EpochOrder, batch_size: int, *, workers: int = 0,
@@ -95,6 +97,6 @@ def train_loader(dataset: AugmentedImages, order: EpochOrder, batch_size: int, *
     dataset.epoch = order.epoch
     # The loader's own generator: without one, each new iterator draws its workers' base seed from
     # the global stream, which the training's noise and initialisation use.
-    generator = torch.Generator().manual_seed(_seed(order.seed, order.epoch, order.rank))
+    generator = torch.Generator().manual_seed(seed_of(order.seed, order.epoch, order.rank))
     return DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=workers, pin_memory=pin_memory,
                       drop_last=True, persistent_workers=False, generator=generator)

@@ -41,8 +41,9 @@ def speckle_noise(x: torch.Tensor, scale: float | torch.Tensor, generator: torch
 
 def draw_levels(levels: Sequence[float], count: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """One level per image, drawn uniformly from ``levels`` (GNT_mult, Speckle training)."""
-    table = torch.as_tensor(list(levels), dtype=torch.float32)
-    return table[torch.randint(len(table), (count,), generator=generator)]
+    device = generator.device if generator is not None else None  # a CUDA generator draws on its GPU
+    table = torch.as_tensor(list(levels), dtype=torch.float32, device=device)
+    return table[torch.randint(len(table), (count,), generator=generator, device=device)]
 
 
 def noise_for(spec: dict) -> NoiseFn | None:

@@ -33,6 +33,7 @@ from torch import nn
 
 from noisetrain.errors import InputError
 from noisetrain.noise.adversarial_noise import frozen
+from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.steps import SeededStep, Stream, classifier_step, register_method, seeded
 
 _SEED_RANGE = 2**62
@@ -70,7 +71,9 @@ class AdversarialStep(SeededStep):
     ``perturbation_size`` (their mean L-inf distance for PGD, L2 for DDN).
     """
 
-    def __init__(self, spec: dict, data=None, device: torch.device | str = "cpu", steps_per_epoch: int = 1):
+    def __init__(self, spec: dict, source=None, device: torch.device | str = "cpu", steps_per_epoch: int = 1,
+                 precision: Precision = FP32):
+        self.precision = precision
         self.kind = spec["kind"]
         self.attack = make_attack(spec)
         self.epsilon = _positive("epsilon", spec["epsilon"])
@@ -96,5 +99,5 @@ class AdversarialStep(SeededStep):
         x, y = x.to(self.device), y.to(self.device)
         adversarial, fooled = self.perturb(model, x, y)
         size = (adversarial - x).flatten(1).norm(p=self.norm, dim=1).mean()
-        return {"loss": classifier_step(model, optimizer, adversarial, y),
+        return {**classifier_step(model, optimizer, adversarial, y, self.precision),
                 "adversarial_accuracy": 1.0 - fooled.float().mean().item(), "perturbation_size": size.item()}

@@ -27,18 +27,18 @@ import math
 import numbers
 from collections.abc import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from noisetrain.data.datasets import PreparedData, load_npz, to_float
-from noisetrain.errors import DataError, InputError, TrainingError
+from noisetrain.errors import InputError, TrainingError
 from noisetrain.noise.adversarial_noise import weights_fixed
 from noisetrain.noise.diagnostics import diagnostic_tensors
 from noisetrain.noise.generator_bank import GeneratorBank, cpu_state
 from noisetrain.noise.generators import NoiseGenerator
 from noisetrain.noise.rescaling import rescale_to_norm
+from noisetrain.train.precision import FP32, Precision
+from noisetrain.train.sources import as_source
 from noisetrain.train.steps import Stream, classifier_step, register_method, seeded
 
 PARTS = ("clean", "stylized", "current", "replay")
@@ -87,31 +87,26 @@ def check_fractions(fractions: dict | None, *, replay: bool, stylized_path: str 
 
 
 def part_counts(fractions: dict[str, float], n: int) -> dict[str, int]:
-    """Images per part for a batch of ``n``: cumulative rounding, so the counts sum to ``n``."""
+    """Images per part (in the order of ``fractions``) for a batch of ``n``: cumulative rounding,
+    so the counts sum to ``n``."""
     counts, done, cum = {}, 0, 0.0
-    for name in PARTS:
+    names = list(fractions)
+    for name in names:
         cum += fractions[name]
         # The last boundary is n exactly, whatever rounding left in the sum of the fractions.
-        bound = n if name == PARTS[-1] else min(n, int(math.floor(cum * n + 0.5)))
+        bound = n if name == names[-1] else min(n, int(math.floor(cum * n + 0.5)))
         counts[name] = bound - done
         done = bound
     return counts
 
 
-def load_stylized(path: str, labels: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
-    """The stylized training images as a uint8 tensor, checked to align with the training set."""
-    arrays = load_npz(path, ("images", "labels"))
-    if arrays["images"].shape != tuple(shape) or arrays["images"].dtype != np.uint8:
-        raise DataError(
-            f"{path}: stylized images must be uint8 of the training set's shape {tuple(shape)}, "
-            f"got {arrays['images'].dtype} {arrays['images'].shape}"
-        )
-    if arrays["labels"].shape != labels.shape or not np.array_equal(arrays["labels"], labels):
-        raise DataError(
-            f"{path}: stylized labels do not match the prepared training labels; the file must hold "
-            "the stylized version of every training image in the same order - regenerate it"
-        )
-    return torch.from_numpy(np.ascontiguousarray(arrays["images"]))
+def part_slices(fractions: dict[str, float], n: int) -> dict[str, slice]:
+    """Each part's positions in a batch of ``n``: consecutive, in the order of ``fractions``."""
+    slices, start = {}, 0
+    for name, count in part_counts(fractions, n).items():
+        slices[name] = slice(start, start + count)
+        start += count
+    return slices
 
 
 @register_method("ant")
@@ -122,7 +117,8 @@ class AntStep:
     replay bank is a list of CPU state dicts, one every ``snapshot_every`` steps.
     """
 
-    def __init__(self, spec: dict, data: PreparedData, device: torch.device | str, steps_per_epoch: int):
+    def __init__(self, spec: dict, source, device: torch.device | str, steps_per_epoch: int,
+                 precision: Precision = FP32):
         if steps_per_epoch < 1:
             raise InputError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
         self.eps = check_eps(spec["eps"])
@@ -134,20 +130,17 @@ class AntStep:
         if spec["reinit_every"] <= 0 or spec["reinit_steps"] < 0 or spec["snapshot_every"] < 1 or not reinit_lr > 0:
             raise InputError("ANT needs reinit_every > 0, reinit_steps >= 0, snapshot_every >= 1 and reinit_lr > 0")
         self.device = torch.device(device)
-        self.arch = {"channels": data.channels, "depth": spec["depth"], "kernel": spec["kernel"]}
+        self.source = as_source(source, spec)
+        self.precision = precision
+        self.arch = {"channels": self.source.channels, "depth": spec["depth"], "kernel": spec["kernel"]}
         self.lr = spec["generator_lr"]  # joint training
         self.reinit_lr = float(reinit_lr)  # a fresh generator's own training
         self.batch_size = spec["batch_size"]
         self.reinit_interval = max(1, round(spec["reinit_every"] * steps_per_epoch))
         self.reinit_steps = spec["reinit_steps"]
         self.snapshot_every = spec["snapshot_every"]
-
-        # Kept as uint8 (4x smaller than float); only the images of a batch are converted.
-        self.train_images = torch.from_numpy(np.ascontiguousarray(data.train.images))
-        self.train_labels = torch.from_numpy(np.ascontiguousarray(data.train.labels))
-        self.stylized = None
-        if self.stylized_path is not None:
-            self.stylized = load_stylized(self.stylized_path, data.train.labels, data.train.images.shape)
+        if self.fractions["stylized"] > 0 and not self.source.has_stylized:
+            raise InputError("ANT's stylized part needs the stylized training images: give stylized_path")
 
         self.init_rng = seeded(spec["seed"], Stream.GENERATOR_INIT)
         self.noise_rng = seeded(spec["seed"], Stream.GENERATOR_NOISE)
@@ -198,11 +191,10 @@ class AntStep:
         model.eval()
         with weights_fixed(model):
             noisy = self._perturb(gen, x)
-            logits = model(noisy)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            (-loss).backward()
-            opt.step()
+            with self.precision.autocast():
+                logits = model(self.precision.prepare_batch(noisy))
+                loss = F.cross_entropy(logits, y)
+            self.precision.step(-loss, opt, "generator")
         model.train(was_training)
         noisy = noisy.detach()
         if not diagnose:
@@ -215,16 +207,8 @@ class AntStep:
         Adam steps at ``reinit_lr``; it replaces the current one and goes on at ``generator_lr``
         with the Adam state of its training (the moment estimates are kept)."""
         gen, opt = self._fresh_generator(self.reinit_lr)
-        n = len(self.train_labels)
-        size = min(self.batch_size, n)
-        order = torch.empty(0, dtype=torch.long)
-        for _ in range(self.reinit_steps):
-            # Minibatches without replacement within a pass, as in fit_generator.
-            if order.numel() < size:
-                order = torch.randperm(n, generator=self.pick_rng)
-            idx, order = order[:size], order[size:]
-            x = to_float(self.train_images[idx].numpy()).to(self.device)
-            self._generator_update(model, gen, opt, x, self.train_labels[idx].to(self.device), diagnose=False)
+        for x, y in self.source.random_batches(self.reinit_steps, self.batch_size, self.pick_rng):
+            self._generator_update(model, gen, opt, x.to(self.device), y.to(self.device), diagnose=False)
         for group in opt.param_groups:
             group["lr"] = self.lr
         self.generator, self.optimizer = gen, opt
@@ -252,16 +236,13 @@ class AntStep:
         samples) and is used instead of drawing new ones. Labels are unchanged; ``y`` is
         accepted to mirror the step protocol.
         """
-        counts = part_counts(self.fractions, len(x))
-        parts, start = {}, 0
-        for name in PARTS:
-            parts[name] = slice(start, start + counts[name])
-            start += counts[name]
+        parts = part_slices(self.fractions, len(x))
+        counts = {name: part.stop - part.start for name, part in parts.items()}
         batch = x.to(self.device, copy=True)
 
         sty = parts["stylized"]
         if counts["stylized"]:
-            batch[sty] = to_float(self.stylized[index[sty].cpu()].numpy()).to(self.device)
+            batch[sty] = self.source.stylized(index[sty]).to(self.device)
 
         use_bank = bool(self.bank) and counts["replay"] > 0
         own = parts["current"] if use_bank else slice(parts["current"].start, parts["replay"].stop)
@@ -295,8 +276,8 @@ class AntStep:
         if rep.stop > rep.start:  # bank states (the current generator while the bank is empty)
             replay = diagnostic_tensors(x[rep], batch[rep])
             tensors.update({f"replay_{key}": value for key, value in replay.items()})
-        metrics = dict(zip(tensors, torch.stack(list(tensors.values())).tolist()))  # one transfer
-        metrics["loss"] = classifier_step(model, optimizer, batch, y)
+        metrics = dict(zip(tensors, torch.stack([t.float() for t in tensors.values()]).tolist()))  # one transfer
+        metrics.update(classifier_step(model, optimizer, batch, y, self.precision))
         self.steps += 1
         # Snapshot before a re-init so the bank keeps the jointly trained state.
         if self.replay and self.steps % self.snapshot_every == 0:

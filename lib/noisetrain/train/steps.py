@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from noisetrain.errors import ConfigError, InputError
+from noisetrain.train.precision import FP32, Precision
 
 
 class Stream(IntEnum):
@@ -32,8 +33,9 @@ class Stream(IntEnum):
     ATTACK = 6  # adversarial training: one seed per batch for the attack (PGD's random start)
 
 
-def seeded(seed: int, stream: Stream) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1000 + int(stream))
+def seeded(seed: int, stream: Stream, device: torch.device | str = "cpu") -> torch.Generator:
+    """The stream's generator, on ``device`` (a CUDA generator draws there without a copy)."""
+    return torch.Generator(device=device).manual_seed(seed * 1000 + int(stream))
 
 
 class MethodStep(Protocol):
@@ -66,7 +68,7 @@ class SeededStep:
         return {}
 
 
-# kind -> factory(spec, data, device, steps_per_epoch) -> MethodStep
+# kind -> factory(spec, source, device, steps_per_epoch, precision) -> MethodStep
 METHOD_STEPS: dict[str, Callable[..., MethodStep]] = {}
 
 
@@ -83,17 +85,23 @@ def register_method(*kinds: str):
     return register
 
 
-def build_step(spec: dict, data, device: torch.device, steps_per_epoch: int) -> MethodStep:
+def build_step(spec: dict, source, device: torch.device, steps_per_epoch: int, precision: Precision = FP32) -> MethodStep:
+    """The method step of ``spec['kind']``; ``source`` is the training data (a
+    :class:`~noisetrain.train.sources.TrainSource`, or the small datasets' PreparedData)."""
     if spec["kind"] not in METHOD_STEPS:
         raise ConfigError(f"config error at 'methods.{spec.get('method')}.kind': unknown method kind "
                           f"{spec['kind']!r}; known: {', '.join(sorted(METHOD_STEPS))}")
-    return METHOD_STEPS[spec["kind"]](spec, data, device, steps_per_epoch)
+    return METHOD_STEPS[spec["kind"]](spec, source, device, steps_per_epoch, precision)
 
 
-def classifier_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, target: torch.Tensor) -> float:
-    """One SGD update of the classifier on a composed batch; returns the batch loss."""
-    loss = F.cross_entropy(model(batch), target)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
+def classifier_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, target: torch.Tensor,
+                    precision: Precision = FP32) -> dict[str, float]:
+    """One SGD update of the classifier on a composed batch; returns the batch's loss and accuracy
+    (of the predictions the update was computed from), with one transfer from the device."""
+    with precision.autocast():
+        logits = model(precision.prepare_batch(batch))
+        loss = F.cross_entropy(logits, target)
+    precision.step(loss, optimizer)
+    correct = (logits.detach().argmax(1) == target).float().mean()
+    loss_value, accuracy = torch.stack([loss.detach().float(), correct]).tolist()
+    return {"loss": loss_value, "accuracy": accuracy}

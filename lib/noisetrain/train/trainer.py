@@ -1,15 +1,17 @@
 """One trainer for every method: vanilla and the adversarial-training baselines from scratch, and the
-noise methods fine-tuned from the vanilla model.
+noise methods fine-tuned from the vanilla model, on the small datasets' arrays or on a streamed
+ImageNet folder (``noisetrain.train.sources``).
 
 What differs between methods is how one batch becomes one classifier update; that lives in a
 *method step* registered by kind (``noisetrain.train.steps``). The trainer owns the rest: data
 order, the optimiser and its one LR decay, held-out accuracy, the per-epoch log (the means of
-every metric the steps return), checkpoints, and the guards against divergence.
+every metric the steps return) and the per-step log (``step_log``), mixed precision on a GPU
+(``precision``), checkpoints, and the guards against divergence.
 
 A run is resumable: after every epoch, every ``checkpoint_every`` seconds of work and when the
 job is asked to stop (SIGTERM / SIGUSR1, :mod:`noisetrain.train.preemption`), the model, optimiser,
-LR schedule, data-order generator, the method step's state, the position in the epoch and the log
-so far are written atomically to ``checkpoint_dir/last.pt``, under a fingerprint of everything
+LR schedule, loss scalers, data-order generator, the global random streams (dropout), the method
+step's state, the position in the epoch and the log so far are written atomically to ``checkpoint_dir/last.pt``, under a fingerprint of everything
 that shapes the result (the spec, the prepared data, the initial weights and the code version).
 A stopped or killed job, rerun, continues from there, mid-epoch too, and ends with exactly the
 weights of an uninterrupted run (on CPU); a checkpoint of anything else is ignored.
@@ -19,6 +21,7 @@ asks for trains afresh.
 
 from __future__ import annotations
 
+import csv
 import math
 import shutil
 import sys
@@ -33,28 +36,33 @@ from tqdm import tqdm
 
 from noisetrain import __version__
 from noisetrain.config import spec_hash
-from noisetrain.data.datasets import PreparedData, array_hash, data_hash, to_float
+from noisetrain.data.datasets import PreparedData, array_hash
 from noisetrain.errors import CheckpointError, Preempted, TrainingError
-from noisetrain.measure.evaluation import accuracy
 from noisetrain.models.architectures import build_model
 from noisetrain.models.devices import resolve_device
-from noisetrain.models.model_file import load_weights
+from noisetrain.models.model_file import load_weights, save_model
 from noisetrain.noise.diagnostics import is_erasing
-from noisetrain.storage import load_torch, save_torch
+from noisetrain.storage import atomic_write, load_torch, save_torch
 from noisetrain.train import adversarial_training, ant, noise_step  # noqa: F401  (register their method kinds)
+from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.preemption import StopRequest
+from noisetrain.train.sources import TrainSource, as_source
+from noisetrain.train.step_log import StepLog
 from noisetrain.train.steps import MethodStep, Stream, build_step, seeded
 
-LOG_COLUMNS = ("epoch", "loss", "heldout_accuracy", "lr", "seconds", "images_per_second")
+# Every method's columns ("accuracy": on the composed training batches); a method's own metrics follow.
+LOG_COLUMNS = ("epoch", "loss", "accuracy", "heldout_accuracy", "lr", "seconds", "images_per_second")
 
 
 def state_hash(state: dict[str, torch.Tensor] | None) -> str | None:
     return None if state is None else array_hash(*(state[k] for k in sorted(state)))
 
 
-def run_identity(spec: dict, data: PreparedData, init_state: dict | None) -> dict:
-    """Everything that shapes a trained model besides the code: recorded with it as provenance."""
-    return {"spec": spec, "data_hash": data_hash(data), "init_hash": state_hash(init_state), "code_version": __version__}
+def run_identity(spec: dict, data: PreparedData | TrainSource, init_state: dict | str | None) -> dict:
+    """Everything that shapes a trained model besides the code: recorded with it as provenance.
+    ``init_state``: the initial weights, or a fingerprint of them (a torchvision weights name's)."""
+    init_hash = init_state if isinstance(init_state, str) or init_state is None else state_hash(init_state)
+    return {"spec": spec, "data_hash": as_source(data).identity(), "init_hash": init_hash, "code_version": __version__}
 
 
 @dataclass
@@ -64,6 +72,7 @@ class TrainState:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     order_rng: torch.Generator
     method: MethodStep
+    precision: Precision = FP32
     epoch: int = 0
     log: list[dict] = field(default_factory=list)
     # Mid-epoch: the batches of the current epoch done, the order generator's state before this
@@ -75,6 +84,9 @@ class TrainState:
     def state_dict(self, fingerprint: str) -> dict:
         return {
             "fingerprint": fingerprint,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "scalers": self.precision.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
             "epoch_order_rng": self.epoch_order_rng,
@@ -88,6 +100,10 @@ class TrainState:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.precision.load_state_dict(state["scalers"])
         self.epoch = state["epoch"]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -116,55 +132,85 @@ def training_diagnostics(log: list[dict]) -> dict:
     return {"epoch": log[-1]["epoch"], **final, "epochs_erasing": sum(is_erasing(row) for row in log)}
 
 
-def steps_per_epoch(spec: dict, data: PreparedData) -> int:
-    return math.ceil(len(data.train.labels) / spec["batch_size"])
-
-
-def build_state(spec: dict, data: PreparedData, init_state: dict | None, device: torch.device) -> TrainState:
+def initial_model(spec: dict, data: PreparedData, init_state: dict | None) -> nn.Module:
+    """The small datasets' classifier: a seeded init, or the initial model's weights."""
     torch.manual_seed(spec["seed"] * 1000 + Stream.INIT)
     model = build_model(spec["model"], data.channels, data.num_classes)
     if init_state is not None:
         load_weights(model, init_state, "the initial model")
-    model.to(device)
+    return model
+
+
+def build_state(spec: dict, data: PreparedData | TrainSource, init_state: dict | None, device: torch.device,
+                model: nn.Module | None = None, precision: Precision = FP32) -> TrainState:
+    """The run's state before its first step; ``model`` (an ImageNet classifier with its initial
+    weights) or, on the small datasets, one built from the spec and ``init_state``."""
+    source = as_source(data, spec)
+    if model is None:
+        model = initial_model(spec, data, init_state)
+    else:
+        torch.manual_seed(spec["seed"] * 1000 + Stream.INIT)  # the global stream (dropout) starts at the seed
+    model = precision.prepare_model(model)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=spec["lr"], momentum=spec["momentum"], weight_decay=spec["weight_decay"]
     )
     milestones = [spec["lr_decay_epoch"]] if spec.get("lr_decay_epoch") else []
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-    method = build_step(spec, data, device, steps_per_epoch(spec, data))
-    return TrainState(model, optimizer, scheduler, seeded(spec["seed"], Stream.ORDER), method)
+    method = build_step(spec, source, device, source.steps_per_epoch(spec["batch_size"]), precision)
+    return TrainState(model, optimizer, scheduler, seeded(spec["seed"], Stream.ORDER), method, precision)
 
 
-def run_epoch(state: TrainState, x: torch.Tensor, y: torch.Tensor, batch_size: int, label: str,
+PROGRESS_SECONDS = 60.0  # a plain progress line in the rule's log this often within an epoch
+
+
+def run_epoch(state: TrainState, source: TrainSource, batch_size: int, label: str,
               save: Callable[[], None] = lambda: None, stop: StopRequest | None = None,
-              checkpoint_every: float = math.inf) -> dict[str, float]:
-    """One pass over the training set in a seeded order, from ``state.step`` on (a resumed epoch
-    draws the same order again); returns every step metric's mean over images. After a step it
-    calls ``save`` when ``checkpoint_every`` seconds have passed since the last save, and when
-    ``stop`` is requested, then raises Preempted."""
+              checkpoint_every: float = math.inf, step_log: StepLog | None = None,
+              log: Callable[[str], None] = print) -> dict[str, float]:
+    """One pass over the training set in the source's seeded order, from ``state.step`` on (a
+    resumed epoch continues the same order); returns every step metric's mean over images, and
+    ``images``, how many the epoch had. After
+    a step it calls ``save`` when ``checkpoint_every`` seconds have passed since the last save, and
+    when ``stop`` is requested, then raises Preempted."""
     state.model.train()
     if state.step == 0:
-        state.epoch_order_rng, state.totals = state.order_rng.get_state(), {}
-    else:
-        state.order_rng.set_state(state.epoch_order_rng)
-    order = torch.randperm(len(x), generator=state.order_rng)
-    saved_at = time.monotonic()
-    # A bar on a terminal; Snakemake log files get the plain per-epoch line instead.
-    for start in tqdm(range(state.step * batch_size, len(order), batch_size), desc=label, leave=False,
-                      disable=not sys.stderr.isatty()):
-        index = order[start : start + batch_size]
-        for key, value in state.method.step(state.model, state.optimizer, x[index], y[index], index).items():
+        state.totals = {}
+    steps = source.steps_per_epoch(batch_size)
+    saved_at = shown_at = last = time.monotonic()
+    terminal = sys.stderr.isatty()
+    # A bar on a terminal; Snakemake log files get a plain line every PROGRESS_SECONDS and per epoch.
+    for x, y, index in tqdm(source.epoch_batches(state, batch_size), desc=label, leave=False, disable=not terminal,
+                            total=steps, initial=state.step):
+        metrics = state.method.step(state.model, state.optimizer, x, y, index)
+        for key, value in metrics.items():
             state.totals[key] = state.totals.get(key, 0.0) + value * len(index)
+        state.totals["images"] = state.totals.get("images", 0.0) + len(index)
         state.step += 1
-        if (stop is not None and stop.requested) or time.monotonic() - saved_at >= checkpoint_every:
+        now = time.monotonic()
+        if step_log is not None:
+            step_log.write(_step_row(state, steps, metrics, len(index) / max(now - last, 1e-9)))
+        last = now
+        if not terminal and now - shown_at >= PROGRESS_SECONDS:
+            log(f"{label}: step {state.step}/{steps}, loss {metrics['loss']:.4g}")
+            shown_at = now
+        if (stop is not None and stop.requested) or now - saved_at >= checkpoint_every:
             save()
             saved_at = time.monotonic()
             if stop is not None and stop.requested:
                 raise Preempted(f"{label}: stopped by {stop.received} after step {state.step}; the checkpoint holds "
                                 "the run so far: rerun the job to resume")
-    metrics = {key: total / max(len(order), 1) for key, total in state.totals.items()}
+    images = max(state.totals.pop("images", 0.0), 1.0)
+    metrics = {key: total / images for key, total in state.totals.items()}
     state.step, state.totals = 0, {}
-    return metrics
+    return {**metrics, "images": images}
+
+
+def _step_row(state: TrainState, steps: int, metrics: dict, images_per_second: float) -> dict:
+    device = state.precision.device
+    memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else ""
+    return {"epoch": state.epoch + 1, "step": state.epoch * steps + state.step, **metrics,
+            "lr": state.optimizer.param_groups[0]["lr"], "images_per_second": images_per_second,
+            "gpu_memory_mb": memory}
 
 
 def _resume(state: TrainState, checkpoint: Path, fingerprint: str, method: str, log: Callable[[str], None]) -> None:
@@ -183,63 +229,79 @@ def _resume(state: TrainState, checkpoint: Path, fingerprint: str, method: str, 
     log(f"resuming {method} from {checkpoint} {where}")
 
 
-def chance_level(labels: torch.Tensor) -> float:
-    """Accuracy of always answering the most frequent class."""
-    return torch.bincount(labels).max().item() / len(labels)
-
-
 def fit(
     spec: dict,
-    data: PreparedData,
+    data: PreparedData | TrainSource,
     *,
     checkpoint_dir: str | Path,
     init_state: dict | None = None,
+    model: nn.Module | None = None,
+    init_id: str | None = None,
     device: str = "cpu",
+    amp: bool = False,
     divergence_guard: bool = True,
     checkpoint_every: float = math.inf,
     stop: StopRequest | None = None,
     log: Callable[[str], None] = print,
 ) -> TrainState:
-    """Train (or resume training) the model described by ``spec`` on ``data``.
+    """Train (or resume training) the model described by ``spec`` on ``data`` (a prepared dataset
+    or a training source), from ``init_state`` (small datasets) or the given ``model`` with its
+    initial weights, fingerprinted by ``init_id`` (ImageNet). ``amp``: autocast on a GPU.
 
-    Checkpoints after every epoch and every ``checkpoint_every`` seconds of work. While it runs,
-    SIGTERM or SIGUSR1 (or ``stop``, when given) make it checkpoint after the current step and
-    raise Preempted. Raises TrainingError when the loss becomes non-finite or, with
-    ``divergence_guard``, when the final model is no better than always answering the most
-    frequent held-out class.
+    Checkpoints after every epoch and every ``checkpoint_every`` seconds of work, and writes the
+    per-step log ``checkpoint_dir/steps.csv``. While it runs, SIGTERM or SIGUSR1 (or ``stop``,
+    when given) make it checkpoint after the current step and raise Preempted. Raises
+    TrainingError when the loss becomes non-finite or, with ``divergence_guard``, when the final
+    model is no better than always answering the most frequent held-out class.
     """
     device = resolve_device(device)
-    fingerprint = spec_hash(run_identity(spec, data, init_state))
-    state = build_state(spec, data, init_state, device)
+    source = as_source(data, spec)
+    fingerprint = spec_hash(run_identity(spec, source, init_id if model is not None else init_state))
+    state = build_state(spec, source, init_state, device, model, Precision(device, amp))
     checkpoint = Path(checkpoint_dir) / "last.pt"
     _resume(state, checkpoint, fingerprint, spec["method"], log)
+    step_log = StepLog(Path(checkpoint_dir) / STEP_LOG)
+    steps = source.steps_per_epoch(spec["batch_size"])
+    step_log.keep_until(state.epoch * steps + state.step)
 
-    x_train, y_train = to_float(data.train.images), torch.from_numpy(data.train.labels)
-    x_test, y_test = to_float(data.test.images), torch.from_numpy(data.test.labels)
-    with stop or StopRequest() as stop:
-        while state.epoch < spec["epochs"]:
-            _train_epoch(state, spec, x_train, y_train, x_test, y_test, device, checkpoint_every, stop,
-                         lambda: save_torch(state.state_dict(fingerprint), checkpoint), log)
+    def save() -> None:
+        step_log.flush()
+        save_torch(state.state_dict(fingerprint), checkpoint)
+
+    try:
+        with stop or StopRequest() as stop:
+            while state.epoch < spec["epochs"]:
+                _train_epoch(state, spec, source, checkpoint_every, stop, save, step_log, log)
+    finally:
+        step_log.close()
     if divergence_guard:
-        _check_not_chance(spec, state.log[-1]["heldout_accuracy"], chance_level(y_test))
+        _check_not_chance(spec, state.log[-1]["heldout_accuracy"], source.chance_level())
     return state
 
 
-def _train_epoch(state: TrainState, spec: dict, x_train, y_train, x_test, y_test, device, checkpoint_every: float,
-                 stop: StopRequest, save: Callable[[], None], log: Callable[[str], None]) -> None:
+STEP_LOG = "steps.csv"  # the per-step log, beside the checkpoint until the run is done
+
+
+def step_log_path(checkpoint_dir: str | Path) -> Path:
+    return Path(checkpoint_dir) / STEP_LOG
+
+
+def _train_epoch(state: TrainState, spec: dict, source: TrainSource, checkpoint_every: float, stop: StopRequest,
+                 save: Callable[[], None], step_log: StepLog, log: Callable[[str], None]) -> None:
     """One epoch (or the rest of a resumed one), its log row and its checkpoint."""
     started = time.perf_counter()
-    metrics = run_epoch(state, x_train, y_train, spec["batch_size"], f"{spec['method']} epoch {state.epoch + 1}",
-                        save, stop, checkpoint_every)
+    label = f"{spec['method']} epoch {state.epoch + 1}"
+    metrics = run_epoch(state, source, spec["batch_size"], label, save, stop, checkpoint_every, step_log, log)
     seconds = time.perf_counter() - started
     if not math.isfinite(metrics["loss"]):
         raise TrainingError(f"{spec['method']}: training loss became {metrics['loss']} in epoch {state.epoch + 1}; lower lr")
     lr = state.optimizer.param_groups[0]["lr"]
     state.scheduler.step()
     state.epoch += 1
-    heldout = accuracy(state.model, x_test, y_test, device=device)
+    heldout = source.heldout_accuracy(state.model, state.precision.device, state.precision)
+    images = metrics.pop("images")
     row = {"epoch": state.epoch, "loss": metrics.pop("loss"), "heldout_accuracy": heldout, "lr": lr,
-           "seconds": seconds, "images_per_second": len(x_train) / seconds, **metrics}
+           "seconds": seconds, "images_per_second": images / seconds, **metrics}
     state.log.append(row)
     log(f"{spec['method']} epoch {state.epoch}/{spec['epochs']}: "
         + ", ".join(f"{key.replace('_', ' ')} {value:.4g}" for key, value in row.items()
@@ -257,6 +319,31 @@ def _check_not_chance(spec: dict, heldout: float, chance: float) -> None:
             f"always answering the most frequent class ({chance:.4f}): training diverged or did not learn; "
             f"lower lr (now {spec['lr']:g}) or train longer. No model was written"
         )
+
+
+def write_log(state: TrainState, path: str | Path) -> None:
+    """The per-epoch log as CSV."""
+    def write(tmp):
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=state.log_columns())
+            writer.writeheader()
+            writer.writerows(state.log)
+
+    atomic_write(path, write)
+
+
+def finish(state: TrainState, checkpoint_dir: str | Path, info: dict, out: str | Path, log_csv: str | Path,
+           steps_csv: str | Path, **model_file) -> None:
+    """Write a finished run's outputs (the logs first, the model last: a model file means the run
+    is complete) and remove its checkpoint. The method's final diagnostics travel with the model
+    into every record's provenance (the tables flag ANT models whose generators erased the
+    images, issue 9)."""
+    write_log(state, log_csv)
+    atomic_write(steps_csv, lambda tmp: shutil.copyfile(step_log_path(checkpoint_dir), tmp))
+    info = {**info, "training_diagnostics": training_diagnostics(state.log)}
+    model = state.model.module if hasattr(state.model, "module") else state.model  # unwrapped from DDP
+    save_model(model.cpu(), out, info=info, extras=state.method.export(), **model_file)
+    discard_checkpoint(checkpoint_dir)
 
 
 def discard_checkpoint(checkpoint_dir: str | Path) -> None:
