@@ -11,8 +11,9 @@ every metric the steps return) and the per-step log (``step_log``), mixed precis
 A run is resumable: after every epoch, every ``checkpoint_every`` seconds of work and when the
 job is asked to stop (SIGTERM / SIGUSR1, :mod:`noisetrain.train.preemption`), the model, optimiser,
 LR schedule, loss scalers, data-order generator, the global random streams (dropout), the method
-step's state, the position in the epoch and the log so far are written atomically to ``checkpoint_dir/last.pt``, under a fingerprint of everything
-that shapes the result (the spec, the prepared data, the initial weights and the code version).
+step's state, the position in the epoch and the log so far are written atomically to
+``checkpoint_dir/last.pt``, under a fingerprint of everything that shapes the result (the spec,
+the training data, the initial weights and the code version).
 A stopped or killed job, rerun, continues from there, mid-epoch too, and ends with exactly the
 weights of an uninterrupted run (on CPU); a checkpoint of anything else is ignored.
 Once the final model is saved, :func:`discard_checkpoint` removes it, so that a rerun Snakemake
