@@ -53,6 +53,7 @@ if IMAGE_FOLDERS:
         severity="[1-5]",
 
     include: "rules/imagenet/data.smk"
+    include: "rules/imagenet/train.smk"
     include: "rules/imagenet/evaluate.smk"
     include: "rules/imagenet/report.smk"
 

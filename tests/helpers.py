@@ -52,12 +52,12 @@ def write_tree(split_dir: Path, per_class: dict[str, int]) -> None:
 
 
 def fake_imagenet(root: Path, corruptions=IMAGENET_C_CORRUPTIONS, severities=range(1, 6)) -> None:
-    """data/imagenet and data/imagenet-c under root (config/imagenet.yaml's paths): two classes of
-    one small image each."""
+    """data/imagenet, data/imagenet-c and data/stylized-imagenet/train under root (config/imagenet.yaml's
+    paths): two classes of one small image each."""
     wnids = ["n01440764", "n01443537"]
-    for split in ["train", "val"]:
+    for split in ["imagenet/train", "imagenet/val", "stylized-imagenet/train"]:
         for wnid in wnids:
-            write_solid(root / "data" / "imagenet" / split / wnid / f"{wnid}_0.JPEG", (90, 90, 90), size=8)
+            write_solid(root / "data" / split / wnid / f"{wnid}_0.JPEG", (90, 90, 90), size=8)
     for corruption in corruptions:
         for severity in severities:
             for wnid in wnids:

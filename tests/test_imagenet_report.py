@@ -236,6 +236,7 @@ def test_membership_and_paper_only_rows(accuracy):
         "table9",
         "table10",
         "table15",
+        "table16",
     }
     assert built["table4"].model.iloc[-1] == "New method"  # no paper row: after the paper's rows
     # the paper's models we did not evaluate, marked as such, with the CSV's values
@@ -283,3 +284,57 @@ def test_figures(accuracy, tmp_path):
     assert figs.imagenet_c_crop(Image.open(clean), (224, 224)).size == (224, 224)
     with pytest.raises(InputError):
         figs.posterize_vs_jpeg(jpeg, clean, bits=(0,))
+
+
+ANT_DEPTHS = {
+    "ant1x1": {"label": "ANT 1x1", "architecture": "resnet50", "paper_model": "ant1x1", "generator_depth": 4,
+               "generator_kernel": "1x1", "depth_ablation": True, "trained_on": ["gaussian_noise"], "position": 1},
+    "ant1x1_depth2": {"label": "ANT 1x1 depth 2", "architecture": "resnet50", "paper_model": "ant1x1_depth2",
+                      "generator_depth": 2, "generator_kernel": "1x1", "depth_ablation": True, "position": 2},
+    "ant3x3": {"label": "ANT 3x3", "architecture": "resnet50", "paper_model": "ant3x3", "generator_depth": 4,
+               "generator_kernel": "3x3", "depth_ablation": False, "position": 3},
+    "small": {"label": "ANT 1x1 (mobilenet_v3_small)", "architecture": "mobilenet_v3_small", "paper_model": None,
+              "generator_depth": 4, "generator_kernel": "1x1", "depth_ablation": True, "position": 4},
+    "vanilla": {**MODELS["vanilla"], "position": 0},
+}
+
+
+def test_table16_puts_each_generator_depth_beside_the_paper_and_counts_its_parameters():
+    accuracy = accuracy_frame({"vanilla": 30, "ant1x1": 45, "ant1x1_depth2": 44, "ant3x3": 46, "small": 5})
+    table = it.build_table("table16", accuracy, ANT_DEPTHS)
+    depth4 = row(table, "ANT 1x1")
+    assert depth4["generator parameters"] == "983" and depth4["clean"] == "75.0"
+    assert depth4["IN-C top-1"] == "(52.0)" and depth4["IN-C w/o noise top-1"] == "53.5"  # a + 7, a + 8.5
+    assert row(table, "ANT 1x1 depth 2")["generator parameters"] == "143"  # the paper's NG_2 count
+    labels = list(table.model)
+    # ours right above the paper's row of the same depth; the depth-4 model is the paper's depth-4 row
+    assert labels.index("ANT 1x1") + 1 == labels.index("ANT 1x1, generator depth 4")
+    assert labels.index("ANT 1x1 depth 2") + 1 == labels.index("ANT 1x1, generator depth 2")
+    assert "ANT 3x3" not in labels  # not the ablation's
+    assert labels[-1] == "ANT 1x1 (mobilenet_v3_small)"  # another network: a row of its own, after the paper's
+    # Table 4 shows the depth-4 model (the paper's ANT 1x1) but not the ablation's other depths
+    table4 = set(it.build_table("table4", accuracy, ANT_DEPTHS).model)
+    assert "ANT 1x1" in table4 and "ANT 1x1 depth 2" not in table4
+
+
+def test_rows_follow_the_models_positions():
+    accuracy = accuracy_frame({"vanilla": 30, "ant1x1": 45, "ant3x3": 46})
+    ours = it.build_table("table4", accuracy, {"ant3x3": ANT_DEPTHS["ant3x3"], "ant1x1": ANT_DEPTHS["ant1x1"],
+                                               "vanilla": ANT_DEPTHS["vanilla"]})
+    assert list(ours.model[ours.source == "ours"]) == ["Vanilla", "ANT 1x1", "ANT 3x3"]
+
+
+def test_fig2_draws_single_sigmas_as_dots_and_sets_as_lines(tmp_path):
+    models = {"vanilla": {"label": "Vanilla"}, "gnt_s0.5": {"label": "GNT 0.5", "sigmas": [0.5]},
+              "gnt_s1": {"label": "GNT 1", "sigmas": [1.0]}, "mult": {"label": "mult", "sigmas": [0.08, 0.12, 0.38]}}
+    accuracy = accuracy_frame({"vanilla": 30, "gnt_s0.5": 40, "gnt_s1": 35, "mult": 38})
+    fig = figs.accuracy_vs_sigma(accuracy, models)
+    left = fig.axes[0]
+    points = {tuple(line.get_xdata()): tuple(line.get_ydata()) for line in left.lines}
+    assert points[(0.5,)] == (47.0,) and points[(1.0,)] == (42.0,) and points[(0.0,)] == (37.0,)  # a + 7
+    assert points[(0.08, 0.38)] == (45.0, 45.0)  # the set's line spans its sigmas
+    assert "15 of 15" in left.get_title() and "12 of 12" in fig.axes[1].get_title()
+    figs.write_fig2(accuracy, models, tmp_path / "fig2.png")
+    assert (tmp_path / "fig2.png").stat().st_size > 0 and (tmp_path / "fig2.pdf").stat().st_size > 0
+    with pytest.raises(InputError, match="Fig 2 needs GNT models"):
+        figs.accuracy_vs_sigma(accuracy, {"vanilla": {"label": "Vanilla"}})

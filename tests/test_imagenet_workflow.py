@@ -16,7 +16,7 @@ import yaml
 from conftest import BIN, ENV, REPO
 from helpers import fake_imagenet
 
-from noisetrain.config import validate_config
+from noisetrain.config import expand_methods, validate_config
 from noisetrain.data.imagenet import eval_transform, image_folder, read_val_list, write_val_list
 from noisetrain.data.imagenet_c_names import IMAGENET_C_CORRUPTIONS
 from noisetrain.data.sample_images import make_sample_imagenet
@@ -26,8 +26,10 @@ from noisetrain.models.torchvision_models import load_classifier
 SMOKE = yaml.safe_load((REPO / "config" / "imagenet_smoke.yaml").read_text())
 CORRUPTIONS = SMOKE["imagenet_c"]["corruptions"]
 SEVERITIES = SMOKE["imagenet_c"]["severities"]
-MODELS = ["vanilla", *SMOKE["external_models"]]
-TABLES = [f"table{n}" for n in (1, 2, 3, 4, 5, 8, 9, 10, 13, 14, 15)]
+TRAINED = [m for m, spec in expand_methods(SMOKE).items() if spec["kind"] != "vanilla"]
+MODELS = ["vanilla", *TRAINED, *SMOKE["external_models"]]
+TABLES = [f"table{n}" for n in (1, 2, 3, 4, 5, 8, 9, 10, 13, 14, 15, 16)]
+VANILLA = {"vanilla": {"kind": "vanilla", "weights": "ResNet50_Weights.IMAGENET1K_V1"}}
 
 
 def snakemake(workdir: Path, configfile: Path, *args, timeout=600):
@@ -62,22 +64,45 @@ def test_smoke_study_writes_every_table_and_figure(smoke):
     for name in TABLES:
         for ext in ["md", "tex", "html"]:
             assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
-    for name in ["fig5_accuracy_per_severity", "fig9_jpeg_vs_posterize", "fig7_noise_levels", "fig3_gaussian_eps_examples",
-                 "fig8_eps_examples"]:
+    for name in ["fig2_accuracy_vs_sigma", "fig5_accuracy_per_severity", "fig9_jpeg_vs_posterize", "fig7_noise_levels",
+                 "fig3_gaussian_eps_examples", "fig8_eps_examples"]:
         for ext in ["png", "pdf"]:
             assert (out / "figures" / f"{name}.{ext}").stat().st_size > 0
 
 
-def test_robustness_tables_have_the_measured_model(smoke):
-    """robustness.methods [vanilla]: its epsilon* and attack records, and its row in Tables 2, 3 and 5."""
+def test_robustness_tables_have_the_measured_models(smoke):
+    """robustness.methods [vanilla, gnt_s0.5, ant1x1]: their epsilon* and attack records, and their
+    rows in Tables 2, 3 and 5 (Table 2 shows vanilla alone, as the paper's)."""
     out = results(smoke)
-    for metric in ["noise_robustness", "adversarial"]:
-        record = json.loads((out / "eval" / "vanilla" / f"{metric}.json").read_text())
-        assert record["dataset"] == "imagenet" and record["rows"]
-    label = "Vanilla (mobilenet_v3_small random init)"
-    for name in ["table2", "table3", "table5"]:
-        rows = [line for line in (out / "tables" / f"{name}.md").read_text().splitlines() if line.startswith(f"| {label} ")]
-        assert len(rows) == 1 and "| ours " in rows[0], name
+    for model in SMOKE["robustness"]["methods"]:
+        for metric in ["noise_robustness", "adversarial"]:
+            record = json.loads((out / "eval" / model / f"{metric}.json").read_text())
+            assert record["dataset"] == "imagenet" and record["rows"]
+    labels = ["Vanilla (mobilenet_v3_small random init)", "GNT σ0.5 (mobilenet_v3_small)", "ANT 1x1 (mobilenet_v3_small)"]
+    for name, shown in [("table2", labels[:1]), ("table3", labels), ("table5", labels)]:
+        text = (out / "tables" / f"{name}.md").read_text()
+        for label in shown:
+            rows = [line for line in text.splitlines() if line.startswith(f"| {label} ")]
+            assert len(rows) == 1 and "| ours " in rows[0], (name, label)
+
+
+def test_every_method_is_fine_tuned_with_its_logs(smoke):
+    out = results(smoke)
+    for method in TRAINED:
+        epochs = (out / "train_logs" / f"{method}.csv").read_text().splitlines()
+        steps = (out / "train_logs" / f"{method}_steps.csv").read_text().splitlines()
+        assert epochs[0].startswith("epoch,loss,accuracy,heldout_accuracy") and len(epochs) == 2, method
+        assert steps[0].startswith("epoch,step,loss,accuracy") and len(steps) == 2, method  # one step of 8 images
+        assert ("fooling_rate" in steps[0]) == method.startswith("ant"), method
+        info = torch.load(out / "models" / f"{method}.pt", weights_only=True)["info"]
+        assert info["weights"] == "random" and info["dataset"] == "imagenet" and info["spec"]["method"] == method
+        assert not (out / "checkpoints" / method).exists()
+    # The stylized stand-in mirrors the training folder (what +SIN reads).
+    images = out / "data" / "images"
+    assert sorted(p.relative_to(images / "stylized") for p in (images / "stylized").rglob("*.JPEG")) == sorted(
+        p.relative_to(images / "train") for p in (images / "train").rglob("*.JPEG"))
+    table16 = (out / "tables" / "table16.md").read_text()
+    assert re.search(r"\| ANT 1x1 depth 2 \(mobilenet_v3_small\) +\| ours +\| 143 ", table16)
 
 
 def test_generated_imagenet_c_has_the_published_layout(smoke):
@@ -123,6 +148,7 @@ def test_adding_a_model_runs_only_that_model(smoke, tmp_path):
     result = snakemake(smoke, write_config(tmp_path / "more.yaml", config), "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "generate_imagenet_c" not in result.stderr  # the corrupted images are not made again
+    assert "rule train:" not in result.stderr  # nor the models retrained
     manifests = list((results(smoke) / "predictions").rglob("manifest.json"))
     assert len(manifests) == 1 + len(CORRUPTIONS) * len(SEVERITIES)
     for path in manifests:
@@ -148,7 +174,9 @@ def test_paper_config_dry_runs_its_whole_dag(tmp_path, profile):
     }
     assert counts["predict_corrupted"] == 15 * 5  # the extras are absent from this tree
     assert counts["predict_clean"] == 1 and "generate_imagenet_c" not in counts
-    assert counts["measure_robustness"] == 2 and counts["prepare_robustness_set"] == 1  # robustness.methods 'all'
+    assert counts["measure_robustness"] == 3 and counts["prepare_robustness_set"] == 1  # Tables 2, 3, 5's models
+    config = yaml.safe_load((REPO / "config" / "imagenet.yaml").read_text())
+    assert counts["train"] == len(config["methods"]) - 1 + len(config["sigma_sweep"])  # every method but vanilla
 
 
 def test_missing_imagenet_c_folders_are_listed_in_one_error(tmp_path):
@@ -169,6 +197,14 @@ def test_missing_imagenet_c_folders_are_listed_in_one_error(tmp_path):
         ({"external_models": {"x": {"architecture": "resnet9000", "weights": "IMAGENET1K_V1"}}}, "resnet9000"),
         ({"model": "madry_cnn"}, "does not fit dataset imagenet"),
         ({"evaluation": {"mce_reference": "vanilla"}}, "not an evaluated AlexNet"),
+        ({"methods": {**VANILLA, "pgd": {"kind": "pgd_at"}}}, "'pgd_at' is a small-data baseline"),
+        ({"methods": {**VANILLA, "ant": {"kind": "ant", "eps": "auto"}}}, "on imagenet give a number"),
+        ({"methods": {**VANILLA, "s": {"kind": "gnt", "sigma": 0.5, "stylized_path": "sin/train"}}},
+         "sin/train is not a folder. Stylized-ImageNet is not made by this pipeline"),
+        ({"methods": {**VANILLA, "dn": {"kind": "ant", "eps": 135.0, "architecture": "densenet121"}}},
+         "a densenet121 cannot start from the vanilla resnet50"),
+        ({"train": {"batch_size": 70, "gpus_per_job": 4}}, "cannot be split evenly over train.gpus_per_job = 4"),
+        ({"sigma_sweep": [0.5], "eps_search": {"method": "ant1x1", "candidates": [1, 2]}}, "small datasets' study only"),
     ],
 )
 def test_config_errors_name_what_is_wrong(tmp_path, monkeypatch, change, message):

@@ -11,7 +11,7 @@ import pandas as pd
 from noisetrain.cli import json_arg, run, say
 from noisetrain.data.imagenet import read_val_list
 from noisetrain.errors import InputError
-from noisetrain.report.imagenet_figures import write_fig5, write_fig9
+from noisetrain.report.imagenet_figures import write_fig2, write_fig5, write_fig9
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -28,7 +28,10 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(args) -> None:
     out = Path(args.out_dir)
-    write_fig5(pd.read_csv(args.accuracy), args.models, out / "fig5_accuracy_per_severity.png")
+    accuracy = pd.read_csv(args.accuracy)
+    write_fig5(accuracy, args.models, out / "fig5_accuracy_per_severity.png")
+    if any(spec.get("sigmas") for spec in args.models.values()):
+        write_fig2(accuracy, args.models, out / "fig2_accuracy_vs_sigma.png")
     if args.jpeg_dir:
         files = read_val_list(args.files)["files"]
         if not 0 <= args.example_index < len(files):

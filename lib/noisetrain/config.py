@@ -417,6 +417,11 @@ def train_spec(config: dict, method: str) -> dict:
     # The method's own budget (schedule) replaces keys of the shared schedule of its kind.
     shared = config["train"]["vanilla" if trains_from_scratch(spec) else "finetune"]
     schedule = {**shared, **spec.pop("schedule", {})}
+    # The initial weights are the job's input, not part of its spec; a method's own network replaces the study's.
+    spec.pop("init_weights", None)
+    architecture = spec.pop("architecture", None)
+    if spec["kind"] != "ant" and spec.get("stylized_path", "") is None:
+        del spec["stylized_path"]  # pixel noise without +SIN: the spec as before the key existed
     return {
         "method": method,
         **spec,
@@ -424,7 +429,7 @@ def train_spec(config: dict, method: str) -> dict:
         "batch_size": config["train"]["batch_size"],
         "clean_fraction": config["train"]["clean_fraction"],
         "divergence_guard": config["train"]["divergence_guard"],
-        "model": config["model"],
+        "model": architecture or config["model"],
         "seed": spec.get("seed", config["seed"]),
     }
 

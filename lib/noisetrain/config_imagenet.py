@@ -73,6 +73,10 @@ def check_small_data_keys(config: dict) -> None:
                 f"config error at 'methods.{name}.weights': on {config['dataset']['name']} the vanilla "
                 "model is trained; remove weights (they load ImageNet models)"
             )
+        for key in ("architecture", "init_weights"):
+            if spec.get(key) is not None:
+                raise ConfigError(f"config error at 'methods.{name}.{key}': ImageNet only; on "
+                                  f"{config['dataset']['name']} every model is the study's model, fine-tuned from vanilla")
 
 
 def check_imagenet_config(config: dict) -> None:
@@ -98,13 +102,11 @@ def check_imagenet_config(config: dict) -> None:
     _check_robustness(config)
 
 
+# The methods fine-tuned on ImageNet (appendix B.1); the adversarial-training baselines are MNIST's.
+IMAGENET_TRAINED_KINDS = ("gnt", "gnt_mult", "speckle", "ant")
+
+
 def _check_methods(config: dict) -> None:
-    trained = [name for name, spec in config["methods"].items() if spec["kind"] != "vanilla"]
-    if trained:
-        raise ConfigError(
-            f"config error at 'methods.{trained[0]}': training on image folders is not implemented "
-            "yet (this wing evaluates models); list it under external_models with its checkpoint"
-        )
     vanilla = config["methods"].get("vanilla")
     if vanilla is None or vanilla["weights"] is None:
         raise ConfigError(
@@ -112,6 +114,71 @@ def _check_methods(config: dict) -> None:
             "trained; give a torchvision weights name (IMAGENET1K_V1) or a checkpoint file"
         )
     _check_weights(vanilla["weights"], "methods.vanilla.weights")
+    if config["eps_search"] or config["seeds"]["methods"]:
+        key = "eps_search" if config["eps_search"] else "seeds"
+        raise ConfigError(f"config error at '{key}': the small datasets' study only; on imagenet give ANT's eps as "
+                          "a number (the paper's 135 for 1x1, 70 for 3x3) and train one seed")
+    for name, spec in trained_methods(config).items():
+        _check_trained_method(config, name, spec)
+    train = config["train"]
+    if train["batch_size"] % train["gpus_per_job"]:
+        raise ConfigError(f"config error at 'train.batch_size': {train['batch_size']} images cannot be split evenly "
+                          f"over train.gpus_per_job = {train['gpus_per_job']} GPUs; make it a multiple")
+
+
+def _check_trained_method(config: dict, name: str, spec: dict) -> None:
+    where = f"config error at 'methods.{name}"
+    if spec["kind"] not in IMAGENET_TRAINED_KINDS:
+        raise ConfigError(f"{where}.kind': {spec['kind']!r} is a small-data baseline; on imagenet the methods are "
+                          f"vanilla and {', '.join(IMAGENET_TRAINED_KINDS)}")
+    if spec["kind"] == "ant" and isinstance(spec["eps"], str):
+        raise ConfigError(f"{where}.eps': {spec['eps']!r} chooses eps from the small datasets' sweeps; on imagenet give "
+                          "a number (appendix B.1: 135.0 for ANT 1x1, 70.0 for ANT 3x3)")
+    architecture = spec.get("architecture")
+    if architecture is not None and architecture not in TORCHVISION_ARCHITECTURES:
+        raise ConfigError(f"{where}.architecture': unknown {architecture!r}; known: {', '.join(TORCHVISION_ARCHITECTURES)}")
+    if architecture not in (None, config["model"]) and spec.get("init_weights") is None:
+        raise ConfigError(f"{where}.init_weights': a {architecture} cannot start from the vanilla {config['model']}; "
+                          f"give its own weights (e.g. {architecture.capitalize()}_Weights.IMAGENET1K_V1)")
+    if spec.get("init_weights") is not None:
+        _check_weights(spec["init_weights"], f"methods.{name}.init_weights")
+    if spec.get("stylized_path") is not None:
+        _check_stylized(config, name, spec["stylized_path"])
+
+
+def _check_stylized(config: dict, name: str, path: str) -> None:
+    """Stylized-ImageNet is the user's (the pipeline does not make it); the smoke set has a stand-in."""
+    where = f"config error at 'methods.{name}.stylized_path'"
+    if config["dataset"]["sample"]:
+        if path != sample_stylized_dir(config):
+            raise ConfigError(f"{where}: the sample set's stylized stand-in is {sample_stylized_dir(config)}; use that path")
+        return
+    if not Path(path).is_dir():
+        raise ConfigError(
+            f"{where}: {path} is not a folder. Stylized-ImageNet is not made by this pipeline: make it with Geirhos "
+            "et al.'s stylization code and give its train folder, which mirrors ImageNet's train/ (<wnid>/<file>)"
+        )
+
+
+def sample_stylized_dir(config: dict) -> str:
+    """The smoke set's stand-in for Stylized-ImageNet (its training images restyled), made with the sample."""
+    return f"{image_root(config)}/stylized"
+
+
+def trained_methods(config: dict) -> dict[str, dict]:
+    """The methods fine-tuned on ImageNet (every method but vanilla, sweeps expanded), by name."""
+    from noisetrain.config import expand_methods  # config imports this module
+
+    return {name: spec for name, spec in expand_methods(config).items() if spec["kind"] != "vanilla"}
+
+
+def initial_weights(config: dict, method: str) -> str:
+    """What a method is fine-tuned from: its own init_weights, else the vanilla model's weights."""
+    return trained_methods(config)[method].get("init_weights") or config["methods"]["vanilla"]["weights"]
+
+
+def model_path(config: dict, method: str) -> str:
+    return f"results/{study_name(config)}/models/{method}.pt"
 
 
 def _check_external_models(config: dict) -> None:
@@ -180,6 +247,72 @@ def _check_mce_reference(config: dict) -> None:
         )
 
 
+def trained_on(spec: dict) -> list[str]:
+    """The ImageNet-C corruptions a fine-tuned model counts as trained on, as the paper brackets its
+    Table 4: Gaussian noise for GNT and ANT 1x1 (whose learned noise is pixel-wise too); ANT 3x3's
+    spatially correlated noise and Speckle (an extra, not one of the 15) bracket nothing."""
+    if spec["kind"] in ("gnt", "gnt_mult") or (spec["kind"] == "ant" and spec["kernel"] == "1x1"):
+        return ["gaussian_noise"]
+    return []
+
+
+def _noise_keys(spec: dict) -> dict:
+    """What Fig 2 (the sigmas of GNT models without SIN) and Table 16 (the generator) read of a model."""
+    sin = bool(spec.get("stylized_path"))
+    if spec["kind"] in ("gnt", "gnt_mult") and not sin:
+        return {"sigmas": [spec["sigma"]] if spec["kind"] == "gnt" else list(spec["sigmas"])}
+    if spec["kind"] == "ant":
+        ablation = spec["kernel"] == "1x1" and spec["replay"] and not sin
+        return {"generator_depth": spec["depth"], "generator_kernel": spec["kernel"], "depth_ablation": ablation}
+    return {}
+
+
+def _ant_name(spec: dict) -> str:
+    return f"ant{spec['kernel']}" + ("_sin" if spec.get("stylized_path") else "")
+
+
+def paper_model(spec: dict, architecture: str, init: str) -> str | None:
+    """The paper's model (its id in paper_values.csv) that a fine-tuned method reproduces, when it
+    is the paper's setting: pretrained ResNet50 (DenseNet121 for Table 15's ANT 1x1), the paper's
+    noise levels and generator depth 4 (Table 16 matches other depths itself)."""
+    if init == RANDOM_WEIGHTS or architecture not in ("resnet50", "densenet121"):
+        return None
+    kind, sin = spec["kind"], bool(spec.get("stylized_path"))
+    if architecture == "densenet121":
+        plain_ant = kind == "ant" and spec["kernel"] == "1x1" and spec["replay"] and not sin and spec["depth"] == 4
+        return "ant1x1_densenet121" if plain_ant else None
+    if kind == "gnt":
+        return ("gnt_s0.5_sin" if sin else "gnt_s0.5") if spec["sigma"] == 0.5 else None
+    if kind == "gnt_mult" and not sin and list(spec["sigmas"]) == [0.08, 0.12, 0.18, 0.26, 0.38]:
+        return "gnt_mult"
+    if kind == "speckle" and not sin:
+        return "speckle"
+    if kind == "ant" and spec["depth"] == 4:
+        if not spec["replay"]:
+            return "ant1x1_noreplay" if spec["kernel"] == "1x1" and not sin else None
+        return _ant_name(spec)
+    if kind == "ant" and spec["kernel"] == "1x1" and spec["replay"] and not sin:
+        return f"ant1x1_depth{spec['depth']}"  # Table 16's other generator depths
+    return None
+
+
+def method_label(name: str, spec: dict, architecture: str) -> str:
+    """A fine-tuned model's row label, e.g. 'GNT σ0.5', 'ANT 1x1 + SIN', 'ANT 1x1 depth 2 (mobilenet_v3_small)'."""
+    kind, sin = spec["kind"], " + SIN" if spec.get("stylized_path") else ""
+    if kind == "gnt":
+        text = f"GNT σ{spec['sigma']:g}"
+    elif kind == "gnt_mult":
+        text = "GNT mult (σ in " + ", ".join(f"{s:g}" for s in spec["sigmas"]) + ")"
+    elif kind == "speckle":
+        text = "Speckle"
+    elif kind == "ant":
+        text = f"ANT {spec['kernel']}" + ("" if spec["replay"] else " w/o EP")
+        text += "" if spec["depth"] == 4 else f" depth {spec['depth']}"
+    else:
+        text = name
+    return text + sin + ("" if architecture == "resnet50" else f" ({architecture})")
+
+
 def _vanilla_label(config: dict) -> str:
     """'Vanilla' for the paper's model; otherwise the row says which network it is."""
     if config["model"] == "resnet50" and config["methods"]["vanilla"]["weights"] != RANDOM_WEIGHTS:
@@ -203,6 +336,18 @@ def evaluation_models(config: dict) -> dict[str, dict]:
             "source": "method",
         },
     }
+    for name, spec in trained_methods(config).items():
+        architecture = spec.get("architecture") or config["model"]
+        models[name] = {
+            "architecture": architecture,
+            "weights": model_path(config, name),
+            "fine_tuned_from": initial_weights(config, name),  # random init: one output per class
+            "label": method_label(name, spec, architecture),
+            "paper_model": paper_model(spec, architecture, initial_weights(config, name)),
+            "trained_on": trained_on(spec),
+            "source": "trained",
+            **_noise_keys(spec),
+        }
     for name, spec in config["external_models"].items():
         models[name] = {
             "architecture": spec["architecture"],
@@ -212,6 +357,10 @@ def evaluation_models(config: dict) -> dict[str, dict]:
             "trained_on": list(spec["trained_on"]),
             "source": "external",
         }
+    # The rows' order (the study's models as configured, then the external ones): the models travel
+    # to the jobs as JSON with sorted keys.
+    for position, spec in enumerate(models.values()):
+        spec["position"] = position
     return models
 
 

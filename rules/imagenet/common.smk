@@ -4,11 +4,15 @@ from noisetrain.config_imagenet import (
     evaluation_models,
     image_root,
     imagenet_c_corruptions,
+    initial_weights,
     looks_like_file,
     robustness_models,
+    trained_methods,
 )
 
 EVAL_MODELS = evaluation_models(config)
+# The fine-tuned models (appendix B.1): every method but vanilla, sweeps expanded.
+TRAINED = trained_methods(config)
 # The models whose epsilon* and attack accuracies are measured (Tables 2, 3, 5).
 ROBUSTNESS_MODELS = robustness_models(config)
 IN_C = config["imagenet_c"]
@@ -18,11 +22,13 @@ SAMPLE = config["dataset"]["sample"]
 IMAGE_ROOT = image_root(config)
 VAL_DIR = f"{IMAGE_ROOT}/val"
 TRAIN_DIR = f"{IMAGE_ROOT}/train"
-IMAGENET_C_TABLES = ["table1", "table4", "table8", "table9", "table10", "table13", "table14", "table15"]
+IMAGENET_C_TABLES = ["table1", "table4", "table8", "table9", "table10", "table13", "table14", "table15", "table16"]
 ROBUSTNESS_TABLES = ["table2", "table3", "table5"]
 IMAGENET_TABLES = IMAGENET_C_TABLES + ROBUSTNESS_TABLES
 # Figs 5 and 9 come from the accuracy table and the images; Figs 3, 7 and 8 from the robustness set.
 ACCURACY_FIGURES = ["fig5_accuracy_per_severity"]
+if any(spec.get("sigmas") for spec in EVAL_MODELS.values()):  # GNT models: Fig 2
+    ACCURACY_FIGURES.insert(0, "fig2_accuracy_vs_sigma")
 if "jpeg_compression" in IN_C_CORRUPTIONS:
     ACCURACY_FIGURES.append("fig9_jpeg_vs_posterize")
 IMAGENET_FIGURES = [*ACCURACY_FIGURES, "fig7_noise_levels", "fig3_gaussian_eps_examples", "fig8_eps_examples"]
@@ -35,7 +41,8 @@ def val_images(wildcards=None):
 
 
 def weight_files(wildcards=None):
-    """Checkpoint files of the evaluated models: inputs, so that a replaced file reruns its sets."""
+    """Checkpoint files of the evaluated models (the fine-tuned ones' model files among them):
+    inputs, so that a replaced or newly trained model reruns its share of every set."""
     return sorted({spec["weights"] for spec in EVAL_MODELS.values() if looks_like_file(spec["weights"])})
 
 
@@ -48,7 +55,8 @@ def robustness_weights(wildcards):
 def robustness_spec(wildcards):
     """How to build a measured model (its label and paper row do not change its numbers)."""
     spec = EVAL_MODELS[wildcards.model]
-    return json.dumps({"architecture": spec["architecture"], "weights": spec["weights"]}, sort_keys=True)
+    keys = ("architecture", "weights", "fine_tuned_from")
+    return json.dumps({key: spec[key] for key in keys if key in spec}, sort_keys=True)
 
 
 def robustness_records(wildcards=None):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops, ImageFilter, ImageOps
 
 from noisetrain.data.imagenet import save_jpeg
 from noisetrain.errors import ConfigError
@@ -82,4 +82,18 @@ def make_sample_imagenet(
                 file = f"{name}_{i}.JPEG" if split == "train" else f"ILSVRC2012_val_{index * count + i + 1:08d}.JPEG"
                 save_jpeg(out_root / split / name / file, _view(photo, rng, size), quality=90)
         names.append(name)
+    write_stylized_stand_in(out_root / "train", out_root / "stylized")
     return names
+
+
+def write_stylized_stand_in(train_dir: Path, out_dir: Path) -> None:
+    """The smoke set's stand-in for Stylized-ImageNet: every training image under the same
+    ``<wnid>/<file>``, restyled by fixed colour and texture changes (posterised, colours rotated,
+    edges embossed in). Not a style transfer: it only lets the +SIN methods run end to end."""
+    for path in sorted(train_dir.glob("*/*.JPEG")):
+        image = Image.open(path).convert("RGB")
+        restyled = ImageOps.posterize(image, 3)
+        r, g, b = restyled.split()
+        restyled = Image.merge("RGB", (b, r, g))
+        restyled = ImageChops.multiply(restyled, image.filter(ImageFilter.EMBOSS))
+        save_jpeg(out_dir / path.parent.name / path.name, np.asarray(restyled), quality=90)

@@ -26,8 +26,10 @@ def model_weights(spec: dict) -> str | None:
 
 
 def class_count(spec: dict, classes: list[str]) -> int:
-    """Released weights have ImageNet's 1,000 outputs; a random init gets one per class of the set."""
-    return len(classes) if spec["weights"] == RANDOM_WEIGHTS else IMAGENET_CLASSES
+    """Released weights have ImageNet's 1,000 outputs; a random init gets one per class of the set,
+    and so does a model fine-tuned from one."""
+    origin = spec.get("fine_tuned_from", spec["weights"])
+    return len(classes) if origin == RANDOM_WEIGHTS else IMAGENET_CLASSES
 
 
 def cache_models(models: dict[str, dict], classes: list[str], seed: int = 0) -> dict[str, tuple]:

@@ -1,5 +1,9 @@
 """The paper's ImageNet-C figures (matplotlib, PNG and PDF, written atomically).
 
+* Fig 2: top-1 accuracy on ImageNet-C (left) and on ImageNet-C without the noise category (right)
+  against the training sigma of the GNT models: one black dot per single-sigma model, the vanilla
+  model at sigma 0, and a green line with stars per sigma set (GNT mult) spanning its sigmas.
+
 * Fig 5: top-1 accuracy against corruption severity, one panel per benchmark corruption (3 x 5),
   one line per model, clean accuracy drawn at severity 0; from the tidy accuracy frame alone
   (``model, corruption, severity, top1, ...``; see :mod:`noisetrain.report.imagenet_tables`).
@@ -23,7 +27,7 @@ from PIL import Image, ImageOps  # noqa: E402
 
 from noisetrain.errors import InputError  # noqa: E402
 from noisetrain.measure.corruption_error import BENCHMARK_CORRUPTIONS  # noqa: E402
-from noisetrain.report.imagenet_tables import REQUIRED_COLUMNS  # noqa: E402
+from noisetrain.report.imagenet_tables import NOISE_CORRUPTIONS, REQUIRED_COLUMNS, Measured  # noqa: E402
 from noisetrain.storage import atomic_write  # noqa: E402
 
 POSTERIZE_BITS = (1, 2, 3, 4)
@@ -139,6 +143,53 @@ def posterize_vs_jpeg(jpeg_image, clean_image, bits: Sequence[int] = POSTERIZE_B
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def _mean_over(measured: Measured, model: str, corruptions: Sequence[str]) -> float | None:
+    """Top-1 [%] averaged over the given corruptions that were evaluated (None: none was)."""
+    means = [measured.corruption_mean(model, name) for name in measured.evaluated(model, corruptions)]
+    return float(np.mean(means)) if means else None
+
+
+def accuracy_vs_sigma(accuracy: pd.DataFrame, models: Mapping[str, dict], vanilla: str | None = "vanilla"):
+    """Fig 2 from the accuracy frame and the models' ``sigmas`` (one: a GNT model; several: a
+    GNT mult set). Each panel averages the benchmark corruptions evaluated (all 15 / the 12 without
+    noise in the paper's protocol; the title says how many)."""
+    measured = Measured(accuracy)
+    noisy = [m for m, spec in models.items() if spec.get("sigmas") and m in measured.models]
+    if not noisy:
+        raise InputError("Fig 2 needs GNT models (a sigma sweep or GNT mult sets) in the accuracy frame")
+    panels = (("ImageNet-C", BENCHMARK_CORRUPTIONS),
+              ("ImageNet-C w/o noise", [c for c in BENCHMARK_CORRUPTIONS if c not in NOISE_CORRUPTIONS]))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    greens = plt.cm.Greens(np.linspace(0.45, 0.95, max(1, sum(len(models[m]["sigmas"]) > 1 for m in noisy))))
+    for ax, (title, corruptions) in zip(axes, panels):
+        sets, dots = 0, False
+        for model in noisy:
+            sigmas, value = models[model]["sigmas"], _mean_over(measured, model, corruptions)
+            if value is None:
+                continue
+            if len(sigmas) == 1:
+                ax.plot(sigmas, [value], "o", color="black", label="GNT, one σ" if not dots else None)
+                dots = True
+            else:
+                ax.plot([min(sigmas), max(sigmas)], [value, value], "-", color=greens[sets], label=models[model]["label"])
+                ax.plot(sigmas, [value] * len(sigmas), "*", color=greens[sets], markersize=9)
+                sets += 1
+        if vanilla in measured.models and _mean_over(measured, vanilla, corruptions) is not None:
+            ax.plot([0.0], [_mean_over(measured, vanilla, corruptions)], "o", color="black", markerfacecolor="white",
+                    label=models.get(vanilla, {}).get("label", vanilla) + " (σ = 0)")
+        evaluated = len({c for m in noisy for c in measured.evaluated(m, corruptions)})
+        ax.set(title=f"{title} ({evaluated} of {len(corruptions)} corruptions)", xlabel="σ of the Gaussian noise in training",
+               ylabel="top-1 accuracy [%]")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def write_fig2(accuracy: pd.DataFrame, models: Mapping[str, dict], png_path: str | Path) -> None:
+    save(accuracy_vs_sigma(accuracy, models), png_path)
 
 
 def write_fig5(

@@ -114,6 +114,7 @@ PAPER_LABELS = {
     "gnt_s0.5_inception_v3": "GNT σ=0.5 InceptionV3",
     "vanilla_densenet121": "Vanilla DN121",
     "ant1x1_densenet121": "ANT 1x1 DN121",
+    **{f"ant1x1_depth{depth}": f"ANT 1x1, generator depth {depth}" for depth in range(1, 6)},
 }
 BRACKET_NOTE = "in brackets in the paper"
 PUBLISHED = "published"  # mce_reference: AlexNet's published errors (the config's evaluation.mce_reference)
@@ -196,6 +197,15 @@ TABLES: dict[str, TableSpec] = {
         what="ANT 1x1 on ResNet50 (RN50) and DenseNet121 (DN121): clean top-1 accuracy [%] on ImageNet val and average "
         f"top-1 / top-5 accuracy [%] on ImageNet-C and on ImageNet-C without the noise category ({_AVERAGE}); "
         "higher is better.",
+    ),
+    "table16": TableSpec(
+        "Table 16",
+        (("params", "generator parameters"), ("clean", "clean"), ("c_mean", "IN-C top-1"),
+         ("c_mean_without_noise", "IN-C w/o noise top-1")),
+        False,
+        what="ANT 1x1 with noise generators of depth 1 to 5 (the paper's default: 4): trainable parameters of the "
+        "generator, clean top-1 accuracy [%] on ImageNet val and average top-1 accuracy [%] on ImageNet-C and on "
+        f"ImageNet-C without the noise category ({_AVERAGE}); higher is better.",
     ),
 }
 IMAGENET_TABLE_NAMES = tuple(TABLES)
@@ -398,8 +408,9 @@ def _text(value: float | None, bracket: bool) -> str | None:
 
 
 def evaluated_models(measured: Measured, models: Mapping[str, dict]) -> list[str]:
-    """The models of the accuracy frame: in the order of the models dict, then any others."""
-    return [m for m in models if m in measured.models] + [m for m in measured.models if m not in models]
+    """The models of the accuracy frame: in the models' ``position`` (else the dict's order), then any others."""
+    ordered = sorted(models, key=lambda m: models[m].get("position", math.inf))
+    return [m for m in ordered if m in measured.models] + [m for m in measured.models if m not in models]
 
 
 def _own_tables_only() -> set[str]:
@@ -409,10 +420,39 @@ def _own_tables_only() -> set[str]:
     return others - listed
 
 
+def depth_view(models: Mapping[str, dict]) -> dict[str, dict]:
+    """Table 16's view of the models: our ANT 1x1 models of the depth ablation (replay, no SIN), in
+    the paper's setting under the paper's row of their generator depth (its ANT 1x1 is the depth-4
+    row), in any other (a small network, random init) as rows of their own."""
+    view = {}
+    for name, spec in models.items():
+        if spec.get("depth_ablation") and spec.get("paper_model") is not None:
+            spec = {**spec, "paper_model": f"ant1x1_depth{spec['generator_depth']}"}
+        view[name] = spec
+    return view
+
+
+def generator_parameters(spec: dict) -> int | None:
+    """Trainable parameters of a model's noise generator (Table 16), from its depth and kernel."""
+    if "generator_depth" not in spec:
+        return None
+    import torch
+
+    from noisetrain.noise.generators import NoiseGenerator, count_parameters
+
+    generator = NoiseGenerator(channels=3, depth=spec["generator_depth"], kernel=spec["generator_kernel"],
+                               rng=torch.Generator().manual_seed(0))
+    return count_parameters(generator)
+
+
 def listed_models(name: str, measured: Measured, models: Mapping[str, dict]) -> list[str]:
     """The evaluated models that table ``name`` lists (see the module's docstring)."""
     spec = TABLES[name]
     evaluated = evaluated_models(measured, models)
+    if name == "table16":
+        models = depth_view(models)
+        rows = set(paper_models(spec.paper_table))
+        return [m for m in evaluated if _spec(models, m).get("depth_ablation") or _spec(models, m).get("paper_model") in rows]
     if spec.lists_all:
         elsewhere = _own_tables_only()
         return [m for m in evaluated if _spec(models, m).get("paper_model") not in elsewhere]
@@ -429,11 +469,17 @@ def build_table(name: str, accuracy: pd.DataFrame | Measured, models: Mapping[st
     reference, _ = resolve_reference(measured, mce_reference) if name == "table10" else (None, "")
     keys = [key for key, _ in spec.columns]
     ours = listed_models(name, measured, models)
+    if name == "table16":
+        models = depth_view(models)
 
     def our_cells(model: str) -> dict:
         model_spec = _spec(models, model)
-        return {key: _text(_ours(measured, model, key, spec.per_corruption, reference), _bracketed(model_spec, key))
-                for key in keys}
+        cells = {key: _text(_ours(measured, model, key, spec.per_corruption, reference), _bracketed(model_spec, key))
+                 for key in keys if key != "params"}
+        if "params" in keys:  # a count, not a percentage
+            count = generator_parameters(model_spec)
+            cells["params"] = None if count is None else str(count)
+        return cells
 
     def paper_cells(paper_model: str) -> dict:
         return {key: paper_cell(spec.paper_table, paper_model, key) for key in keys}

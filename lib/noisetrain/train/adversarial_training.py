@@ -33,6 +33,7 @@ from torch import nn
 
 from noisetrain.errors import InputError
 from noisetrain.noise.adversarial_noise import frozen
+from noisetrain.train.distributed import SINGLE, World
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.steps import SeededStep, Stream, classifier_step, register_method, seeded
 
@@ -72,13 +73,13 @@ class AdversarialStep(SeededStep):
     """
 
     def __init__(self, spec: dict, source=None, device: torch.device | str = "cpu", steps_per_epoch: int = 1,
-                 precision: Precision = FP32):
+                 precision: Precision = FP32, world: World = SINGLE):
         self.precision = precision
         self.kind = spec["kind"]
         self.attack = make_attack(spec)
         self.epsilon = _positive("epsilon", spec["epsilon"])
         self.norm = math.inf if self.kind == "pgd_at" else 2.0
-        self.rng = seeded(spec["seed"], Stream.ATTACK)
+        self.rng = seeded(spec["seed"], Stream.ATTACK, rank=world.rank)
         self.device = torch.device(device)
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -37,6 +37,7 @@ from noisetrain.noise.diagnostics import diagnostic_tensors
 from noisetrain.noise.generator_bank import GeneratorBank, cpu_state
 from noisetrain.noise.generators import NoiseGenerator
 from noisetrain.noise.rescaling import rescale_to_norm
+from noisetrain.train.distributed import SINGLE, World, unwrap
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.sources import as_source
 from noisetrain.train.steps import Stream, classifier_step, register_method, seeded
@@ -118,7 +119,7 @@ class AntStep:
     """
 
     def __init__(self, spec: dict, source, device: torch.device | str, steps_per_epoch: int,
-                 precision: Precision = FP32):
+                 precision: Precision = FP32, world: World = SINGLE):
         if steps_per_epoch < 1:
             raise InputError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
         self.eps = check_eps(spec["eps"])
@@ -142,9 +143,13 @@ class AntStep:
         if self.fractions["stylized"] > 0 and not self.source.has_stylized:
             raise InputError("ANT's stylized part needs the stylized training images: give stylized_path")
 
+        # Data-parallel: every process starts each fresh generator from the same init and steps it
+        # with the gradients averaged over the processes, so all keep the same generator; each draws
+        # its own z, replay picks and re-initialisation batches.
+        self.world = world
         self.init_rng = seeded(spec["seed"], Stream.GENERATOR_INIT)
-        self.noise_rng = seeded(spec["seed"], Stream.GENERATOR_NOISE)
-        self.pick_rng = seeded(spec["seed"], Stream.PICK)
+        self.noise_rng = seeded(spec["seed"], Stream.GENERATOR_NOISE, rank=world.rank)
+        self.pick_rng = seeded(spec["seed"], Stream.PICK, rank=world.rank)
         self.generator, self.optimizer = self._fresh_generator(self.lr)
         self.bank: list[dict[str, torch.Tensor]] = []
         self._bank_functions: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}
@@ -187,6 +192,8 @@ class AntStep:
         rate (the fraction of perturbed images misclassified), the fraction of its samples
         erased or saturated and their mean noise value (from the tensors the step has anyway).
         """
+        # The plain module, not DDP's wrapper: this forward is no classifier update to synchronise.
+        model = unwrap(model)
         was_training = model.training
         model.eval()
         with weights_fixed(model):
@@ -194,7 +201,7 @@ class AntStep:
             with self.precision.autocast():
                 logits = model(self.precision.prepare_batch(noisy))
                 loss = F.cross_entropy(logits, y)
-            self.precision.step(-loss, opt, "generator")
+            self.precision.step(-loss, opt, "generator", sync=self.world.average_gradients)
         model.train(was_training)
         noisy = noisy.detach()
         if not diagnose:

@@ -7,6 +7,7 @@ import torch
 
 from noisetrain.noise import pixel_noise
 from noisetrain.train.ant import part_slices
+from noisetrain.train.distributed import SINGLE, World
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.sources import as_source
 from noisetrain.train.steps import SeededStep, Stream, classifier_step, register_method, seeded
@@ -22,14 +23,15 @@ class NoiseStep(SeededStep):
     (the same training images, stylized) and noisy parts (``SIN_FRACTIONS``).
 
     The noise is drawn on the device the batch trains on, from a generator on that device (on
-    the CPU, the seeded CPU stream: a CPU run is reproducible and resumes bit for bit)."""
+    the CPU, the seeded CPU stream: a CPU run is reproducible and resumes bit for bit); each
+    process of a data-parallel run draws from its own stream."""
 
     def __init__(self, spec: dict, source=None, device: torch.device | str = "cpu", steps_per_epoch: int = 1,
-                 precision: Precision = FP32):
+                 precision: Precision = FP32, world: World = SINGLE):
         self.noise = pixel_noise.noise_for(spec)
         self.clean_fraction = spec["clean_fraction"]
         self.device = torch.device(device)
-        self.rng = seeded(spec["seed"], Stream.NOISE, self.device)
+        self.rng = seeded(spec["seed"], Stream.NOISE, self.device, world.rank)
         self.precision = precision
         self.source = as_source(source, spec) if spec.get("stylized_path") else None
 

@@ -10,6 +10,7 @@ tensor cores; it changes no result beyond float rounding.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -45,11 +46,17 @@ class Precision:
     def prepare_batch(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
-    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, which: str = "classifier") -> None:
-        """backward and step, through the optimiser's scaler (a no-op scaler in bf16 and fp32)."""
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, which: str = "classifier",
+             sync: Callable[[list[torch.Tensor]], None] | None = None) -> None:
+        """backward and step, through the optimiser's scaler (a no-op scaler in bf16 and fp32).
+        ``sync`` gets the optimiser's parameters between the two (data-parallel: average their
+        gradients over the processes; on the scaled gradients, so an overflow anywhere skips the
+        step everywhere)."""
         scaler = self.scalers[which]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if sync is not None:
+            sync([p for group in optimizer.param_groups for p in group["params"]])
         scaler.step(optimizer)
         scaler.update()
 

@@ -33,6 +33,7 @@ class TrainSource(Protocol):
     name: str
     channels: int
     num_classes: int
+    world_size: int  # how many processes share the data, each reading its own shard
 
     def identity(self) -> str: ...
     def steps_per_epoch(self, batch_size: int) -> int: ...
@@ -53,7 +54,9 @@ def _chance(labels: torch.Tensor) -> float:
 
 class ArraySource:
     """A prepared .npz dataset (digits, MNIST) held in memory; the epoch order comes from the
-    trainer's checkpointed order stream (``state.order_rng``)."""
+    trainer's checkpointed order stream (``state.order_rng``). One process reads it all."""
+
+    world_size = 1
 
     def __init__(self, data: PreparedData, stylized_path: str | None = None):
         self.data, self.name = data, data.name
@@ -151,6 +154,10 @@ class FolderSource:
         self._stylized = None
         if stylized_dir is not None:
             self._stylized = AugmentedImages(stylized_dir, seed_of(seed, _STYLIZED_STREAM), classes=classes, files=self.files)
+
+    @property
+    def world_size(self) -> int:
+        return self.order.world_size
 
     def identity(self) -> str:
         return array_hash(np.frombuffer("\n".join(self.files).encode(), np.uint8),

@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from noisetrain.data.imagenet_train import seed_of
 from noisetrain.errors import ConfigError, InputError
+from noisetrain.train.distributed import SINGLE, World
 from noisetrain.train.precision import FP32, Precision
 
 
@@ -33,9 +35,15 @@ class Stream(IntEnum):
     ATTACK = 6  # adversarial training: one seed per batch for the attack (PGD's random start)
 
 
-def seeded(seed: int, stream: Stream, device: torch.device | str = "cpu") -> torch.Generator:
+def stream_seed(seed: int, stream: Stream, rank: int = 0) -> int:
+    """The seed of a stream; each further process of a data-parallel run (``rank`` > 0) has its
+    own, so that the processes do not draw the same noise (rank 0's is a one-process run's)."""
+    return seed * 1000 + int(stream) if rank == 0 else seed_of(seed, int(stream), rank)
+
+
+def seeded(seed: int, stream: Stream, device: torch.device | str = "cpu", rank: int = 0) -> torch.Generator:
     """The stream's generator, on ``device`` (a CUDA generator draws there without a copy)."""
-    return torch.Generator(device=device).manual_seed(seed * 1000 + int(stream))
+    return torch.Generator(device=device).manual_seed(stream_seed(seed, stream, rank))
 
 
 class MethodStep(Protocol):
@@ -68,7 +76,7 @@ class SeededStep:
         return {}
 
 
-# kind -> factory(spec, source, device, steps_per_epoch, precision) -> MethodStep
+# kind -> factory(spec, source, device, steps_per_epoch, precision, world=...) -> MethodStep
 METHOD_STEPS: dict[str, Callable[..., MethodStep]] = {}
 
 
@@ -85,13 +93,15 @@ def register_method(*kinds: str):
     return register
 
 
-def build_step(spec: dict, source, device: torch.device, steps_per_epoch: int, precision: Precision = FP32) -> MethodStep:
+def build_step(spec: dict, source, device: torch.device, steps_per_epoch: int, precision: Precision = FP32,
+               world: World = SINGLE) -> MethodStep:
     """The method step of ``spec['kind']``; ``source`` is the training data (a
-    :class:`~noisetrain.train.sources.TrainSource`, or the small datasets' PreparedData)."""
+    :class:`~noisetrain.train.sources.TrainSource`, or the small datasets' PreparedData); ``world``:
+    this process's place in a data-parallel run (its own random streams)."""
     if spec["kind"] not in METHOD_STEPS:
         raise ConfigError(f"config error at 'methods.{spec.get('method')}.kind': unknown method kind "
                           f"{spec['kind']!r}; known: {', '.join(sorted(METHOD_STEPS))}")
-    return METHOD_STEPS[spec["kind"]](spec, source, device, steps_per_epoch, precision)
+    return METHOD_STEPS[spec["kind"]](spec, source, device, steps_per_epoch, precision, world=world)
 
 
 def classifier_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, target: torch.Tensor,

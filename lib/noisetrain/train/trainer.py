@@ -18,6 +18,12 @@ A stopped or killed job, rerun, continues from there, mid-epoch too, and ends wi
 weights of an uninterrupted run (on CPU); a checkpoint of anything else is ignored.
 Once the final model is saved, :func:`discard_checkpoint` removes it, so that a rerun Snakemake
 asks for trains afresh.
+
+Data-parallel (an image folder, one process per GPU, :mod:`noisetrain.train.distributed`): each
+process trains on its shard with its part of the batch, the classifier under DDP; the processes
+agree after every step on saving and stopping and log the means of their metrics; rank 0 writes the
+checkpoint (the shared state and every process's own random streams and method state), the logs
+and the model, and measures the held-out accuracy.
 """
 
 from __future__ import annotations
@@ -38,18 +44,19 @@ from tqdm import tqdm
 from noisetrain import __version__
 from noisetrain.config import spec_hash
 from noisetrain.data.datasets import PreparedData, array_hash
-from noisetrain.errors import CheckpointError, Preempted, TrainingError
+from noisetrain.errors import CheckpointError, ConfigError, Preempted, TrainingError
 from noisetrain.models.architectures import build_model
 from noisetrain.models.devices import resolve_device
 from noisetrain.models.model_file import load_weights, save_model
 from noisetrain.noise.diagnostics import is_erasing
 from noisetrain.storage import atomic_write, load_torch, save_torch
 from noisetrain.train import adversarial_training, ant, noise_step  # noqa: F401  (register their method kinds)
+from noisetrain.train.distributed import SINGLE, World, unwrap
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.preemption import StopRequest
 from noisetrain.train.sources import TrainSource, as_source
 from noisetrain.train.step_log import StepLog
-from noisetrain.train.steps import MethodStep, Stream, build_step, seeded
+from noisetrain.train.steps import MethodStep, Stream, build_step, seeded, stream_seed
 
 # Every method's columns ("accuracy": on the composed training batches); a method's own metrics follow.
 LOG_COLUMNS = ("epoch", "loss", "accuracy", "heldout_accuracy", "lr", "seconds", "images_per_second")
@@ -92,7 +99,7 @@ class TrainState:
             "step": self.step,
             "epoch_order_rng": self.epoch_order_rng,
             "totals": dict(self.totals),
-            "model": self.model.state_dict(),
+            "model": unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "order_rng": self.order_rng.get_state(),
@@ -106,7 +113,7 @@ class TrainState:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.precision.load_state_dict(state["scalers"])
         self.epoch = state["epoch"]
-        self.model.load_state_dict(state["model"])
+        unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.order_rng.set_state(state["order_rng"])
@@ -143,21 +150,24 @@ def initial_model(spec: dict, data: PreparedData, init_state: dict | None) -> nn
 
 
 def build_state(spec: dict, data: PreparedData | TrainSource, init_state: dict | None, device: torch.device,
-                model: nn.Module | None = None, precision: Precision = FP32) -> TrainState:
+                model: nn.Module | None = None, precision: Precision = FP32, world: World = SINGLE) -> TrainState:
     """The run's state before its first step; ``model`` (an ImageNet classifier with its initial
-    weights) or, on the small datasets, one built from the spec and ``init_state``."""
+    weights) or, on the small datasets, one built from the spec and ``init_state``. With several
+    processes the classifier is wrapped in DistributedDataParallel."""
     source = as_source(data, spec)
     if model is None:
         model = initial_model(spec, data, init_state)
     else:
         torch.manual_seed(spec["seed"] * 1000 + Stream.INIT)  # the global stream (dropout) starts at the seed
-    model = precision.prepare_model(model)
+    if world.rank:  # every further process its own dropout stream
+        torch.manual_seed(stream_seed(spec["seed"], Stream.INIT, world.rank))
+    model = world.wrap(precision.prepare_model(model), device)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=spec["lr"], momentum=spec["momentum"], weight_decay=spec["weight_decay"]
     )
     milestones = [spec["lr_decay_epoch"]] if spec.get("lr_decay_epoch") else []
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-    method = build_step(spec, source, device, source.steps_per_epoch(spec["batch_size"]), precision)
+    method = build_step(spec, source, device, source.steps_per_epoch(spec["batch_size"]), precision, world)
     return TrainState(model, optimizer, scheduler, seeded(spec["seed"], Stream.ORDER), method, precision)
 
 
@@ -167,43 +177,58 @@ PROGRESS_SECONDS = 60.0  # a plain progress line in the rule's log this often wi
 def run_epoch(state: TrainState, source: TrainSource, batch_size: int, label: str,
               save: Callable[[], None] = lambda: None, stop: StopRequest | None = None,
               checkpoint_every: float = math.inf, step_log: StepLog | None = None,
-              log: Callable[[str], None] = print) -> dict[str, float]:
+              log: Callable[[str], None] = print, world: World = SINGLE) -> dict[str, float]:
     """One pass over the training set in the source's seeded order, from ``state.step`` on (a
     resumed epoch continues the same order); returns every step metric's mean over images, and
     ``images``, how many the epoch had. After
     a step it calls ``save`` when ``checkpoint_every`` seconds have passed since the last save, and
-    when ``stop`` is requested, then raises Preempted."""
+    when ``stop`` is requested, then raises Preempted. With several processes (``world``) the
+    metrics are the means over all of them, and any one's save or stop is every one's."""
     state.model.train()
     if state.step == 0:
         state.totals = {}
     steps = source.steps_per_epoch(batch_size)
     saved_at = shown_at = last = time.monotonic()
-    terminal = sys.stderr.isatty()
+    terminal = sys.stderr.isatty() and world.is_main
     # A bar on a terminal; Snakemake log files get a plain line every PROGRESS_SECONDS and per epoch.
     for x, y, index in tqdm(source.epoch_batches(state, batch_size), desc=label, leave=False, disable=not terminal,
                             total=steps, initial=state.step):
         metrics = state.method.step(state.model, state.optimizer, x, y, index)
-        for key, value in metrics.items():
-            state.totals[key] = state.totals.get(key, 0.0) + value * len(index)
-        state.totals["images"] = state.totals.get("images", 0.0) + len(index)
-        state.step += 1
         now = time.monotonic()
+        metrics, save_now, stop_now = _agree(world, metrics, now - saved_at >= checkpoint_every,
+                                             stop is not None and stop.requested)
+        images = len(index) * world.size  # the whole step's, over all processes
+        for key, value in metrics.items():
+            state.totals[key] = state.totals.get(key, 0.0) + value * images
+        state.totals["images"] = state.totals.get("images", 0.0) + images
+        state.step += 1
         if step_log is not None:
-            step_log.write(_step_row(state, steps, metrics, len(index) / max(now - last, 1e-9)))
+            step_log.write(_step_row(state, steps, metrics, images / max(now - last, 1e-9)))
         last = now
         if not terminal and now - shown_at >= PROGRESS_SECONDS:
             log(f"{label}: step {state.step}/{steps}, loss {metrics['loss']:.4g}")
             shown_at = now
-        if (stop is not None and stop.requested) or now - saved_at >= checkpoint_every:
+        if save_now or stop_now:
             save()
             saved_at = time.monotonic()
-            if stop is not None and stop.requested:
-                raise Preempted(f"{label}: stopped by {stop.received} after step {state.step}; the checkpoint holds "
+            if stop_now:
+                cause = stop.received if stop is not None and stop.received else "another process's stop request"
+                raise Preempted(f"{label}: stopped by {cause} after step {state.step}; the checkpoint holds "
                                 "the run so far: rerun the job to resume")
     images = max(state.totals.pop("images", 0.0), 1.0)
     metrics = {key: total / images for key, total in state.totals.items()}
     state.step, state.totals = 0, {}
     return {**metrics, "images": images}
+
+
+def _agree(world: World, metrics: dict[str, float], save: bool, stop: bool) -> tuple[dict[str, float], bool, bool]:
+    """One all-reduce a step (nothing for one process): every process saves and stops at the same
+    step, whichever one's clock or signal asks, and each metric becomes its mean over the processes.
+    Every process's step returns the same keys (the batch split depends on the batch size only)."""
+    if world.size == 1:
+        return metrics, save, stop
+    *sums, saves, stops = world.sum([*metrics.values(), float(save), float(stop)])
+    return {key: total / world.size for key, total in zip(metrics, sums)}, saves > 0, stops > 0
 
 
 def _step_row(state: TrainState, steps: int, metrics: dict, images_per_second: float) -> dict:
@@ -214,15 +239,38 @@ def _step_row(state: TrainState, steps: int, metrics: dict, images_per_second: f
             "gpu_memory_mb": memory}
 
 
-def _resume(state: TrainState, checkpoint: Path, fingerprint: str, method: str, log: Callable[[str], None]) -> None:
+# What each process of a data-parallel run has of its own: its random streams and its method step's state.
+RANK_STATE = ("torch_rng", "cuda_rng", "method")
+
+
+def _save_checkpoint(state: TrainState, fingerprint: str, checkpoint: Path, step_log: StepLog | None,
+                     world: World) -> None:
+    """One file, written by rank 0: the shared state, and with several processes each one's own
+    part (``ranks``). The others wait until it is written (under torchrun, a process that stopped
+    first would end the job)."""
+    saved = state.state_dict(fingerprint)
+    ranks = world.gather({key: saved[key] for key in RANK_STATE})
+    if world.is_main:
+        step_log.flush()
+        save_torch({**saved, "world_size": world.size, **({"ranks": ranks} if world.size > 1 else {})}, checkpoint)
+    world.barrier()
+
+
+def _resume(state: TrainState, checkpoint: Path, fingerprint: str, method: str, log: Callable[[str], None],
+            world: World = SINGLE) -> None:
     if not checkpoint.exists():
         return
     saved = load_torch(checkpoint)
     if saved.get("fingerprint") != fingerprint:
         log(f"ignoring {checkpoint}: it belongs to another configuration, data, initial model or code version of {method}")
         return
+    processes = saved.get("world_size", 1)
+    if processes != world.size:
+        raise CheckpointError(f"{checkpoint} was written by {processes} training process(es), this run has {world.size}: "
+                              f"rerun with {processes} (torchrun --nproc_per_node {processes}) to resume it, "
+                              "or delete it to train afresh")
     try:
-        state.load_state_dict(saved)
+        state.load_state_dict({**saved, **saved["ranks"][world.rank]} if world.size > 1 else saved)
     except (RuntimeError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{checkpoint} does not fit {method} ({exc.__class__.__name__}: "
                               f"{str(exc).splitlines()[0][:200]}): delete it and rerun") from exc
@@ -244,6 +292,7 @@ def fit(
     checkpoint_every: float = math.inf,
     stop: StopRequest | None = None,
     log: Callable[[str], None] = print,
+    world: World = SINGLE,
 ) -> TrainState:
     """Train (or resume training) the model described by ``spec`` on ``data`` (a prepared dataset
     or a training source), from ``init_state`` (small datasets) or the given ``model`` with its
@@ -254,30 +303,61 @@ def fit(
     when given) make it checkpoint after the current step and raise Preempted. Raises
     TrainingError when the loss becomes non-finite or, with ``divergence_guard``, when the final
     model is no better than always answering the most frequent held-out class.
+
+    ``world``: this process's place in a data-parallel run (:mod:`noisetrain.train.distributed`,
+    the process group joined): each process trains on its shard of the source with its part of
+    ``spec['batch_size']``; rank 0 alone logs, writes the checkpoint and the per-step log and
+    measures the held-out accuracy.
     """
     device = resolve_device(device)
     source = as_source(data, spec)
+    _check_shards(source, world)
     fingerprint = spec_hash(run_identity(spec, source, init_id if model is not None else init_state))
-    state = build_state(spec, source, init_state, device, model, Precision(device, amp))
+    spec = _per_process(spec, world)
+    if not world.is_main:
+        log = _silent
+    state = build_state(spec, source, init_state, device, model, Precision(device, amp), world)
     checkpoint = Path(checkpoint_dir) / "last.pt"
-    _resume(state, checkpoint, fingerprint, spec["method"], log)
-    step_log = StepLog(Path(checkpoint_dir) / STEP_LOG)
-    steps = source.steps_per_epoch(spec["batch_size"])
-    step_log.keep_until(state.epoch * steps + state.step)
+    _resume(state, checkpoint, fingerprint, spec["method"], log, world)
+    step_log = StepLog(Path(checkpoint_dir) / STEP_LOG) if world.is_main else None
+    if step_log is not None:
+        step_log.keep_until(state.epoch * source.steps_per_epoch(spec["batch_size"]) + state.step)
 
     def save() -> None:
-        step_log.flush()
-        save_torch(state.state_dict(fingerprint), checkpoint)
+        _save_checkpoint(state, fingerprint, checkpoint, step_log, world)
 
     try:
         with stop or StopRequest() as stop:
             while state.epoch < spec["epochs"]:
-                _train_epoch(state, spec, source, checkpoint_every, stop, save, step_log, log)
+                _train_epoch(state, spec, source, checkpoint_every, stop, save, step_log, log, world)
     finally:
-        step_log.close()
+        if step_log is not None:
+            step_log.close()
     if divergence_guard:
         _check_not_chance(spec, state.log[-1]["heldout_accuracy"], source.chance_level())
     return state
+
+
+def _silent(message: str) -> None:
+    """The log of every process but rank 0: one process speaks for the run."""
+
+
+def _check_shards(source: TrainSource, world: World) -> None:
+    if source.world_size != world.size:
+        fix = ("the small datasets train in one process: run it without torchrun or srun tasks" if source.world_size == 1
+               else "give the source this process's rank and the world size")
+        raise ConfigError(f"{world.size} processes train but the {source.name} training data is split for "
+                          f"{source.world_size}: {fix}")
+
+
+def _per_process(spec: dict, world: World) -> dict:
+    """The spec one process trains with: its share of ``batch_size``, the whole step's batch."""
+    if world.size == 1:
+        return spec
+    if spec["batch_size"] % world.size:
+        raise ConfigError(f"config error at 'train.batch_size': {spec['batch_size']} images cannot be split evenly "
+                          f"over {world.size} training processes; make it a multiple")
+    return {**spec, "batch_size": spec["batch_size"] // world.size}
 
 
 STEP_LOG = "steps.csv"  # the per-step log, beside the checkpoint until the run is done
@@ -288,18 +368,19 @@ def step_log_path(checkpoint_dir: str | Path) -> Path:
 
 
 def _train_epoch(state: TrainState, spec: dict, source: TrainSource, checkpoint_every: float, stop: StopRequest,
-                 save: Callable[[], None], step_log: StepLog, log: Callable[[str], None]) -> None:
+                 save: Callable[[], None], step_log: StepLog | None, log: Callable[[str], None],
+                 world: World = SINGLE) -> None:
     """One epoch (or the rest of a resumed one), its log row and its checkpoint."""
     started = time.perf_counter()
     label = f"{spec['method']} epoch {state.epoch + 1}"
-    metrics = run_epoch(state, source, spec["batch_size"], label, save, stop, checkpoint_every, step_log, log)
+    metrics = run_epoch(state, source, spec["batch_size"], label, save, stop, checkpoint_every, step_log, log, world)
     seconds = time.perf_counter() - started
     if not math.isfinite(metrics["loss"]):
         raise TrainingError(f"{spec['method']}: training loss became {metrics['loss']} in epoch {state.epoch + 1}; lower lr")
     lr = state.optimizer.param_groups[0]["lr"]
     state.scheduler.step()
     state.epoch += 1
-    heldout = source.heldout_accuracy(state.model, state.precision.device, state.precision)
+    heldout = _heldout_accuracy(state, source, world)
     images = metrics.pop("images")
     row = {"epoch": state.epoch, "loss": metrics.pop("loss"), "heldout_accuracy": heldout, "lr": lr,
            "seconds": seconds, "images_per_second": images / seconds, **metrics}
@@ -308,6 +389,15 @@ def _train_epoch(state: TrainState, spec: dict, source: TrainSource, checkpoint_
         + ", ".join(f"{key.replace('_', ' ')} {value:.4g}" for key, value in row.items()
                     if key not in ("epoch", "lr", "seconds")))
     save()
+
+
+def _heldout_accuracy(state: TrainState, source: TrainSource, world: World) -> float:
+    """Measured by rank 0 alone, on the plain module (a DDP forward would wait for the others), and
+    given to every process (all take the same divergence decision)."""
+    heldout = None
+    if world.is_main:
+        heldout = source.heldout_accuracy(unwrap(state.model), state.precision.device, state.precision)
+    return world.broadcast(heldout)
 
 
 CHANCE_MARGIN = 0.01  # a point above chance is noise, not learning
@@ -336,14 +426,13 @@ def write_log(state: TrainState, path: str | Path) -> None:
 def finish(state: TrainState, checkpoint_dir: str | Path, info: dict, out: str | Path, log_csv: str | Path,
            steps_csv: str | Path, **model_file) -> None:
     """Write a finished run's outputs (the logs first, the model last: a model file means the run
-    is complete) and remove its checkpoint. The method's final diagnostics travel with the model
-    into every record's provenance (the tables flag ANT models whose generators erased the
-    images, issue 9)."""
+    is complete) and remove its checkpoint; rank 0's job in a data-parallel run. The method's final
+    diagnostics travel with the model into every record's provenance (the tables flag ANT models
+    whose generators erased the images, issue 9)."""
     write_log(state, log_csv)
     atomic_write(steps_csv, lambda tmp: shutil.copyfile(step_log_path(checkpoint_dir), tmp))
     info = {**info, "training_diagnostics": training_diagnostics(state.log)}
-    model = state.model.module if hasattr(state.model, "module") else state.model  # unwrapped from DDP
-    save_model(model.cpu(), out, info=info, extras=state.method.export(), **model_file)
+    save_model(unwrap(state.model).cpu(), out, info=info, extras=state.method.export(), **model_file)
     discard_checkpoint(checkpoint_dir)
 
 

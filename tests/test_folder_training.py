@@ -1,0 +1,123 @@
+"""Fine-tuning on an image folder (the ImageNet wing's training) on scikit-image's photographs with
+a small torchvision network at random init: a run stopped at a random step (SIGTERM's path)
+resumes to exactly the weights, step log and epoch log of an uninterrupted run on CPU (dropout's
+and BatchNorm's state included), for GNT and for ANT + SIN; the job script stops on SIGTERM in one
+line and its rerun finishes; a +SIN folder that does not mirror train/ is refused."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+from conftest import BIN, ENV, REPO
+from test_preemption import StopAfter
+
+from noisetrain.config import train_spec, validate_config
+from noisetrain.data.imagenet import write_val_list
+from noisetrain.data.sample_images import make_sample_imagenet
+from noisetrain.errors import DataError, Preempted
+from noisetrain.models.torchvision_models import load_classifier
+from noisetrain.train import trainer
+from noisetrain.train.sources import FolderSource
+
+CLASSES = ["n00000000", "n00000001", "n00000002"]
+STEPS = 2 * 3  # 2 epochs of 3 classes x 4 training images in batches of 4
+ARCH = "mobilenet_v3_small"  # BatchNorm and dropout: both must resume exactly
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    make_sample_imagenet(root, classes=3, train_per_class=4, val_per_class=2, size=64)
+    write_val_list(root / "val", None, 0, root / "val_files.json")
+    return root
+
+
+def spec_of(name: str, method: dict, stylized=None) -> dict:
+    """The validated spec of one method (schema defaults filled), on the folder's network."""
+    config = validate_config({
+        "dataset": {"name": "digits"}, "seed": 3, "robustness": {"an_eps": 6.0},
+        "methods": {"vanilla": {"kind": "vanilla"}, name: method},
+        "train": {"batch_size": 4, "divergence_guard": False,
+                  "finetune": {"epochs": 2, "lr": 0.05, "momentum": 0.9, "lr_decay_epoch": 1}},
+    })
+    spec = {**train_spec(config, name), "model": ARCH}
+    return {**spec, "stylized_path": str(stylized)} if stylized else spec
+
+
+GNT = ("gnt_s0.5", {"kind": "gnt", "sigma": 0.5})
+ANT_SIN = ("ant1x1_sin", {"kind": "ant", "eps": 135.0, "reinit_every": 0.5, "reinit_steps": 1, "snapshot_every": 1})
+
+
+def fit(images, spec, checkpoint_dir, **kwargs):
+    source = FolderSource(images / "train", images / "val", None, CLASSES, spec["seed"],
+                          stylized_dir=spec.get("stylized_path"))
+    model = load_classifier(ARCH, None, num_classes=len(CLASSES), seed=spec["seed"])
+    return trainer.fit(spec, source, model=model, init_id=f"random-init:{spec['seed']}", checkpoint_dir=checkpoint_dir,
+                       divergence_guard=False, log=lambda _: None, **kwargs)
+
+
+def step_rows(checkpoint_dir):
+    with open(trainer.step_log_path(checkpoint_dir), newline="") as handle:
+        return [{k: v for k, v in row.items() if k != "images_per_second"} for row in csv.DictReader(handle)]
+
+
+def timeless(log):
+    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_second")} for row in log]
+
+
+@pytest.mark.parametrize("method", [GNT, ANT_SIN], ids=["gnt", "ant-sin"])
+def test_a_run_stopped_at_a_random_step_resumes_to_the_uninterrupted_run(images, tmp_path, method):
+    name, entry = method
+    spec = spec_of(name, entry, images / "stylized" if name.endswith("_sin") else None)
+    stop_after = random.Random(name).randint(1, STEPS - 1)
+    straight = fit(images, spec, tmp_path / "straight")
+    with pytest.raises(Preempted, match="stopped by SIGTERM"):
+        fit(images, spec, tmp_path / "stopped", stop=StopAfter(stop_after))
+    saved = torch.load(tmp_path / "stopped" / "last.pt", weights_only=True)
+    assert saved["epoch"] * 3 + saved["step"] == stop_after
+    resumed = fit(images, spec, tmp_path / "stopped")
+    for (key, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), f"{key} differs after resuming at step {stop_after}"
+    assert timeless(resumed.log) == timeless(straight.log)
+    assert step_rows(tmp_path / "stopped") == step_rows(tmp_path / "straight")
+    assert [int(row["step"]) for row in step_rows(tmp_path / "straight")] == list(range(1, STEPS + 1))
+
+
+def test_the_job_stops_on_sigterm_in_one_line_and_its_rerun_finishes(images, tmp_path):
+    spec = {**spec_of(*GNT), "epochs": 40}  # long enough to be stopped
+    cmd = [str(BIN / "python"), str(REPO / "workflow_scripts" / "train_images.py"), "--train-dir", str(images / "train"),
+           "--val-dir", str(images / "val"), "--val-files", str(images / "val_files.json"), "--spec", json.dumps(spec),
+           "--weights", "random", "--checkpoint-dir", str(tmp_path / "ckpt"), "--workers", "0", "--device", "cpu",
+           "--out", str(tmp_path / "m.pt"), "--log-csv", str(tmp_path / "e.csv"), "--steps-csv", str(tmp_path / "s.csv")]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.time() + 120
+    while not (tmp_path / "ckpt" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)  # the first epoch's checkpoint: training is under way
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith("error: gnt_s0.5 epoch") and "stopped by SIGTERM" in stderr
+    assert "Traceback" not in stderr and not (tmp_path / "m.pt").exists()
+    finished = subprocess.run([*cmd[:cmd.index("--spec") + 1], json.dumps({**spec, "epochs": 2}), *cmd[cmd.index("--spec") + 2:]],
+                              capture_output=True, text=True, timeout=300, env=ENV)
+    # Another epoch count is another run: its checkpoint is ignored, and it trains afresh to the end.
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "ignoring" in finished.stderr and (tmp_path / "m.pt").exists()
+    model = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert model["arch"] == ARCH and model["num_classes"] == 3 and model["info"]["weights"] == "random"
+
+
+def test_a_stylized_folder_that_does_not_mirror_train_is_refused(images, tmp_path):
+    stylized = tmp_path / "stylized"
+    shutil.copytree(images / "stylized", stylized)
+    next(stylized.rglob("*.JPEG")).unlink()
+    with pytest.raises(DataError, match="lacks 1 of the 12 listed images"):
+        FolderSource(images / "train", images / "val", None, CLASSES, 0, stylized_dir=stylized)
