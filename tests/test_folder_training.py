@@ -48,7 +48,7 @@ def spec_of(name: str, method: dict, stylized=None) -> dict:
         "train": {"batch_size": 4, "divergence_guard": False,
                   "finetune": {"epochs": 2, "lr": 0.05, "momentum": 0.9, "lr_decay_epoch": 1}},
     })
-    spec = {**train_spec(config, name), "model": ARCH}
+    spec = {**train_spec(config, name), "model": ARCH, "crop_size": 64}  # small crops: cheap steps
     return {**spec, "stylized_path": str(stylized)} if stylized else spec
 
 
@@ -58,7 +58,7 @@ ANT_SIN = ("ant1x1_sin", {"kind": "ant", "eps": 135.0, "reinit_every": 0.5, "rei
 
 def fit(images, spec, checkpoint_dir, **kwargs):
     source = FolderSource(images / "train", images / "val", None, CLASSES, spec["seed"],
-                          stylized_dir=spec.get("stylized_path"))
+                          stylized_dir=spec.get("stylized_path"), input_size=64, crop_size=64)
     model = load_classifier(ARCH, None, num_classes=len(CLASSES), seed=spec["seed"])
     return trainer.fit(spec, source, model=model, init_id=f"random-init:{spec['seed']}", checkpoint_dir=checkpoint_dir,
                        divergence_guard=False, log=lambda _: None, **kwargs)

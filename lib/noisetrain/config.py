@@ -431,6 +431,8 @@ def train_spec(config: dict, method: str) -> dict:
         "divergence_guard": config["train"]["divergence_guard"],
         "model": architecture or config["model"],
         "seed": spec.get("seed", config["seed"]),
+        # Streamed image folders: the training crop (None: the network's input size).
+        **({"crop_size": config["train"]["crop_size"]} if config["dataset"]["name"] == "imagenet" else {}),
     }
 
 

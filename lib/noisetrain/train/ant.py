@@ -17,8 +17,9 @@ samples that are erased or saturated and their mean noise value, for the current
 samples and for the replay part of the batch.
 
 :class:`AntStep` implements the method-step protocol (``noisetrain.train.steps``). All
-randomness comes from seeded CPU ``torch.Generator`` objects whose states are checkpointed, so a
-CPU run is deterministic and resumes bit for bit.
+randomness comes from seeded ``torch.Generator`` objects whose states are checkpointed (the
+generator input z on the step's device, the rest on the CPU), so a CPU run is deterministic and
+resumes bit for bit.
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ class AntStep:
         # its own z, replay picks and re-initialisation batches.
         self.world = world
         self.init_rng = seeded(spec["seed"], Stream.GENERATOR_INIT)
-        self.noise_rng = seeded(spec["seed"], Stream.GENERATOR_NOISE, rank=world.rank)
+        # On a GPU, z is drawn there: a CPU draw and copy of a batch's z costs about as much as a step.
+        self.noise_rng = seeded(spec["seed"], Stream.GENERATOR_NOISE, self.device, rank=world.rank)
         self.pick_rng = seeded(spec["seed"], Stream.PICK, rank=world.rank)
         self.generator, self.optimizer = self._fresh_generator(self.lr)
         self.bank: list[dict[str, torch.Tensor]] = []
@@ -166,8 +168,8 @@ class AntStep:
         return gen, torch.optim.Adam(gen.parameters(), lr=lr)
 
     def _noise_input(self, gen: NoiseGenerator, shape: torch.Size) -> torch.Tensor:
-        # Drawn on the CPU stream and moved: the same seed gives the same noise on any device.
-        return torch.randn(gen.input_shape(shape), generator=self.noise_rng).to(self.device)
+        # Drawn on the step's device (its own seeded stream there; on the CPU, today's stream).
+        return torch.randn(gen.input_shape(shape), generator=self.noise_rng, device=self.device)
 
     def _perturb(self, gen: NoiseGenerator, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         if z is None:

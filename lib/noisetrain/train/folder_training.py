@@ -14,7 +14,7 @@ from pathlib import Path
 from noisetrain.config_imagenet import RANDOM_WEIGHTS
 from noisetrain.data.imagenet import read_val_list, stratified_files
 from noisetrain.models.devices import resolve_device
-from noisetrain.models.torchvision_models import load_classifier, weights_fingerprint
+from noisetrain.models.torchvision_models import input_size, load_classifier, weights_fingerprint
 from noisetrain.train import distributed, trainer
 from noisetrain.train.preemption import StopRequest
 from noisetrain.train.sources import FolderSource
@@ -44,7 +44,8 @@ def train_on_folder(spec: dict, *, train_dir: str | Path, val_dir: str | Path, v
     with distributed.joined(world, resolved):
         source = FolderSource(train_dir, val_dir, heldout_files(listing, heldout_images, spec["seed"]), classes,
                               spec["seed"], workers=workers, pin_memory=resolved.type == "cuda", rank=world.rank,
-                              world_size=world.size, stylized_dir=spec.get("stylized_path"))
+                              world_size=world.size, stylized_dir=spec.get("stylized_path"),
+                              input_size=input_size(spec["model"]), crop_size=spec.get("crop_size"))
         initial = None if weights == RANDOM_WEIGHTS else weights
         num_classes = len(classes) if initial is None else IMAGENET_CLASSES
         with world.main_first():  # one download of torchvision's weights into the shared cache

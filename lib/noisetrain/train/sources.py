@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from noisetrain.data.datasets import PreparedData, array_hash, data_hash, load_npz, to_float
 from noisetrain.data.imagenet import eval_transform, image_folder, relative_files
-from noisetrain.data.imagenet_train import AugmentedImages, EpochOrder, seed_of, train_loader
+from noisetrain.data.imagenet_train import AugmentedImages, EpochOrder, seed_of, train_loader, train_transform
 from noisetrain.errors import DataError, InputError
 from noisetrain.measure.evaluation import accuracy
 from noisetrain.train.precision import FP32, Precision
@@ -144,16 +144,18 @@ class FolderSource:
 
     def __init__(self, train_dir: str | Path, heldout_dir: str | Path, heldout_files: list[str], classes: list[str],
                  seed: int, *, workers: int = 0, pin_memory: bool = False, rank: int = 0, world_size: int = 1,
-                 stylized_dir: str | Path | None = None, input_size: int = 224):
+                 stylized_dir: str | Path | None = None, input_size: int = 224, crop_size: int | None = None):
         self.train_dir, self.seed, self.workers, self.pin_memory = Path(train_dir), seed, workers, pin_memory
         self.num_classes = len(classes)
-        self.dataset = AugmentedImages(train_dir, seed, classes=classes)
+        transform = train_transform(crop_size or input_size)
+        self.dataset = AugmentedImages(train_dir, seed, transform, classes=classes)
         self.files = relative_files(self.dataset.images)
         self.order = EpochOrder(len(self.dataset), seed, rank, world_size)
         self.heldout = image_folder(heldout_dir, eval_transform(input_size), files=heldout_files, classes=classes)
         self._stylized = None
         if stylized_dir is not None:
-            self._stylized = AugmentedImages(stylized_dir, seed_of(seed, _STYLIZED_STREAM), classes=classes, files=self.files)
+            self._stylized = AugmentedImages(stylized_dir, seed_of(seed, _STYLIZED_STREAM), transform, classes=classes,
+                                             files=self.files)
 
     @property
     def world_size(self) -> int:
