@@ -330,7 +330,9 @@ def test_sample_imagenet_is_deterministic_and_large_enough(sample_root, tmp_path
     names = make_sample_imagenet(tmp_path, classes=3, train_per_class=2, val_per_class=4)
     assert names == inet.check_imagenet_root(tmp_path)
     files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.JPEG"))
-    assert len(files) == 3 * (2 + 4)
+    assert len(files) == 3 * (2 + 4 + 2)  # train, val and the stylized stand-in of train
+    stylized = sorted(f.relative_to("stylized") for f in files if f.parts[0] == "stylized")
+    assert stylized == sorted(f.relative_to("train") for f in files if f.parts[0] == "train")
     assert all((tmp_path / f).read_bytes() == (sample_root / f).read_bytes() for f in files)
     for f in files:
         with Image.open(tmp_path / f) as image:

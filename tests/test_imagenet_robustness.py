@@ -20,7 +20,7 @@ from helpers import COLOURS, WNIDS, fake_imagenet, write_tree
 from torch import nn
 
 from noisetrain.config import validate_config
-from noisetrain.config_imagenet import robustness_models
+from noisetrain.config_imagenet import evaluation_models, robustness_models
 from noisetrain.data import datasets
 from noisetrain.data import imagenet as inet
 from noisetrain.errors import ConfigError
@@ -227,8 +227,12 @@ def test_robustness_config_errors(paper_config, change, message):
 
 
 def test_all_measures_every_224_model(paper_config):
-    config = validate_config({**paper_config, "external_models": {**paper_config["external_models"], **INCEPTION}})
-    assert robustness_models(config) == ["vanilla", "alexnet"]
+    robustness = {**paper_config["robustness"], "methods": "all"}
+    config = validate_config({**paper_config, "robustness": robustness,
+                              "external_models": {**paper_config["external_models"], **INCEPTION}})
+    every = list(evaluation_models(config))
+    assert {"vanilla", "ant1x1", "gnt_s0.5", "ant1x1_densenet121", "alexnet", "inception"} <= set(every)
+    assert robustness_models(config) == [m for m in every if m != "inception"]  # InceptionV3 takes 299 x 299
     config = validate_config({**paper_config, "robustness": {**paper_config["robustness"], "methods": ["alexnet"]}})
     assert robustness_models(config) == ["alexnet"]
 
