@@ -4,22 +4,6 @@
 # than one). Checkpoints live in an undeclared folder, so a preempted or failed job keeps them and
 # Snakemake's retry resumes; SIGTERM / SIGUSR1 from slurm make the job checkpoint and stop.
 
-TRAIN = config["train"]
-GPUS_PER_JOB = TRAIN["gpus_per_job"]
-
-
-def train_image_inputs(wildcards):
-    """The sample's folder (made by a rule; a real ImageNet is not tracked) and the initial weights' file."""
-    weights = initial_weights(config, wildcards.method)
-    return {"images": val_images(), "weights": [weights] if looks_like_file(weights) else []}
-
-
-def launcher():
-    """python for one GPU; torchrun's single-node launcher, one process per GPU, for several."""
-    if GPUS_PER_JOB == 1:
-        return "python"
-    return f"torchrun --standalone --nproc_per_node {GPUS_PER_JOB}"
-
 
 rule train:
     input:
