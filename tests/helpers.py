@@ -8,6 +8,7 @@ from PIL import Image
 from torch import nn
 
 from noisetrain.data.imagenet_c_names import IMAGENET_C_CORRUPTIONS
+from noisetrain.train.preemption import StopRequest
 
 WNIDS = ["n01440764", "n01443537", "n01484850"]
 COLOURS = [(220, 20, 20), (20, 220, 20), (20, 20, 220)]  # class k is the colour whose channel k is high
@@ -63,3 +64,18 @@ def fake_imagenet(root: Path, corruptions=IMAGENET_C_CORRUPTIONS, severities=ran
             for wnid in wnids:
                 write_solid(root / "data" / "imagenet-c" / corruption / str(severity) / wnid / f"{wnid}_0.JPEG",
                             (90, 90, 90), size=8)
+
+
+class StopAfter(StopRequest):
+    """A stop request that arrives once ``steps`` training steps have been polled."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.left = steps
+
+    @property
+    def requested(self) -> bool:
+        self.left -= 1
+        if self.left <= 0:
+            self.received = "SIGTERM"
+        return self.received is not None

@@ -11,6 +11,7 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from helpers import StopAfter
 from torch import nn
 
 from noisetrain.data.imagenet import read_val_list, write_val_list
@@ -24,7 +25,6 @@ from noisetrain.train.ant import AntStep
 from noisetrain.train.distributed import World, world_from_env
 from noisetrain.train.folder_training import train_on_folder
 from noisetrain.train.noise_step import NoiseStep
-from noisetrain.train.preemption import StopRequest
 from noisetrain.train.sources import ArraySource, FolderSource
 from noisetrain.train.steps import Stream, stream_seed
 
@@ -118,21 +118,6 @@ def test_a_checkpoint_of_another_number_of_processes_is_not_resumed(tmp_path):
 
 
 # -- two processes ---------------------------------------------------------------------------
-
-class StopAfter(StopRequest):
-    """A stop request that arrives once ``steps`` training steps have been polled."""
-
-    def __init__(self, steps: int):
-        super().__init__()
-        self.left = steps
-
-    @property
-    def requested(self) -> bool:
-        self.left -= 1
-        if self.left <= 0:
-            self.received = "SIGTERM"
-        return self.received is not None
-
 
 def sample_folder(root):
     """16 training images of 2 classes (2 steps of 8), 2 val images, and the val list."""

@@ -17,7 +17,7 @@ import time
 import pytest
 import torch
 from conftest import BIN, ENV, REPO
-from test_preemption import StopAfter
+from helpers import StopAfter
 
 from noisetrain.config import train_spec, validate_config
 from noisetrain.data.imagenet import write_val_list

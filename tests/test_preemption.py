@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+from helpers import StopAfter
 from test_training import SPEC, _train_cmd
 
 from noisetrain.config import train_spec, validate_config
@@ -24,21 +25,6 @@ ANT = train_spec(validate_config({
     "methods": {"vanilla": {"kind": "vanilla"}, "ant1x1": ANT_SPEC},
     "train": {"batch_size": 50, "finetune": {"epochs": 2, "lr": 0.01, "momentum": 0.9}},
 }), "ant1x1")
-
-
-class StopAfter(StopRequest):
-    """A stop request that arrives once ``steps`` training steps have been polled."""
-
-    def __init__(self, steps: int):
-        super().__init__()
-        self.left = steps
-
-    @property
-    def requested(self) -> bool:
-        self.left -= 1
-        if self.left <= 0:
-            self.received = "SIGTERM"
-        return self.received is not None
 
 
 def _without_timing(log):
