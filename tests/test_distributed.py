@@ -23,9 +23,10 @@ from noisetrain.noise.generator_bank import cpu_state
 from noisetrain.train import distributed, trainer
 from noisetrain.train.ant import AntStep
 from noisetrain.train.distributed import World, world_from_env
+from noisetrain.train.folder_source import FolderSource
 from noisetrain.train.folder_training import train_on_folder
 from noisetrain.train.noise_step import NoiseStep
-from noisetrain.train.sources import ArraySource, FolderSource
+from noisetrain.train.sources import ArraySource
 from noisetrain.train.steps import Stream, stream_seed
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -25,7 +25,7 @@ from noisetrain.data.sample_images import make_sample_imagenet
 from noisetrain.errors import DataError, Preempted
 from noisetrain.models.torchvision_models import load_classifier
 from noisetrain.train import trainer
-from noisetrain.train.sources import FolderSource
+from noisetrain.train.folder_source import FolderSource
 
 CLASSES = ["n00000000", "n00000001", "n00000002"]
 STEPS = 2 * 3  # 2 epochs of 3 classes x 4 training images in batches of 4

@@ -11,7 +11,6 @@ and with several processes each rank reads its own interleaved shard of the same
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,18 +20,13 @@ from torchvision import transforms
 
 from noisetrain.data.imagenet import CROP_SIZE, image_folder
 from noisetrain.errors import InputError
+from noisetrain.seeding import seed_of
 
 
 def train_transform(size: int = CROP_SIZE) -> transforms.Compose:
     """Appendix B.1's fine-tuning augmentation, torchvision's standard: a random resized crop and a
     horizontal flip; pixels in [0, 1]."""
     return transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(), transforms.ToTensor()])
-
-
-def seed_of(*parts: int) -> int:
-    """A 63-bit seed from integers, different for any different tuple (not only different sums)."""
-    digest = hashlib.blake2b(",".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
 
 
 class EpochOrder(Sampler[int]):

@@ -16,8 +16,8 @@ from noisetrain.data.imagenet import read_val_list, stratified_files
 from noisetrain.models.devices import resolve_device
 from noisetrain.models.torchvision_models import input_size, load_classifier, weights_fingerprint
 from noisetrain.train import distributed, trainer
+from noisetrain.train.folder_source import FolderSource
 from noisetrain.train.preemption import StopRequest
-from noisetrain.train.sources import FolderSource
 
 IMAGENET_CLASSES = 1000
 

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from noisetrain.data.imagenet_train import seed_of
 from noisetrain.errors import ConfigError, InputError
+from noisetrain.seeding import seed_of
 from noisetrain.train.distributed import SINGLE, World
 from noisetrain.train.precision import FP32, Precision
 

@@ -1,0 +1,120 @@
+"""The streamed ImageNet training folder as a training source (see ``noisetrain.train.sources``)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from noisetrain.data.datasets import array_hash
+from noisetrain.data.imagenet import eval_transform, image_folder, relative_files
+from noisetrain.data.imagenet_train import AugmentedImages, EpochOrder, train_loader, train_transform
+from noisetrain.errors import InputError
+from noisetrain.seeding import seed_of
+from noisetrain.train.precision import FP32, Precision
+from noisetrain.train.sources import Batch, chance_of
+
+# Seeds of the folder source's own random streams (beside the training order's).
+_STYLIZED_STREAM, _HELDOUT_BATCH = 7, 100
+
+
+class FolderSource:
+    """An ImageNet training folder, streamed: augmented crops drawn from (seed, epoch, image), this
+    rank's shard of a seeded epoch order, DataLoader workers and pinned memory on a GPU. The
+    held-out accuracy is measured on the listed val images at the evaluation's crop.
+
+    ``stylized_dir`` (+SIN) must mirror the training folder: the stylized version of every
+    training image under the same ``<wnid>/<file>``, as Stylized-ImageNet is made.
+    """
+
+    name = "imagenet"
+    channels = 3
+
+    def __init__(self, train_dir: str | Path, heldout_dir: str | Path, heldout_files: list[str], classes: list[str],
+                 seed: int, *, workers: int = 0, pin_memory: bool = False, rank: int = 0, world_size: int = 1,
+                 stylized_dir: str | Path | None = None, input_size: int = 224, crop_size: int | None = None):
+        self.train_dir, self.seed, self.workers, self.pin_memory = Path(train_dir), seed, workers, pin_memory
+        self.num_classes = len(classes)
+        transform = train_transform(crop_size or input_size)
+        self.dataset = AugmentedImages(train_dir, seed, transform, classes=classes)
+        self.files = relative_files(self.dataset.images)
+        self.order = EpochOrder(len(self.dataset), seed, rank, world_size)
+        self.heldout = image_folder(heldout_dir, eval_transform(input_size), files=heldout_files, classes=classes)
+        self._stylized = None
+        if stylized_dir is not None:
+            self._stylized = AugmentedImages(stylized_dir, seed_of(seed, _STYLIZED_STREAM), transform, classes=classes,
+                                             files=self.files)
+
+    @property
+    def world_size(self) -> int:
+        return self.order.world_size
+
+    def identity(self) -> str:
+        return array_hash(np.frombuffer("\n".join(self.files).encode(), np.uint8),
+                          np.frombuffer("\n".join(relative_files(self.heldout)).encode(), np.uint8),
+                          np.asarray(self.dataset.images.targets))
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        steps = len(self.order) // batch_size
+        if steps < 1:
+            raise InputError(f"{self.train_dir} gives each of {self.order.world_size} process(es) {len(self.order)} "
+                             f"images, fewer than one batch of {batch_size}: lower train.batch_size")
+        return steps
+
+    def epoch_batches(self, state, batch_size: int) -> Iterator[Batch]:
+        self.order.set_epoch(state.epoch, state.step * batch_size)
+        if self._stylized is not None:
+            self._stylized.epoch = state.epoch
+        yield from train_loader(self.dataset, self.order, batch_size, workers=self.workers, pin_memory=self.pin_memory)
+
+    @torch.no_grad()
+    def heldout_accuracy(self, model: nn.Module, device: torch.device, precision: Precision = FP32) -> float:
+        loader = DataLoader(self.heldout, batch_size=_HELDOUT_BATCH, num_workers=self.workers, pin_memory=self.pin_memory)
+        was_training = model.training
+        model.eval()
+        correct = 0
+        for x, y in loader:
+            with precision.autocast():
+                predicted = model(precision.prepare_batch(x.to(device, non_blocking=True))).argmax(1)
+            correct += (predicted.cpu() == y).sum().item()
+        model.train(was_training)
+        return correct / len(self.heldout)
+
+    def chance_level(self) -> float:
+        return chance_of(torch.as_tensor(self.heldout.targets))
+
+    def random_batches(self, steps: int, size: int, rng: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``steps`` batches of ``size`` augmented training images (this rank's shard) in an order
+        seeded from ``rng``, passing over the folder as often as needed. A copy of the dataset, so
+        that the training epoch's own augmentation stream is untouched."""
+        dataset = copy.copy(self.dataset)
+        order = EpochOrder(len(dataset), int(torch.randint(0, 2**62, (1,), generator=rng)), self.order.rank,
+                           self.order.world_size)
+        size = min(size, len(order))
+        done, epoch = 0, 0
+        while done < steps:
+            order.set_epoch(epoch)
+            for x, y, _ in train_loader(dataset, order, size, workers=self.workers, pin_memory=self.pin_memory):
+                yield x, y
+                done += 1
+                if done == steps:
+                    return
+            epoch += 1
+
+    @property
+    def has_stylized(self) -> bool:
+        return self._stylized is not None
+
+    def stylized(self, index: torch.Tensor) -> torch.Tensor:
+        """The stylized versions of the given training images, decoded by a thread pool."""
+        if self._stylized is None:
+            raise InputError("this method needs Stylized-ImageNet: give stylized_path, a folder mirroring train/")
+        with ThreadPoolExecutor(max(1, self.workers)) as pool:
+            images = list(pool.map(lambda i: self._stylized[i][0], index.tolist()))
+        return torch.stack(images)
