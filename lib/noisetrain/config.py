@@ -432,7 +432,7 @@ def train_spec(config: dict, method: str) -> dict:
         "model": architecture or config["model"],
         "seed": spec.get("seed", config["seed"]),
         # Streamed image folders: the training crop (None: the network's input size).
-        **({"crop_size": config["train"]["crop_size"]} if config["dataset"]["name"] == "imagenet" else {}),
+        **({"crop_size": config["train"]["crop_size"]} if config_imagenet.is_image_folder_dataset(config) else {}),
     }
 
 

@@ -174,7 +174,11 @@ def trained_methods(config: dict) -> dict[str, dict]:
 
 def initial_weights(config: dict, method: str) -> str:
     """What a method is fine-tuned from: its own init_weights, else the vanilla model's weights."""
-    return trained_methods(config)[method].get("init_weights") or config["methods"]["vanilla"]["weights"]
+    return _initial(config, trained_methods(config)[method])
+
+
+def _initial(config: dict, spec: dict) -> str:
+    return spec.get("init_weights") or config["methods"]["vanilla"]["weights"]
 
 
 def model_path(config: dict, method: str) -> str:
@@ -337,13 +341,13 @@ def evaluation_models(config: dict) -> dict[str, dict]:
         },
     }
     for name, spec in trained_methods(config).items():
-        architecture = spec.get("architecture") or config["model"]
+        architecture, init = spec.get("architecture") or config["model"], _initial(config, spec)
         models[name] = {
             "architecture": architecture,
             "weights": model_path(config, name),
-            "fine_tuned_from": initial_weights(config, name),  # random init: one output per class
+            "fine_tuned_from": init,  # random init: one output per class
             "label": method_label(name, spec, architecture),
-            "paper_model": paper_model(spec, architecture, initial_weights(config, name)),
+            "paper_model": paper_model(spec, architecture, init),
             "trained_on": trained_on(spec),
             "source": "trained",
             **_noise_keys(spec),

@@ -20,8 +20,8 @@ from noisetrain.seeding import seed_of
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.sources import Batch, chance_of
 
-# Seeds of the folder source's own random streams (beside the training order's).
-_STYLIZED_STREAM, _HELDOUT_BATCH = 7, 100
+_STYLIZED_STREAM = 7  # the stylized images' own augmentation stream (beside the training order's)
+_HELDOUT_BATCH = 100
 
 
 class FolderSource:

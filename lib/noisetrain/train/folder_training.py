@@ -11,15 +11,13 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from noisetrain.config_imagenet import RANDOM_WEIGHTS
 from noisetrain.data.imagenet import read_val_list, stratified_files
+from noisetrain.measure.imagenet_evaluation import class_count, model_weights
 from noisetrain.models.devices import resolve_device
 from noisetrain.models.torchvision_models import input_size, load_classifier, weights_fingerprint
 from noisetrain.train import distributed, trainer
 from noisetrain.train.folder_source import FolderSource
 from noisetrain.train.preemption import StopRequest
-
-IMAGENET_CLASSES = 1000
 
 
 def heldout_files(listing: dict, images: int | None, seed: int) -> list[str]:
@@ -46,8 +44,8 @@ def train_on_folder(spec: dict, *, train_dir: str | Path, val_dir: str | Path, v
                               spec["seed"], workers=workers, pin_memory=resolved.type == "cuda", rank=world.rank,
                               world_size=world.size, stylized_dir=spec.get("stylized_path"),
                               input_size=input_size(spec["model"]), crop_size=spec.get("crop_size"))
-        initial = None if weights == RANDOM_WEIGHTS else weights
-        num_classes = len(classes) if initial is None else IMAGENET_CLASSES
+        # As the evaluation builds its models: 'random' is a seeded init with one output per class.
+        initial, num_classes = model_weights({"weights": weights}), class_count({"weights": weights}, classes)
         with world.main_first():  # one download of torchvision's weights into the shared cache
             model = load_classifier(spec["model"], initial, num_classes=num_classes, seed=spec["seed"])
         init_id = weights_fingerprint(initial, spec["seed"], architecture=spec["model"])

@@ -142,7 +142,7 @@ def training_diagnostics(log: list[dict]) -> dict:
 
 def initial_model(spec: dict, data: PreparedData, init_state: dict | None) -> nn.Module:
     """The small datasets' classifier: a seeded init, or the initial model's weights."""
-    torch.manual_seed(spec["seed"] * 1000 + Stream.INIT)
+    torch.manual_seed(stream_seed(spec["seed"], Stream.INIT))
     model = build_model(spec["model"], data.channels, data.num_classes)
     if init_state is not None:
         load_weights(model, init_state, "the initial model")
@@ -156,10 +156,8 @@ def build_state(spec: dict, data: PreparedData | TrainSource, init_state: dict |
     processes the classifier is wrapped in DistributedDataParallel."""
     source = as_source(data, spec)
     if model is None:
-        model = initial_model(spec, data, init_state)
-    else:
-        torch.manual_seed(spec["seed"] * 1000 + Stream.INIT)  # the global stream (dropout) starts at the seed
-    if world.rank:  # every further process its own dropout stream
+        model = initial_model(spec, data, init_state)  # one process: the small datasets
+    else:  # the global stream (dropout) starts at the seed; every further process has its own
         torch.manual_seed(stream_seed(spec["seed"], Stream.INIT, world.rank))
     model = world.wrap(precision.prepare_model(model), device)
     optimizer = torch.optim.SGD(
@@ -180,10 +178,10 @@ def run_epoch(state: TrainState, source: TrainSource, batch_size: int, label: st
               log: Callable[[str], None] = print, world: World = SINGLE) -> dict[str, float]:
     """One pass over the training set in the source's seeded order, from ``state.step`` on (a
     resumed epoch continues the same order); returns every step metric's mean over images, and
-    ``images``, how many the epoch had. After
-    a step it calls ``save`` when ``checkpoint_every`` seconds have passed since the last save, and
-    when ``stop`` is requested, then raises Preempted. With several processes (``world``) the
-    metrics are the means over all of them, and any one's save or stop is every one's."""
+    ``images``, how many the epoch had. After a step it calls ``save`` when ``checkpoint_every``
+    seconds have passed since the last save, and when ``stop`` is requested, then raises Preempted.
+    With several processes (``world``) the metrics are the means over all of them, and any one's
+    save or stop is every one's."""
     state.model.train()
     if state.step == 0:
         state.totals = {}
@@ -319,7 +317,7 @@ def fit(
     state = build_state(spec, source, init_state, device, model, Precision(device, amp), world)
     checkpoint = Path(checkpoint_dir) / "last.pt"
     _resume(state, checkpoint, fingerprint, spec["method"], log, world)
-    step_log = StepLog(Path(checkpoint_dir) / STEP_LOG) if world.is_main else None
+    step_log = StepLog(step_log_path(checkpoint_dir)) if world.is_main else None
     if step_log is not None:
         step_log.keep_until(state.epoch * source.steps_per_epoch(spec["batch_size"]) + state.step)
 
