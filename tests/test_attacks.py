@@ -62,6 +62,7 @@ def test_accuracy_bounded_and_non_increasing(trained, kwargs, eps):
 
 def test_deterministic_for_a_seed_and_restores_training_flag(trained):
     model, x, y, _ = trained
+    model.zero_grad(set_to_none=True)
     model.train()
     try:
         a = adversarial_accuracy(model, x, y, epsilon=0.1, seed=3, **PGD)
@@ -70,6 +71,8 @@ def test_deterministic_for_a_seed_and_restores_training_flag(trained):
     finally:
         model.eval()
     assert a == b
+    # the weights keep their flags and get no gradient: the attack differentiates the input alone
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
     # the forked RNG leaves the caller's generator untouched
     torch.manual_seed(123)
     expected = torch.rand(3)

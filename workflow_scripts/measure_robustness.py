@@ -12,9 +12,8 @@ import torch
 
 from noisetrain.cli import json_arg, run, say, set_threads
 from noisetrain.data import datasets
-from noisetrain.data.imagenet import robustness_classes
+from noisetrain.data.stratified import measured_subset
 from noisetrain.measure import robustness
-from noisetrain.measure.imagenet_robustness import classifier_from_spec, measured_subset
 from noisetrain.models.devices import resolve_device
 from noisetrain.models.model_file import load_model
 from noisetrain.noise.generator_bank import GeneratorBank, write_bank
@@ -69,7 +68,10 @@ def main(args) -> None:
     set_threads(args.threads)
     device = resolve_device(args.device)
     data = datasets.load(args.data)
-    if args.model_spec is not None:
+    if args.model_spec is not None:  # imported here: the ImageNet modules import torchvision (seconds a job)
+        from noisetrain.data.imagenet import robustness_classes
+        from noisetrain.measure.imagenet_robustness import classifier_from_spec
+
         model, info = classifier_from_spec(args.model_spec, robustness_classes(args.data), args.seed)
     else:
         model, info = load_model(args.model)

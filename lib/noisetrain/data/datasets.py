@@ -11,13 +11,15 @@ import hashlib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from noisetrain.errors import DataError, InputError
 from noisetrain.storage import atomic_write
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: the corruption and report jobs need none
+    import torch
 
 DATASETS = ("digits", "mnist")
 CHANNELS = {"digits": 1, "mnist": 1, "imagenet": 3}
@@ -60,21 +62,28 @@ def pick_test_image(data: PreparedData, index: int) -> np.ndarray:
 
 def to_float(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32 tensor in [0, 1]."""
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+
+
+def as_array(values) -> np.ndarray:
+    """A numpy view of an array or a tensor (a tensor is copied to the host first)."""
+    if hasattr(values, "detach"):  # a torch.Tensor, told apart without importing torch
+        values = values.detach().cpu().numpy()
+    return np.asarray(values)
 
 
 def to_uint8(images: np.ndarray | torch.Tensor) -> np.ndarray:
     """Float images in [0, 1] -> uint8, rounding to the nearest level."""
-    if isinstance(images, torch.Tensor):
-        images = images.detach().cpu().numpy()
-    return np.clip(np.rint(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(as_array(images) * 255.0), 0, 255).astype(np.uint8)
 
 
 def array_hash(*arrays) -> str:
     """Short hash of arrays or tensors (their bytes, shapes and dtypes): the data's identity."""
     digest = hashlib.sha256()
     for array in arrays:
-        array = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+        array = as_array(array)
         digest.update(f"{array.dtype}{array.shape}".encode())
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:12]
@@ -97,6 +106,8 @@ def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.nda
 
 def digits_images() -> tuple[np.ndarray, np.ndarray]:
     """sklearn's 1,797 bundled digits as uint8 (N, 1, 28, 28) images, MNIST-style framed."""
+    import torch
+    import torch.nn.functional as F
     from sklearn.datasets import load_digits
 
     bunch = load_digits()

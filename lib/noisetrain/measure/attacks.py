@@ -17,6 +17,7 @@ from torch import nn
 
 from noisetrain.errors import InputError
 from noisetrain.models.devices import model_device
+from noisetrain.noise.adversarial_noise import frozen
 
 __all__ = ["ATTACKS", "adversarial_accuracy"]
 
@@ -107,23 +108,20 @@ def adversarial_accuracy(
     robust = torch.zeros(len(sorted_eps), dtype=torch.long)
 
     device = model_device(model, images.device)
-    was_training = model.training
-    model.eval()
-    try:
+    fork_devices = [device] if device.type == "cuda" else []
+    # Eval mode, and no weight gradients: the attack's backward passes need the input's alone
+    # (computing the weights' too made them about twice as slow).
+    with frozen(model), torch.random.fork_rng(devices=fork_devices), torch.enable_grad():
         fmodel = fb.PyTorchModel(model, bounds=(0.0, 1.0), device=device)
-        fork_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices), torch.enable_grad():
-            torch.manual_seed(int(seed))
-            for start in range(0, N, int(batch_size)):
-                x = images[start : start + int(batch_size)].to(device=device, dtype=torch.float32)
-                y = labels[start : start + int(batch_size)].to(device=device, dtype=torch.long)
-                with torch.no_grad():
-                    correct = model(x).argmax(1) == y
-                _, _, success = fb_attack(fmodel, x, fb.criteria.Misclassification(y), epsilons=sorted_eps)
-                broken = torch.cummax(success.to(torch.uint8), dim=0).values.bool()  # (K, B)
-                robust += (correct[None] & ~broken).sum(1).cpu()
-    finally:
-        model.train(was_training)
+        torch.manual_seed(int(seed))
+        for start in range(0, N, int(batch_size)):
+            x = images[start : start + int(batch_size)].to(device=device, dtype=torch.float32)
+            y = labels[start : start + int(batch_size)].to(device=device, dtype=torch.long)
+            with torch.no_grad():
+                correct = model(x).argmax(1) == y
+            _, _, success = fb_attack(fmodel, x, fb.criteria.Misclassification(y), epsilons=sorted_eps)
+            broken = torch.cummax(success.to(torch.uint8), dim=0).values.bool()  # (K, B)
+            robust += (correct[None] & ~broken).sum(1).cpu()
 
     acc_sorted = (robust.double() / N).tolist()
     acc = [0.0] * len(eps_list)

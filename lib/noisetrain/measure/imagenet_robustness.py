@@ -6,12 +6,8 @@ The measurement itself is :mod:`noisetrain.measure.robustness`, shared with the 
 
 from __future__ import annotations
 
-import numpy as np
 from torch import nn
 
-from noisetrain.config_imagenet import IMAGE_FOLDER_DATASETS
-from noisetrain.data import datasets
-from noisetrain.data.imagenet import stratified_indices
 from noisetrain.errors import ConfigError
 from noisetrain.measure.imagenet_evaluation import class_count, model_weights
 from noisetrain.models.torchvision_models import input_size, load_classifier, weights_fingerprint
@@ -34,11 +30,3 @@ def classifier_from_spec(spec: dict, classes: list[str], seed: int = 0) -> tuple
         "input_size": input_size(spec["architecture"]),
     }
     return model, info
-
-
-def measured_subset(labels: np.ndarray, n: int, seed: int, dataset: str) -> np.ndarray:
-    """Indices of the ``n`` test images measured, stratified by class. ImageNet's robustness set holds
-    about one image per class, which scikit-learn's stratified split (the small datasets') refuses."""
-    if dataset in IMAGE_FOLDER_DATASETS:
-        return stratified_indices(labels, n, seed)
-    return datasets.stratified_subset(labels, n, seed)

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # the thresholds and is_erasing serve the tables, which need no torch (seconds a job)
+    import torch
 
 SATURATION_TOLERANCE = 1.0 / 255.0  # a pixel within one uint8 level of 0 (or of 1) is black (white)
 SATURATED_PIXEL_FRACTION = 0.95  # an image with at least this share of black (or white) pixels is erased
@@ -61,6 +63,8 @@ def perturbation_diagnostics(clean: torch.Tensor, perturbed: torch.Tensor, logit
                              labels: torch.Tensor | None = None) -> dict[str, float]:
     """Erased fraction, mean noise and (with ``logits`` or predictions and ``labels``) fooling rate
     of a batch of perturbed images ``perturbed`` of the clean images ``clean`` (both in [0, 1])."""
+    import torch
+
     tensors = diagnostic_tensors(clean, perturbed, logits, labels)
     values = torch.stack(list(tensors.values())).tolist()  # one transfer for all of them
     return dict(zip(tensors, values))

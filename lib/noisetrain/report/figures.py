@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -12,11 +13,12 @@ matplotlib.use("Agg")  # rules run headless
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
-from noisetrain.noise.pixel_noise import gaussian_noise  # noqa: E402
 from noisetrain.report.paper import PAPER_DATASETS, paper_value  # noqa: E402
 from noisetrain.report.sweep_choice import is_main_model, sweep_sigmas  # noqa: E402
+
+if TYPE_CHECKING:
+    import torch
 
 
 def save(fig, png_path: str | Path, pdf_path: str | Path | None = None) -> None:
@@ -74,6 +76,10 @@ def accuracy_vs_sigma(summary: pd.DataFrame, specs: dict[str, dict], dataset: st
 
 def noise_levels(image: np.ndarray, sigmas: list[float], seed: int):
     """Fig 7: one test image with additive Gaussian noise at every sigma (clipped to [0, 1])."""
+    import torch  # here, not at the top: the tables and most figures need no torch (seconds a job)
+
+    from noisetrain.noise.pixel_noise import gaussian_noise
+
     x = torch.from_numpy(image.astype(np.float32) / 255.0)[None]
     levels = [0.0, *sorted(sigmas)]
     fig, axes = plt.subplots(1, len(levels), figsize=(1.4 * len(levels), 1.8))
@@ -113,6 +119,8 @@ def adversarial_noise(images: np.ndarray, uncorrelated, correlated, seed: int, s
     ``correlated`` are the generator banks stored in ANT model files (the replay bank's states,
     then the final generator). Where the shown generator erases most of the shown images (issue 9,
     ``noisetrain.noise.diagnostics``), the titles of its panels say so in red."""
+    import torch
+
     from noisetrain.noise.diagnostics import is_erasing, perturbation_diagnostics
     from noisetrain.noise.rescaling import rescale_to_norm
 
@@ -174,6 +182,8 @@ def epsilon_examples(image: np.ndarray, models: list[tuple[str, dict[str, float]
     """Figs 3 and 8: one test image changed along each noise direction by exactly the model's
     median epsilon* (clipping-aware rescaling), one row per model, one column per noise type.
     ``models`` holds (label, {noise type: eps*}, {noise type: direction of the image's shape})."""
+    import torch
+
     from noisetrain.noise.rescaling import rescale_to_norm
 
     x = torch.from_numpy(image.astype(np.float32) / 255.0)[None]

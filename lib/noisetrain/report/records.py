@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+import sys
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -34,14 +36,23 @@ def git_commit() -> str:
         return "unknown"
 
 
+def library_version(name: str) -> str:
+    """A library's version without importing it (importing torchvision costs seconds a job); the
+    imported module's own string where the job has it (torch's names its CUDA build)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module.__version__
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def provenance(model_info: dict, settings: dict | None = None) -> dict:
     """What produced a number: the model's training spec and identity (data and initial-model
     hashes, code version, as saved in the model file), the measurement's own settings, the code
     and library versions. ``config_hash`` covers everything that shaped the number, so a stale
     and a fresh result can be told apart."""
-    import torch
-    import torchvision
-
     model_info = dict(model_info)
     spec = model_info.pop("spec", {})
     shaped_by = {"spec": spec, "model": model_info, "settings": settings or {}, "code_version": __version__}
@@ -52,8 +63,8 @@ def provenance(model_info: dict, settings: dict | None = None) -> dict:
         "settings": settings or {},
         "seed": spec.get("seed"),
         "git_commit": git_commit(),
-        "versions": {"noisetrain": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-                     "python": platform.python_version()},
+        "versions": {"noisetrain": __version__, "torch": library_version("torch"),
+                     "torchvision": library_version("torchvision"), "python": platform.python_version()},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
