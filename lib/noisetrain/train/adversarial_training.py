@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import numbers
 
-import foolbox as fb
 import torch
 from torch import nn
 
@@ -48,6 +47,8 @@ def _positive(name: str, value) -> float:
 
 def make_attack(spec: dict):
     """The foolbox attack of a ``pgd_at`` or ``ddn_at`` spec, checked."""
+    import foolbox as fb  # here: every training job imports this module, few train adversarially (1 s a job)
+
     kind = spec["kind"]
     steps = spec["steps"]
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -89,6 +90,8 @@ class AdversarialStep(SeededStep):
         seed = int(torch.randint(_SEED_RANGE, (1,), generator=self.rng))
         x, y = x.to(self.device), y.to(self.device)
         fork = [self.device] if self.device.type == "cuda" else []
+        import foolbox as fb
+
         with frozen(model), torch.random.fork_rng(devices=fork), torch.enable_grad():
             torch.manual_seed(seed)
             fmodel = fb.PyTorchModel(model, bounds=(0.0, 1.0), device=self.device)
