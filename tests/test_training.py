@@ -173,3 +173,22 @@ def test_unwritable_checkpoint_folder_is_one_line(tiny_digits, tmp_path):
     with pytest.raises(CheckpointError, match="cannot write .*taken/ckpt/(last.pt|steps.csv).*writable"):
         training.fit({**SPEC, "epochs": 1}, tiny_digits, checkpoint_dir=tmp_path / "taken" / "ckpt", log=lambda _: None)
     assert (tmp_path / "taken").read_text() == "a file, not a folder"
+
+
+def test_madry_cnn_is_conv_relu_pool_in_values_and_gradients():
+    # The net pools before its ReLUs (cheaper); it must compute exactly the paper's conv-ReLU-pool order.
+    torch.manual_seed(0)
+    net = models.build_model("madry_cnn")
+    f, c = net.features, net.classifier
+    relu, pool = torch.nn.ReLU(), torch.nn.MaxPool2d(2)
+    reference = torch.nn.Sequential(f[0], relu, pool, f[3], relu, pool, c[0], c[1], relu, c[3])
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    grads = []
+    for model in (net, reference):
+        model.zero_grad()
+        out = model(x)
+        torch.nn.functional.cross_entropy(out, y).backward()
+        grads.append((out.detach(), [p.grad.clone() for p in net.parameters()]))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(grads[0][1], grads[1][1]))
+    assert [name for name, _ in net.named_parameters()][:2] == ["features.0.weight", "features.0.bias"]
