@@ -84,6 +84,9 @@ def test_sweep_table_puts_vanilla_at_sigma_zero(tmp_path):
     sweep = report.write_tables(records("digits"), "digits", ["shot_noise", "fog"], list(VALUES), tmp_path, BEST)["sigma_sweep"]
     assert sweep.sigma.tolist() == [0.0, 0.3, 0.6]
     assert sweep["C mean"].tolist() == pytest.approx([70.0, 83.0, 89.0])
+    # a swept setting is printed as set, accuracies to one decimal
+    lines = tables.render(pd.DataFrame({"sigma": [0.25, 1.5], "C mean": [75.61, 76.94]}), "c")["md"].splitlines()
+    assert [[cell.strip() for cell in line.split("|")[1:3]] for line in lines[-2:]] == [["0.25", "75.6"], ["1.5", "76.9"]]
 
 
 def test_rendered_files_and_captions(tmp_path):
@@ -213,3 +216,12 @@ def test_the_papers_gnt_row_sits_beside_our_sigma_half_model(tmp_path):
     assert labels.index(("GNT σ=0.5", "ours")) + 1 == labels.index(("GNT σ=0.5", "paper (Table 11)"))
     best_half = report.write_tables(recs + half, "mnist", ["shot_noise", "fog"], list(VALUES), tmp_path / "b", "gnt_s0.5")
     assert ("GNT σ=0.5 (best)", "paper (Table 11)") in list(zip(best_half["table11"].model, best_half["table11"].source))
+
+
+def test_models_are_named_by_what_they_are():
+    assert tables.method_label("gnt_mult", {"kind": "gnt_mult", "sigmas": [0.08, 0.38]}) == "GNT mult"
+    # a further sigma set (Fig 2's other green lines) by its range, not by its config key
+    assert tables.method_label("gnt_mult_wide", {"kind": "gnt_mult", "sigmas": [0.5, 0.25, 1.5]}) == "GNT mult σ 0.25–1.5"
+    assert tables.method_label("gnt_s0.75", {"kind": "gnt", "sigma": 0.75}) == "GNT σ=0.75"
+    assert tables.method_row("gnt_mult_wide", {"kind": "gnt_mult", "sigmas": [0.25, 1.5]}).label == "GNT mult σ 0.25–1.5"
+    assert tables.method_label("my_method", {"kind": "speckle"}) == "my_method"

@@ -45,9 +45,13 @@ RONY_VANILLA = ("Vanilla of DDN Tr [Rony et al., 2019]", "vanilla_ddn_baseline")
 
 def method_label(method: str, spec: dict) -> str:
     """How a model is named in tables and figures."""
-    if spec.get("kind") == "gnt" and method not in LABELS:
+    if method in LABELS:
+        return LABELS[method]
+    if spec.get("kind") == "gnt":
         return f"GNT σ={spec['sigma']:g}"
-    return LABELS.get(method, method)
+    if spec.get("kind") == "gnt_mult":  # a further sigma set (Fig 2 draws each): named by its range
+        return f"GNT mult σ {min(spec['sigmas']):g}–{max(spec['sigmas']):g}"
+    return method
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ def method_row(method: str, spec: dict) -> Row:
     """A named method's row: the paper's model of the same name beside it, or for an adversarial-
     training baseline the paper's model of its kind, under the paper's name."""
     paper_model, paper_label = PAPER_BASELINES.get(spec.get("kind"), (method, None))
-    return Row(LABELS.get(method, method), method, paper_model, paper_label)
+    return Row(method_label(method, spec), method, paper_model, paper_label)
 
 
 def standard_rows(summary: pd.DataFrame, specs: dict[str, dict], extra: list[str], best: str | None) -> list[Row]:
@@ -238,12 +242,18 @@ def eps_search_table(summary: pd.DataFrame, specs: dict[str, dict]) -> pd.DataFr
          for e, m in points], columns=["eps", "model", *SUMMARY_COLUMNS.values()])
 
 
+# Columns that hold a setting (a swept sigma or eps) rather than a measurement: shown as set
+# (0.25, not rounded to one decimal like the accuracies).
+SETTING_COLUMNS = ("sigma", "eps")
+
+
 def render(table: pd.DataFrame, caption: str) -> dict[str, str]:
     """The table as markdown, LaTeX (booktabs) and HTML (for the Snakemake report); missing
     cells show as a dash."""
     headers = list(table.columns)
     body = table.astype(object).where(table.notna(), None).values.tolist()
-    options = dict(headers=headers, floatfmt=".1f", missingval="–")
+    floatfmt = ["g" if header in SETTING_COLUMNS else ".1f" for header in headers]
+    options = dict(headers=headers, floatfmt=floatfmt, missingval="–")
     latex = (
         "\\begin{table}[t]\n\\centering\n\\small\n"
         + latex_symbols(tabulate(body, tablefmt="latex_booktabs", **{**options, "missingval": "--"}))
