@@ -15,6 +15,13 @@ METHOD_NAMES = expand_methods(config, every_replicate=True)  # every name a mode
 CORRUPTIONS = config["corruptions"]["names"]
 SWEEP = [m for m, spec in METHODS.items() if spec["kind"] == "gnt" and "replicate_of" not in spec]
 EPS_CANDIDATES = {m: spec["eps"] for m, spec in METHODS.items() if "candidate_of" in spec}
+# The method the eps search serves, where its eps is the search's own (no factor): its model is the
+# winning candidate's, which is the same training (bit-identical), not a second run of it.
+SEARCHED = [
+    m
+    for m in {spec["candidate_of"] for spec in METHODS.values() if "candidate_of" in spec}
+    if METHODS[m]["eps"] == "search" and METHODS[m].get("eps_factor", 1.0) == 1.0
+]
 EXTRA_SEEDS = [seed for seed in config["seeds"]["values"] if seed != config["seed"]]
 # Absolute, so that `snakemake -d OTHER_DIR` writes results elsewhere and still finds the code.
 SCRIPTS = f"{workflow.basedir}/workflow_scripts"

@@ -88,3 +88,39 @@ rule choose_eps:
         code_version=CODE_VERSION,
     shell:
         logged("python {input.script:q} --records {input.records:q} --candidates {params.candidates:q} --out {output:q}")
+
+
+if SEARCHED:
+
+    # The searched method (eps 'search', no factor) is the winning candidate: the paper's line search
+    # keeps the model it picked, and training it again would give the same model bit for bit.
+    rule adopt_eps_choice:
+        input:
+            script=script("adopt_eps_choice"),
+            choice=EPS_CHOICE,
+            models=ours("models/{method}.pt", method=EPS_CANDIDATES),
+            log_csvs=ours("train_logs/{method}.csv", method=EPS_CANDIDATES),
+            steps_csvs=ours("train_logs/{method}_steps.csv", method=EPS_CANDIDATES),
+        output:
+            model=results("models/{method}.pt"),
+            log_csv=results("train_logs/{method}.csv"),
+            steps_csv=results("train_logs/{method}_steps.csv"),
+        log:
+            results("logs/adopt_eps_choice/{method}.log"),
+        benchmark:
+            results("benchmarks/adopt_eps_choice/{method}.tsv")
+        wildcard_constraints:
+            method="|".join(re.escape(m) for m in SEARCHED),
+        localrule: True
+        conda:
+            "../envs/noisetrain.yaml"
+        params:
+            candidates=list(EPS_CANDIDATES),
+        shell:
+            logged(
+                "python {input.script:q} --choice {input.choice:q} --candidates {params.candidates:q} "
+                "--models {input.models:q} --log-csvs {input.log_csvs:q} --steps-csvs {input.steps_csvs:q} "
+                "--method {wildcards.method:q} --out {output.model:q} {output.log_csv:q} {output.steps_csv:q}"
+            )
+
+    ruleorder: adopt_eps_choice > train

@@ -67,3 +67,36 @@ def test_unreadable_choice_files_are_one_line_errors(tmp_path):
     (tmp_path / "old.json").write_text(json.dumps({"best_method": "gnt_s0.5", "eps": 1.0}))
     with pytest.raises(DataError, match="old.json is not a sweep choice record.*delete it"):
         sweep_choice.read_choice(tmp_path / "old.json")
+
+
+def test_the_searched_method_adopts_the_winners_files(tmp_path):
+    from noisetrain.models.architectures import build_model
+    from noisetrain.models.model_file import load_model, save_model
+
+    choice = sweep_choice.choose_eps({"ant_eps4": 0.70, "ant_eps8": 0.75}, {"ant_eps4": 4.0, "ant_eps8": 8.0})
+    sweep_choice.write_choice(choice, tmp_path / "choice.json")
+    methods, models, logs = ["ant_eps4", "ant_eps8"], [], []
+    for k, m in enumerate(methods):
+        torch.manual_seed(k)
+        spec = {"kind": "ant", "method": m, "eps": 4.0 * (k + 1), "candidate_of": "ant", "seed": 0}
+        save_model(build_model("madry_cnn"), tmp_path / f"{m}.pt", arch="madry_cnn", in_channels=1, num_classes=10,
+                   info={"spec": spec, "data_hash": "d"}, extras={"generators": k})
+        (tmp_path / f"{m}.csv").write_text(f"{m} log")
+        models.append(str(tmp_path / f"{m}.pt"))
+        logs.append(str(tmp_path / f"{m}.csv"))
+    targets = [str(tmp_path / "ant.pt"), str(tmp_path / "ant.csv")]
+    assert sweep_choice.adopt_winner(tmp_path / "choice.json", methods, models, [logs], targets, "ant") == "ant_eps8"
+    adopted, info = load_model(targets[0])
+    winner, _ = load_model(models[1])
+    assert all(torch.equal(a, b) for a, b in zip(adopted.state_dict().values(), winner.state_dict().values()))
+    # it is the searched method now, no candidate, and says where it came from and how eps was chosen
+    assert info["spec"] == {"kind": "ant", "method": "ant", "eps": 8.0, "seed": 0, "adopted_from": "ant_eps8",
+                            "eps_source": f"eps search: {choice.how}"}
+    assert (tmp_path / "ant.csv").read_text() == "ant_eps8 log"
+    # a choice that names no candidate, or file lists that do not match the candidates, write nothing
+    (tmp_path / "ant.pt").unlink()
+    with pytest.raises(DataError, match="not one of the candidates ant_eps4"):
+        sweep_choice.adopt_winner(tmp_path / "choice.json", ["ant_eps4"], models[:1], [logs[:1]], targets, "ant")
+    with pytest.raises(DataError, match="one file per candidate"):
+        sweep_choice.adopt_winner(tmp_path / "choice.json", methods, models, [logs[:1]], targets, "ant")
+    assert not (tmp_path / "ant.pt").exists()

@@ -75,7 +75,14 @@ def test_ant_eps_is_chosen_from_the_sweep_and_by_search(study):
     assert set(search["candidates"]) == {"ant1x1_eps2", "ant1x1_eps4"}
     assert search["best_c_mean"] == max(search["candidates"].values())
     spec = {m: json.loads((study / "eval" / m / "clean.json").read_text())["provenance"]["spec"] for m in METHODS}
-    assert spec["ant1x1"]["eps"] == pytest.approx(search["eps"])  # eps: search
+    # eps: search: the winning candidate is the model (not trained again), under its own name
+    winner = search["best_method"]
+    assert spec["ant1x1"] == {**{k: v for k, v in spec[winner].items() if k != "candidate_of"}, "method": "ant1x1",
+                              "adopted_from": winner, "eps_source": f"eps search: {search['how']}"}
+    assert spec["ant1x1"]["eps"] == pytest.approx(search["eps"])
+    for path in ("train_logs/{}.csv", "train_logs/{}_steps.csv"):
+        assert (study / path.format("ant1x1")).read_bytes() == (study / path.format(winner)).read_bytes()
+    assert not (study / "benchmarks" / "train" / "ant1x1.tsv").exists()
     assert spec["ant1x1_seed1"]["eps"] == pytest.approx(search["eps"]) and spec["ant1x1_seed1"]["seed"] == 1
     assert spec["ant3x3"]["eps"] == pytest.approx(0.52 * choice["eps"])  # eps: auto, eps_factor 0.52
     assert (spec["ant1x1_eps2"]["eps"], spec["ant1x1_eps4"]["eps"]) == (2.0, 4.0)

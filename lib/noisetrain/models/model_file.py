@@ -29,6 +29,17 @@ def save_model(model: nn.Module, path: str | Path, *, arch: str, in_channels: in
     )
 
 
+def adopt_model(source: str | Path, target: str | Path, *, method: str, eps_source: str) -> None:
+    """Write the model file of an eps-search candidate as the searched method's: the same weights
+    and extras, its training spec named ``method`` (the candidate's own name kept as
+    ``adopted_from``), no longer a candidate, and with how its eps was chosen."""
+    payload = read_model_file(source)
+    info = dict(payload["info"])
+    spec = {key: value for key, value in info.get("spec", {}).items() if key != "candidate_of"}
+    info["spec"] = {**spec, "method": method, "adopted_from": spec.get("method"), "eps_source": eps_source}
+    save_torch({**payload, "info": info}, target)
+
+
 def read_model_file(path: str | Path) -> dict:
     payload = load_torch(path)
     missing = [key for key in REQUIRED if key not in payload]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -109,6 +110,29 @@ def read_choice(path: str | Path | None) -> SweepChoice:
         raise DataError(f"cannot read the sweep choice {path} ({exc.strerror}): run snakemake {path}") from exc
     except (json.JSONDecodeError, TypeError) as exc:
         raise DataError(f"{path} is not a sweep choice record ({exc}): delete it and rerun snakemake {path}") from exc
+
+
+def adopt_winner(choice_path: str | Path, methods: list[str], models: list[str], logs: list[list[str]],
+                 targets: list[str], method: str) -> str:
+    """The eps search's searched method ``method`` is its winning candidate (the line search keeps
+    the model it picked): write the winner's model file to ``targets[0]`` as ``method``'s (its spec
+    renamed, see :func:`noisetrain.models.model_file.adopt_model`) and copy its logs to the other
+    targets. ``models`` and each list of ``logs`` hold one file per candidate of ``methods``, in that
+    order. Returns the winner."""
+    choice = read_choice(choice_path)
+    if choice.best_method not in methods:
+        raise DataError(f"{choice_path} chose {choice.best_method!r}, which is not one of the candidates "
+                        f"{', '.join(methods)}: delete it and rerun snakemake {choice_path}")
+    for files in (models, *logs):
+        if len(files) != len(methods):
+            raise DataError(f"expected one file per candidate ({len(methods)}), got {len(files)}: {files}")
+    from noisetrain.models.model_file import adopt_model  # torch: only this job needs it
+
+    k = methods.index(choice.best_method)
+    adopt_model(models[k], targets[0], method=method, eps_source=f"eps search: {choice.how}")
+    for files, target in zip(logs, targets[1:], strict=True):
+        shutil.copyfile(files[k], target)
+    return choice.best_method
 
 
 def resolve_eps(spec: dict, choice_path: str | Path | None) -> dict:
