@@ -1,5 +1,5 @@
-"""Stratified subsets of labelled items, with numpy alone (the small datasets' robustness jobs
-need no torchvision, which importing the ImageNet modules costs: seconds a job)."""
+"""Stratified subsets of labelled items, without torchvision (the small datasets' robustness jobs
+need none, and importing the ImageNet modules costs seconds a job)."""
 
 from __future__ import annotations
 
