@@ -225,3 +225,16 @@ def test_models_are_named_by_what_they_are():
     assert tables.method_label("gnt_s0.75", {"kind": "gnt", "sigma": 0.75}) == "GNT σ=0.75"
     assert tables.method_row("gnt_mult_wide", {"kind": "gnt_mult", "sigmas": [0.25, 1.5]}).label == "GNT mult σ 0.25–1.5"
     assert tables.method_label("my_method", {"kind": "speckle"}) == "my_method"
+
+
+def test_fig6_names_each_sigma_set_as_the_tables_do():
+    from noisetrain.report import figures
+
+    values = {**VALUES, "gnt_mult_wide": (0.99, 0.97, 0.65), "speckle": (0.99, 0.92, 0.55)}
+    specs = {**SPECS, "gnt_mult": {"kind": "gnt_mult", "sigmas": [0.08, 0.38]},
+             "gnt_mult_wide": {"kind": "gnt_mult", "sigmas": [0.25, 1.5]}, "speckle": {"kind": "speckle"}}
+    summary = tables.method_summary(to_frame(records("digits", values, specs)))
+    fig = figures.accuracy_vs_sigma(summary, specs, "digits")
+    legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert {"GNT mult: σ from a set", "GNT mult σ 0.25–1.5: σ from a set", "Speckle"} <= set(legend)
+    figures.plt.close(fig)

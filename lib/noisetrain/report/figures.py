@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 
 from noisetrain.report.paper import PAPER_DATASETS, paper_value  # noqa: E402
 from noisetrain.report.sweep_choice import is_main_model, sweep_sigmas  # noqa: E402
+from noisetrain.report.tables import method_label  # noqa: E402
 
 if TYPE_CHECKING:
     import torch
@@ -55,10 +56,11 @@ def accuracy_vs_sigma(summary: pd.DataFrame, specs: dict[str, dict], dataset: st
         for method, color in zip(sets, greens):
             if method in summary.index:
                 level = 100 * summary.at[method, column]
-                ax.axhline(level, color=color, ls="--", label=f"{method}: σ from a set")
+                ax.axhline(level, color=color, ls="--", label=f"{method_label(method, specs[method])}: σ from a set")
                 ax.plot(specs[method]["sigmas"], [level] * len(specs[method]["sigmas"]), "*", color=color)
         if "speckle" in summary.index:
-            ax.axhline(100 * summary.at["speckle", column], color="tab:purple", ls=":", label="speckle")
+            ax.axhline(100 * summary.at["speckle", column], color="tab:purple", ls=":",
+                       label=method_label("speckle", specs.get("speckle", {})))
         if dataset in PAPER_DATASETS and column == "c_mean":
             paper = [(0.0, paper_value("Table 11", dataset, "vanilla", "c_mean")),
                      (0.5, paper_value("Table 11", dataset, "gnt_s0.5", "c_mean"))]
