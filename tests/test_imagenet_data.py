@@ -131,29 +131,29 @@ def _per_class(files):
 
 def test_subset_is_stratified_as_equal_as_possible(uneven):
     # 17 = 2 (all of the small class) + 5 + 5 + 5
-    assert _per_class(inet.stratified_subset(uneven, 17, seed=0)) == {"n1": 5, "n2": 5, "n3": 2, "n4": 5}
-    counts = _per_class(inet.stratified_subset(uneven, 7, seed=0))
+    assert _per_class(inet.stratified_split_files(uneven, 17, seed=0)) == {"n1": 5, "n2": 5, "n3": 2, "n4": 5}
+    counts = _per_class(inet.stratified_split_files(uneven, 7, seed=0))
     assert sorted(counts.values()) == [1, 2, 2, 2]
-    assert sum(_per_class(inet.stratified_subset(uneven, 32, seed=0)).values()) == 32
+    assert sum(_per_class(inet.stratified_split_files(uneven, 32, seed=0)).values()) == 32
 
 
 def test_subset_is_deterministic_sorted_and_seeded(uneven):
-    first = inet.stratified_subset(uneven, 9, seed=3)
-    assert first == inet.stratified_subset(uneven, 9, seed=3) == sorted(first)
+    first = inet.stratified_split_files(uneven, 9, seed=3)
+    assert first == inet.stratified_split_files(uneven, 9, seed=3) == sorted(first)
     assert len(set(first)) == 9 and all((uneven / name).is_file() for name in first)
-    assert first != inet.stratified_subset(uneven, 9, seed=4)
+    assert first != inet.stratified_split_files(uneven, 9, seed=4)
 
 
 def test_subset_larger_than_the_folder_names_both_numbers(uneven):
     with pytest.raises(ConfigError, match=r"subset of 33 images .* holds 32"):
-        inet.stratified_subset(uneven, 33, seed=0)
+        inet.stratified_split_files(uneven, 33, seed=0)
 
 
 # ---------------------------------------------------------------- reading images
 
 
 def test_files_restrict_the_dataset_and_round_trip(sample_root):
-    chosen = inet.stratified_subset(sample_root / "val", 5, seed=0)
+    chosen = inet.stratified_split_files(sample_root / "val", 5, seed=0)
     dataset = inet.image_folder(sample_root / "val", inet.eval_transform(224), files=chosen)
     assert inet.relative_files(dataset) == chosen and len(dataset) == 5
     assert dataset.targets == [int(name.split("/")[0][1:]) for name in chosen]  # n0000000k is class k
@@ -162,7 +162,7 @@ def test_files_restrict_the_dataset_and_round_trip(sample_root):
 def test_val_list_round_trip(sample_root, tmp_path):
     listing = inet.write_val_list(sample_root / "val", 5, seed=0, out=tmp_path / "val.json")
     assert inet.read_val_list(tmp_path / "val.json") == listing
-    assert listing["files"] == inet.stratified_subset(sample_root / "val", 5, seed=0)
+    assert listing["files"] == inet.stratified_split_files(sample_root / "val", 5, seed=0)
     assert listing["classes"] == inet.check_imagenet_root(sample_root)
     everything = inet.write_val_list(sample_root / "val", None, seed=0, out=tmp_path / "all.json")
     assert len(everything["files"]) == 12 and everything["images"] is None

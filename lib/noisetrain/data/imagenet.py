@@ -47,7 +47,7 @@ __all__ = [
     "relative_files",
     "resize_size",
     "save_jpeg",
-    "stratified_subset",
+    "stratified_split_files",
     "write_val_list",
 ]
 
@@ -189,7 +189,7 @@ def split_files(split_dir: str | Path) -> list[str]:
     return [f"{name}/{file}" for name in class_folders(split_dir) for file in image_files(split_dir / name)]
 
 
-def stratified_subset(split_dir: str | Path, n: int, seed: int) -> list[str]:
+def stratified_split_files(split_dir: str | Path, n: int, seed: int) -> list[str]:
     """``n`` images of ``split_dir`` stratified by class (equal per class, remainder by the seed), sorted."""
     files = split_files(split_dir)
     if not isinstance(n, int | np.integer) or not 1 <= n <= len(files):
@@ -207,7 +207,7 @@ def write_val_list(val_dir: str | Path, n: int | None, seed: int, out: str | Pat
     """
     val_dir = Path(val_dir)
     classes = check_split(val_dir)
-    files = split_files(val_dir) if n is None else stratified_subset(val_dir, n, seed)
+    files = split_files(val_dir) if n is None else stratified_split_files(val_dir, n, seed)
     listing = {"val": str(val_dir), "images": n, "seed": seed, "classes": classes, "files": files}
     write_json(listing, out)
     return listing
@@ -281,7 +281,7 @@ def prepare_robustness_set(
     listing = read_val_list(val_list)
     classes, listed = listing["classes"], listing["files"]
     val_files = stratified_files(listed, n, seed)
-    train_files = stratified_subset(Path(train_dir), n, seed)
+    train_files = stratified_split_files(Path(train_dir), n, seed)
     test_x, test_y, val_files = read_images(val_dir, val_files, classes, input_size, log)
     train_x, train_y, _ = read_images(train_dir, train_files, classes, input_size, log)
     position = {file: i for i, file in enumerate(listed)}
