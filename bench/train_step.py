@@ -4,7 +4,12 @@ the vanilla step on the same machine. Targets: every noise method (GNT, GNT_mult
 at most 1.05x the vanilla step (issue 2); an ANT step at most 2.1x (issue 3; the floor is 2.0x,
 one extra classifier forward and backward for the generator step).
 
-    python bench/train_step.py [--steps 10] [--rounds 5] [--threads 2]
+    python bench/train_step.py [--steps 10] [--rounds 5] [--threads 2] [--adversarial]
+
+--adversarial adds Table 11's adversarially trained baselines (pgd_at: 40 PGD steps a batch,
+ddn_at: 100 DDN steps), timed over --adversarial-steps steps a round, and the wall time their
+config/mnist.yaml schedule would take at the measured speed (they train from scratch with the
+vanilla schedule).
 
 Each method runs through the trainer's own method step (built by noisetrain.train.steps.build_step
 from config/mnist.yaml's validated specs), so what is timed is what training runs. ANT's periodic re-initialisation
@@ -49,13 +54,19 @@ from noisetrain.train.steps import build_step, classifier_step  # noqa: E402
 # specs are the validated config's own, so the bench times what that config trains.
 METHODS = {"vanilla": "vanilla", "gnt": "gnt_s0.5", "gnt_mult": "gnt_mult", "speckle": "speckle",
            "ant1x1": "ant1x1", "ant3x3": "ant3x3"}
+ADVERSARIAL = {"pgd_at": "pgd_at", "ddn_at": "ddn_at"}
 # Re-initialisation is timed on its own (below), not inside the steps.
 NO_REINIT = {"reinit_every": 1e9, "snapshot_every": 5}
 
 
-def method_specs(batch_size: int) -> dict[str, dict]:
-    config = load_config(ROOT / "config" / "mnist.yaml", {"train": {"batch_size": batch_size}, "sigma_sweep": [0.5]})
-    specs = {name: train_spec(config, method) for name, method in METHODS.items()}
+def mnist_config(batch_size: int) -> dict:
+    return load_config(ROOT / "config" / "mnist.yaml", {"train": {"batch_size": batch_size}, "sigma_sweep": [0.5]})
+
+
+def method_specs(batch_size: int, adversarial: bool) -> dict[str, dict]:
+    config = mnist_config(batch_size)
+    methods = {**METHODS, **ADVERSARIAL} if adversarial else METHODS
+    specs = {name: train_spec(config, method) for name, method in methods.items()}
     return {name: {**spec, **NO_REINIT} if spec["kind"] == "ant" else spec for name, spec in specs.items()}
 
 
@@ -120,6 +131,15 @@ def time_steps(step, model, optimizer, x, y, steps: int, batch_size: int) -> flo
     return (time.perf_counter() - start) / steps
 
 
+def print_schedule_hours(seconds: dict[str, list[float]], config: dict, epoch_steps: int) -> None:
+    """What config/mnist.yaml's from-scratch schedule costs at the measured step times (steps only:
+    no held-out evaluation or data loading)."""
+    epochs = config["train"]["vanilla"]["epochs"]
+    for name in ("vanilla", *ADVERSARIAL):
+        hours = statistics.median(seconds[name]) * epoch_steps * epochs / 3600
+        print(f"{name}: {epochs} epochs of {epoch_steps} steps (config/mnist.yaml) take about {hours:.1f} h here")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10, help="steps per method per round")
@@ -127,6 +147,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=300)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--epoch-steps", type=int, default=200, help="steps per epoch for the re-init cost line (MNIST: 200)")
+    parser.add_argument("--adversarial", action="store_true", help="also time pgd_at and ddn_at (minutes)")
+    parser.add_argument("--adversarial-steps", type=int, default=2, help="pgd_at / ddn_at steps per round")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -134,24 +156,29 @@ def main() -> None:
     x, y = datasets.to_float(data.train.images), torch.from_numpy(data.train.labels)
     model = build_model("madry_cnn")
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    steps = {name: make_step(spec, data, args.batch_size) for name, spec in method_specs(args.batch_size).items()}
+    specs = method_specs(args.batch_size, args.adversarial)
+    steps = {name: make_step(spec, data, args.batch_size) for name, spec in specs.items()}
+    count = {name: args.adversarial_steps if name in ADVERSARIAL else args.steps for name in steps}
     batch_x, batch_y = x[: args.batch_size], y[: args.batch_size]
-    for step in steps.values():  # warm-up; it also fills ANT's replay bank
-        time_steps(step, model, optimizer, x, y, 6, args.batch_size)
+    for name, step in steps.items():  # warm-up; it also fills ANT's replay bank
+        time_steps(step, model, optimizer, x, y, 1 if name in ADVERSARIAL else 6, args.batch_size)
     steps["gnt draw only"] = _DrawOnly(steps["gnt"])
     steps["noisy batch"] = _FixedBatch(steps["gnt"].noise(batch_x.clone(), torch.Generator().manual_seed(1)))
     steps["ant floor"] = _AntClassifierPasses(steps["ant1x1"], batch_x, batch_y)
     seconds = {name: [] for name in steps}
     for _ in range(args.rounds):
         for name, step in steps.items():
-            seconds[name].append(time_steps(step, model, optimizer, x, y, args.steps, args.batch_size))
+            seconds[name].append(time_steps(step, model, optimizer, x, y, count.get(name, args.steps), args.batch_size))
     reference = statistics.median(seconds["vanilla"])
-    print(f"batch {args.batch_size}, {args.threads} threads, {args.rounds} rounds x {args.steps} steps, "
+    adversarial = f" ({', '.join(ADVERSARIAL)}: {args.adversarial_steps})" if args.adversarial else ""
+    print(f"batch {args.batch_size}, {args.threads} threads, {args.rounds} rounds x {args.steps} steps{adversarial}, "
           f"torch {torch.__version__}")
     print(f"{'step':14s} {'images/s':>10s} {'ratio to vanilla':>18s}")
     for name, values in seconds.items():
         median = statistics.median(values)
         print(f"{name:14s} {args.batch_size / median:10.0f} {median / reference:18.3f}")
+    if args.adversarial:
+        print_schedule_hours(seconds, mnist_config(args.batch_size), args.epoch_steps)
 
     # A fresh generator every reinit_every epochs, trained for reinit_steps steps: its cost per step.
     # The schedule is config/mnist.yaml's.

@@ -1,0 +1,30 @@
+"""bench/train_step.py in its smallest settings, with the adversarial baselines: every row prints a
+ratio to vanilla, and the schedule line projects config/mnist.yaml's from-scratch budget from the
+measured step times."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "bench" / "train_step.py"
+TINY = ["--batch-size", "8", "--steps", "1", "--rounds", "1", "--threads", "1", "--epoch-steps", "10",
+        "--adversarial", "--adversarial-steps", "1"]
+ROW = re.compile(r"^(?P<name>\S.*?)\s+(?P<images>\d+)\s+(?P<ratio>[\d.]+)$")
+HOURS = re.compile(r"^(?P<name>\w+): 30 epochs of 10 steps \(config/mnist.yaml\) take about (?P<hours>[\d.]+) h here$")
+
+
+def test_adversarial_rows_cost_many_vanilla_steps_and_project_the_schedule():
+    result = subprocess.run([sys.executable, str(SCRIPT), *TINY], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    table = {m["name"]: m for m in map(ROW.match, lines) if m}
+    assert {"vanilla", "gnt", "ant1x1", "ant floor", "pgd_at", "ddn_at"} <= set(table), list(table)
+    assert float(table["vanilla"]["ratio"]) == 1.0
+    # 40 PGD steps and 100 DDN steps a batch, each an input-gradient pass of the classifier.
+    assert float(table["pgd_at"]["ratio"]) > 5 and float(table["ddn_at"]["ratio"]) > 5
+    hours = {m["name"]: float(m["hours"]) for m in map(HOURS.match, lines) if m}
+    assert set(hours) == {"vanilla", "pgd_at", "ddn_at"}
+    assert hours["pgd_at"] >= hours["vanilla"] and hours["ddn_at"] >= hours["vanilla"]
+    assert "(pgd_at, ddn_at: 1)" in result.stdout
