@@ -1,5 +1,6 @@
-"""A job pays for what it imports: torch costs about 2 s, torchvision another 2 s and foolbox 1 s a
-job, which add up over the embedded study's 70-odd jobs (issue 9: it must run within minutes)."""
+"""A job pays for what it imports: torch costs about 2 s, torchvision another 2 s, foolbox 1 s,
+pandas and scipy 0.3 s each a job, which add up over the embedded study's 70-odd jobs (issue 9: it
+must run within minutes)."""
 
 import subprocess
 import sys
@@ -7,9 +8,9 @@ import sys
 from conftest import REPO
 
 
-def imported_heavy(statement: str) -> set[str]:
+def imported_heavy(statement: str, heavy=("torch", "torchvision", "foolbox")) -> set[str]:
     code = f"import sys; sys.path[:0] = ['{REPO}/workflow_scripts']; {statement}; " \
-           "print(' '.join(sorted({'torch', 'torchvision', 'foolbox'} & set(sys.modules))))"
+           f"print(' '.join(sorted(set({list(heavy)}) & set(sys.modules))))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=REPO)
     return set(out.stdout.split())
 
@@ -25,3 +26,8 @@ def test_small_data_jobs_import_no_torchvision_and_still_record_its_version():
                  "assert provenance({})['versions']['torchvision'][0].isdigit()")
     assert imported_heavy(statement) == {"torch"}  # foolbox only where an attack runs
     assert imported_heavy("import measure_robustness") == {"torch", "foolbox"}
+
+
+def test_evaluation_jobs_import_no_pandas_or_scipy():
+    # pandas serves the table jobs, scipy the corruptions' generation: neither an evaluation.
+    assert imported_heavy("import evaluate", heavy=("pandas", "scipy")) == set()

