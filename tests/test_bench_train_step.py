@@ -5,9 +5,9 @@ measured step times."""
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
+
 SCRIPT = REPO / "bench" / "train_step.py"
 TINY = ["--batch-size", "8", "--steps", "1", "--rounds", "1", "--threads", "1", "--epoch-steps", "10",
         "--adversarial", "--adversarial-steps", "1"]
