@@ -56,7 +56,7 @@ METHODS = {"vanilla": "vanilla", "gnt": "gnt_s0.5", "gnt_mult": "gnt_mult", "spe
            "ant1x1": "ant1x1", "ant3x3": "ant3x3"}
 ADVERSARIAL = {"pgd_at": "pgd_at", "ddn_at": "ddn_at"}
 # Re-initialisation is timed on its own (below), not inside the steps.
-NO_REINIT = {"reinit_every": 1e9, "snapshot_every": 5}
+NO_REINIT = {"reinit_every": 1e9, "reinit_steps": 0, "snapshot_every": 5}
 
 
 def mnist_config(batch_size: int) -> dict:
@@ -114,7 +114,7 @@ class _AntClassifierPasses:
         z = torch.randn(ant.generator.input_shape(x.shape))
         with torch.no_grad():
             self.noisy = rescale_to_norm(x, ant.generator.transform(z), ant.eps)
-            self.batch, _ = ant.compose(x, y, torch.arange(len(x)), current=self.noisy)
+            self.batch, _ = ant.compose(x, y, torch.arange(len(x)))
 
     def step(self, model, optimizer, x, y, index):
         noisy = self.noisy.requires_grad_()

@@ -54,7 +54,7 @@ SCHEDULE = {"epochs": 1, "lr": 0.05, "momentum": 0.9, "lr_decay_epoch": None}
 def spec(**overrides) -> dict:
     """An ANT spec as the trainer gets it: a validated config (schema defaults filled) through
     ``train_spec``; overrides of schedule keys go to the fine-tuning schedule, the rest to the method."""
-    method = {"kind": "ant", "eps": EPS, "generator_lr": 1e-4, "reinit_every": 1000.0, "reinit_steps": 0,
+    method = {"kind": "ant", "eps": EPS, "generator_lr": 1e-4, "reinit_every": 1000.0, "reinit_steps": 0, "reinit_lr": None,
               "snapshot_every": 1000}
     schedule = dict(SCHEDULE)
     for key, value in overrides.items():
@@ -72,6 +72,17 @@ def batch(data, n=40, seed=0):
 
 def change_norms(a, b):
     return (a - b).flatten(1).norm(dim=1)
+
+
+def put(ant, state):
+    """Put ``state`` into the replay bank as the next snapshot (a bank below its capacity keeps it)."""
+    assert ant.bank.offer(ant.bank.offered + 1, lambda: state) is None
+
+
+def past_first_generator(ant):
+    """The step as after its first fresh generator: its next step trains jointly with the generator it has."""
+    ant.reinits, ant.joining = 1, True
+    return ant
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +151,7 @@ def test_without_replay_the_split_is_half_clean_half_current(data):
 
 def test_stylized_split_uses_the_stylized_images_of_the_same_indices(data, stylized_file):
     ant = AntStep(spec(stylized_path=str(stylized_file)), data, "cpu", steps_per_epoch=5)
-    ant.bank.append({k: v.clone() for k, v in ant.generator.state_dict().items()})
+    put(ant, {k: v.clone() for k, v in ant.generator.state_dict().items()})
     x, y, index = batch(data, seed=3)
     out, parts = ant.compose(x, y, index)
     counts = {name: part.stop - part.start for name, part in parts.items()}
@@ -162,7 +173,7 @@ def _biased_state(ant, sign):
 def test_replay_perturbs_each_image_with_the_bank_state_drawn_for_it(data):
     ant = AntStep(spec(), data, "cpu", steps_per_epoch=5)
     for sign in (1.0, -1.0):  # two recognisable states
-        ant.bank.append(_biased_state(ant, sign))
+        put(ant, _biased_state(ant, sign))
     x, y, index = batch(data, n=100)
     out, parts = ant.compose(x, y, index)
     choice = ant.last_replay_choice
@@ -176,12 +187,12 @@ def test_replay_perturbs_each_image_with_the_bank_state_drawn_for_it(data):
 def test_a_restored_bank_is_replayed_not_the_one_prepared_before(data):
     # Replay prepares each bank state once; loading a checkpoint must drop what was prepared.
     ant = AntStep(spec(), data, "cpu", steps_per_epoch=5)
-    ant.bank.append(_biased_state(ant, 1.0))
+    put(ant, _biased_state(ant, 1.0))
     x, y, index = batch(data, n=100)
     out, parts = ant.compose(x, y, index)
     assert (out[parts["replay"]] >= x[parts["replay"]]).all()
     other = AntStep(spec(), data, "cpu", steps_per_epoch=5)
-    other.bank.append(_biased_state(other, -1.0))
+    put(other, _biased_state(other, -1.0))
     ant.load_state_dict(other.state_dict())
     out, parts = ant.compose(x, y, index)
     assert (out[parts["replay"]] <= x[parts["replay"]]).all()
@@ -200,11 +211,12 @@ def test_bank_grows_every_snapshot_every_steps_with_independent_copies(data, van
         ant.step(model, opt, *batch(data, seed=step))
         assert len(ant.bank) == step // 2
         if step == 2:
-            first = {k: v.clone() for k, v in ant.bank[0].items()}
+            first = {k: v.clone() for k, v in ant.bank.states[0].items()}
             assert all(torch.equal(v, ant.generator.state_dict()[k]) for k, v in first.items())
-    assert all(torch.equal(v, ant.bank[0][k]) for k, v in first.items())  # untouched by training
+    assert all(torch.equal(v, ant.bank.states[0][k]) for k, v in first.items())  # untouched by training
     assert not all(torch.equal(v, ant.generator.state_dict()[k]) for k, v in first.items())
-    assert all(v.device.type == "cpu" for s in ant.bank for v in s.values())
+    assert all(v.device.type == "cpu" for s in ant.bank.states for v in s.values())
+    assert ant.bank.taken_at == [2, 4, 6]
     ant.compose(*batch(data, n=100))
     assert len(set(ant.last_replay_choice.tolist())) > 1
 
@@ -215,7 +227,7 @@ def test_no_bank_without_replay(data):
     opt = sgd(model)
     for step in range(3):
         ant.step(model, opt, *batch(data, seed=step))
-    assert ant.bank == []
+    assert len(ant.bank) == 0 and ant.bank.offered == 0
 
 
 def test_fresh_generator_every_reinit_every_epochs(data, vanilla):
@@ -230,10 +242,11 @@ def test_fresh_generator_every_reinit_every_epochs(data, vanilla):
         ant.step(model, opt, *batch(data, seed=step))
         if ant.generator is not before:
             replaced_at.append(step)
-            # A fresh Adam that has taken exactly the re-init steps on the new generator.
-            assert all(s["step"] == 2 for s in ant.optimizer.state.values())
-        assert ant.steps == step and ant.reinits == step // 5
-    assert replaced_at == [5, 10]
+            # It joins with a new Adam at generator_lr: no moments yet (after step 1, the one joint step).
+            assert all(s["step"] == (step == 1) for s in ant.optimizer.state.values())
+            assert ant.optimizer.param_groups[0]["lr"] == ant.lr
+        assert ant.steps == step and ant.reinits == 1 + step // 5  # the first one before any joint step
+    assert replaced_at == [1, 5, 10]
 
 
 def test_reinit_uses_reinit_lr_for_reinit_steps_then_generator_lr(data, vanilla, monkeypatch):
@@ -250,17 +263,28 @@ def test_reinit_uses_reinit_lr_for_reinit_steps_then_generator_lr(data, vanilla,
     ant.reinitialise(vanilla)
     assert [lr for _, lr in seen] == [3e-2] * 3  # reinit_steps steps of the fresh Adam at reinit_lr
     assert all(gen is ant.generator for gen, _ in seen)
-    assert all(s["step"] == 3 for s in ant.optimizer.state.values())
-    assert ant.optimizer.param_groups[0]["lr"] == 1e-4  # then on at generator_lr, moments kept
+    assert ant.optimizer.state == {}  # then on with a new Adam (the authors' code) at generator_lr
+    assert ant.optimizer.param_groups[0]["lr"] == 1e-4
     ant.step(vanilla, sgd(vanilla, lr=0.0), *batch(data))
     assert seen[-1][1] == 1e-4 and len(seen) == 4
 
 
-def test_reinit_lr_null_is_generator_lr(data):
-    assert spec()["reinit_lr"] is None
-    ant = AntStep(spec(generator_lr=2e-3), data, "cpu", steps_per_epoch=5)
+def test_reinit_optimizer_kept_joins_with_the_moments_of_its_training(data, vanilla):
+    ant = AntStep(spec(generator_lr=1e-4, reinit_lr=3e-2, reinit_steps=3, reinit_optimizer="kept"), data, "cpu",
+                  steps_per_epoch=5)
+    ant.reinitialise(vanilla)
+    assert all(s["step"] == 3 for s in ant.optimizer.state.values())
+    assert ant.optimizer.param_groups[0]["lr"] == 1e-4
+
+
+def test_reinit_defaults_are_the_authors_and_null_lr_is_generator_lr(data):
+    config = {"dataset": {"name": "digits"}, "methods": {"vanilla": {"kind": "vanilla"}, "ant": {"kind": "ant", "eps": EPS}},
+              "robustness": {"an_eps": EPS}}
+    s = train_spec(validate_config(config), "ant")
+    assert (s["reinit_steps"], s["reinit_lr"], s["reinit_optimizer"]) == (1001, 5e-4, "new")  # bethgelab/game-of-noise
+    ant = AntStep(spec(generator_lr=2e-3, reinit_lr=None), data, "cpu", steps_per_epoch=5)
     assert ant.reinit_lr == 2e-3
-    older = {k: v for k, v in spec(generator_lr=2e-3).items() if k != "reinit_lr"}  # a spec from before the key
+    older = {k: v for k, v in spec(generator_lr=2e-3).items() if k != "reinit_lr"}  # a spec without the key
     assert AntStep(older, data, "cpu", steps_per_epoch=5).reinit_lr == 2e-3
 
 
@@ -282,6 +306,65 @@ def test_reinit_trains_the_new_generator_against_the_classifier(data, vanilla):
     assert all(p.requires_grad for p in vanilla.parameters())  # classifier left trainable
 
 
+def test_the_first_generator_is_trained_before_joint_training(data, vanilla, monkeypatch):
+    ant = AntStep(spec(generator_lr=1e-4, reinit_lr=3e-2, reinit_steps=3), data, "cpu", steps_per_epoch=5)
+    untrained = ant.generator
+    seen = []
+    update = ant._generator_update
+
+    def spy(model, gen, opt, *args, **kwargs):
+        seen.append((gen, opt.param_groups[0]["lr"]))
+        return update(model, gen, opt, *args, **kwargs)
+
+    monkeypatch.setattr(ant, "_generator_update", spy)
+    model = copy.deepcopy(vanilla)
+    ant.step(model, sgd(model, lr=0.0), *batch(data))
+    # Three steps of the fresh generator's own training, then its first joint step.
+    assert [lr for _, lr in seen] == [3e-2, 3e-2, 3e-2, 1e-4]
+    assert all(gen is ant.generator for gen, _ in seen) and ant.generator is not untrained
+    assert ant.reinits == 1
+
+
+def test_the_classifier_trains_on_the_updated_generator_with_fresh_noise(data, monkeypatch):
+    ant = past_first_generator(AntStep(spec(generator_lr=1e-2), data, "cpu", steps_per_epoch=5))
+    calls = []
+    perturb = ant._perturb
+
+    def spy(gen, x, z=None):
+        calls.append(({k: v.clone() for k, v in gen.state_dict().items()}, ant.noise_rng.get_state()))
+        return perturb(gen, x, z)
+
+    monkeypatch.setattr(ant, "_perturb", spy)
+    model = mlp()
+    ant.step(model, sgd(model), *batch(data))
+    (before, z_update), (after, z_current) = calls  # the generator's update, then the classifier's batch
+    assert all(torch.equal(v, ant.generator.state_dict()[k]) for k, v in after.items())
+    assert not all(torch.equal(v, after[k]) for k, v in before.items())
+    assert not torch.equal(z_update, z_current)  # fresh z, not the update's own draw
+
+
+def test_each_generator_logs_its_fooling_rate_when_it_joins(data, vanilla):
+    ant = AntStep(spec(eps=ATTACK_EPS, reinit_every=0.4, reinit_steps=20, reinit_lr=1e-2), data, "cpu",
+                  steps_per_epoch=5)  # a fresh generator before step 1 and after steps 2 and 4
+    model = copy.deepcopy(vanilla)
+    rows = [ant.step(model, sgd(model, lr=0.0), *batch(data, seed=step)) for step in range(1, 6)]
+    joined = [row["joining_fooling_rate"] for row in rows]
+    assert joined[0] == rows[0]["fooling_rate"]  # its first joint batch, before its first joint update
+    assert joined[1] == joined[0] and joined[3] == joined[2] == rows[2]["fooling_rate"]
+    assert joined[4] == rows[4]["fooling_rate"]
+    assert min(joined) > 0.3  # 20 steps at 1e-2 fool the vanilla MLP (an untrained generator: ~0.1)
+
+
+def test_the_bank_stays_bounded_over_a_long_run_and_samples_all_of_it(data):
+    ant = past_first_generator(AntStep(spec(snapshot_every=1, bank_size=4), data, "cpu", steps_per_epoch=5))
+    model = mlp()
+    opt = sgd(model)
+    _run(data, ant, model, opt, 30)
+    assert len(ant.bank) == 4 and ant.bank.offered == 30
+    assert ant.bank.taken_at == sorted(ant.bank.taken_at) and ant.bank.taken_at[0] < 26  # not just the newest
+    assert set(ant._bank_functions) <= set(ant.bank.taken_at)  # nothing prepared for a displaced state
+
+
 def test_generator_step_leaves_classifier_weights_without_gradients(data):
     ant = AntStep(spec(), data, "cpu", steps_per_epoch=5)
     model = mlp()
@@ -300,8 +383,9 @@ def _run(data, ant, model, opt, steps, start=0):
 
 
 def test_exact_resume_from_a_weights_only_checkpoint(data, vanilla, stylized_file, one_thread):
-    s = spec(reinit_every=0.6, reinit_steps=2, snapshot_every=2, generator_lr=1e-2, stylized_path=str(stylized_file))
-    k, m = 4, 5  # crosses snapshots (2, 4, 6, 8) and re-inits (3, 6, 9)
+    s = spec(reinit_every=0.6, reinit_steps=2, snapshot_every=1, bank_size=3, generator_lr=1e-2,
+             stylized_path=str(stylized_file))
+    k, m = 4, 5  # crosses re-inits (before 1; after 3, 6, 9) and a full bank (3 of 9 snapshots kept)
 
     def fresh():
         model = mlp()
@@ -318,12 +402,13 @@ def test_exact_resume_from_a_weights_only_checkpoint(data, vanilla, stylized_fil
     model_c, opt_c, ant_c = weights_only_round_trip((model_b, opt_b, ant_b), fresh())
     _run(data, ant_c, model_c, opt_c, m, start=k)
 
-    assert (ant_c.steps, ant_c.reinits, len(ant_c.bank)) == (ant_a.steps, ant_a.reinits, len(ant_a.bank)) == (9, 3, 4)
+    assert (ant_c.steps, ant_c.reinits, len(ant_c.bank)) == (ant_a.steps, ant_a.reinits, len(ant_a.bank)) == (9, 4, 3)
+    assert ant_c.bank.taken_at == ant_a.bank.taken_at and ant_a.bank.offered == 9
     for a, c in zip(model_a.state_dict().values(), model_c.state_dict().values()):
         assert torch.equal(a, c)
     for key, value in ant_a.generator.state_dict().items():
         assert torch.equal(value, ant_c.generator.state_dict()[key])
-    for state_a, state_c in zip(ant_a.bank, ant_c.bank):
+    for state_a, state_c in zip(ant_a.bank.states, ant_c.bank.states):
         assert all(torch.equal(v, state_c[key]) for key, v in state_a.items())
     assert torch.equal(ant_a.compose(*batch(data))[0], ant_c.compose(*batch(data))[0])
 
@@ -342,7 +427,7 @@ def test_export_round_trip(data, tmp_path):
     for key, value in ant.generator.state_dict().items():
         assert torch.equal(final.state_dict()[key], value)
     first = bank.build(0)
-    assert all(torch.equal(first.state_dict()[k], v) for k, v in ant.bank[0].items())
+    assert all(torch.equal(first.state_dict()[k], v) for k, v in ant.bank.states[0].items())
     with pytest.raises(IndexError, match="bank"):
         bank.build(4)
 
@@ -397,6 +482,8 @@ def test_ant_classifier_is_fooled_less_by_a_fresh_adversarial_generator(data):
         ({"eps": True}, "positive"),
         ({"eps": math.nan}, "positive"),
         ({"reinit_lr": 0.0}, "reinit_lr > 0"),
+        ({"bank_size": 0}, "bank_size >= 1"),
+        ({"reinit_optimizer": "adam"}, "reinit_optimizer must be 'new' or 'kept'"),
     ],
 )
 def test_invalid_specs_are_rejected(data, overrides, match):
@@ -428,15 +515,15 @@ def test_trainer_runs_ant_and_checkpoints_its_state(data, tmp_path):
     s = spec(reinit_every=0.4, reinit_steps=2, snapshot_every=2, epochs=1)
     state = training.fit(s, data, checkpoint_dir=tmp_path, divergence_guard=False, log=lambda _: None)
     assert isinstance(state.method, AntStep)
-    assert (state.method.steps, state.method.reinits, len(state.method.bank)) == (5, 2, 2)
+    assert (state.method.steps, state.method.reinits, len(state.method.bank)) == (5, 3, 2)
     saved = torch.load(tmp_path / "last.pt", weights_only=True)
-    assert saved["method"]["steps"] == 5 and len(saved["method"]["bank"]) == 2
+    assert saved["method"]["steps"] == 5 and len(saved["method"]["bank"]["states"]) == 2
     assert {"generator_loss", "fooling_rate"} <= set(state.log[0])
     assert state.log[0]["generator_loss"] > 0 and 0.0 <= state.log[0]["fooling_rate"] <= 1.0
 
 
 def test_step_reports_the_generators_metrics(data):
-    ant = AntStep(spec(), data, "cpu", steps_per_epoch=5)
+    ant = past_first_generator(AntStep(spec(), data, "cpu", steps_per_epoch=5))
     model = mlp()
     x, y, index = batch(data)
     state = ant.noise_rng.get_state()
@@ -444,8 +531,9 @@ def test_step_reports_the_generators_metrics(data):
         expected = F.cross_entropy(model(ant._perturb(ant.generator, x)), y)
     ant.noise_rng.set_state(state)
     metrics = ant.step(model, sgd(model), x, y, index)
-    assert set(metrics) == {"loss", "accuracy", "generator_loss", "fooling_rate", "erased_fraction", "mean_noise",
-                            "replay_erased_fraction", "replay_mean_noise"}
+    assert set(metrics) == {"loss", "accuracy", "generator_loss", "fooling_rate", "joining_fooling_rate",
+                            "erased_fraction", "mean_noise", "replay_erased_fraction", "replay_mean_noise"}
+    assert metrics["joining_fooling_rate"] == metrics["fooling_rate"]  # its first joint step
     assert metrics["generator_loss"] == pytest.approx(expected.item(), rel=1e-5)
     assert 0.0 <= metrics["fooling_rate"] <= 1.0
     # eps 3 on digits of L2 norm ~9: noise, nothing erased; a change of norm 3 over 784 pixels
@@ -457,9 +545,9 @@ def test_step_reports_the_generators_metrics(data):
 def test_step_metrics_show_a_generator_that_erases(data):
     # A generator whose output is a huge negative constant, at an eps above every digit's norm:
     # every perturbed image is black, in the generator's samples and in the replay part.
-    ant = AntStep(spec(eps=30.0, generator_lr=1e-12), data, "cpu", steps_per_epoch=5)
+    ant = past_first_generator(AntStep(spec(eps=30.0, generator_lr=1e-12), data, "cpu", steps_per_epoch=5))
     ant.generator.load_state_dict(_biased_state(ant, -1.0))
-    ant.bank.append(_biased_state(ant, -1.0))
+    put(ant, _biased_state(ant, -1.0))
     x, y, index = batch(data)
     model = mlp()
     metrics = ant.step(model, sgd(model), x, y, index)
@@ -474,7 +562,7 @@ def test_trainer_log_and_model_diagnostics_of_an_erasing_generator(data, tmp_pat
 
     def erasing_init(self, *args, **kwargs):  # the trainer's AntStep starts from the erasing generator
         original(self, *args, **kwargs)
-        self.generator.load_state_dict(_biased_state(self, -1.0))
+        past_first_generator(self).generator.load_state_dict(_biased_state(self, -1.0))
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(AntStep, "__init__", erasing_init)
@@ -497,7 +585,7 @@ def test_generator_step_leaves_batchnorm_statistics_alone(data):
 
 
 def test_diverged_generator_stops_with_a_clear_error(data):
-    ant = AntStep(spec(), data, "cpu", steps_per_epoch=5)
+    ant = past_first_generator(AntStep(spec(), data, "cpu", steps_per_epoch=5))
     with torch.no_grad():
         ant.generator.convs[-1].weight.fill_(float("nan"))
     model = mlp()

@@ -1,13 +1,12 @@
 """bench/imagenet_train_step.py in its smallest settings: both modes' code paths run on the CPU and
-print their tables; and the bench's ANT spec is the schema's defaults (so it times what a run trains)."""
+print their tables; bench/ant_checkpoint.py projects the paper config's ANT checkpoint."""
 
-import ast
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench" / "imagenet_train_step.py"
@@ -50,7 +49,7 @@ def test_stream_mode_prints_every_row_with_ratios_and_targets():
     assert table["vanilla"]["precision"] == "fp32" and table["loader only"]["precision"] == "-"
     assert table["gnt draw only"]["target"] == ""  # a reference row, not a method
     assert re.search(r"ANT re-initialisation: [\d.]+ s for 1 generator steps, so [\d.]+ s per fresh generator "
-                     r"\(200 steps\); one every \d+ steps", out)
+                     r"\(1001 steps\); one every \d+ steps", out)
 
 
 def test_throughput_mode_runs_the_gpu_code_path_on_the_cpu():
@@ -65,33 +64,15 @@ def test_throughput_mode_runs_the_gpu_code_path_on_the_cpu():
     assert table["vanilla amp"]["precision"] == "fp32"  # AMP is a CUDA thing: fp32 on the CPU
 
 
-def bench_constant(name: str):
-    """A literal module-level constant of the bench script, read without running it."""
-    for node in ast.parse(SCRIPT.read_text()).body:
-        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
-            return ast.literal_eval(node.value)
-    raise AssertionError(f"{SCRIPT.name} has no constant {name}")
-
-
-def _ant_defaults(node) -> dict | None:
-    """The defaults of the schema's ANT method branch (the 'then' of `if kind == ant`)."""
-    if isinstance(node, dict):
-        if node.get("if", {}).get("properties", {}).get("kind", {}).get("const") == "ant":
-            return {key: value["default"] for key, value in node["then"]["properties"].items() if "default" in value}
-        for value in node.values():
-            if (found := _ant_defaults(value)) is not None:
-                return found
-    if isinstance(node, list):
-        for value in node:
-            if (found := _ant_defaults(value)) is not None:
-                return found
-    return None
-
-
-def test_the_benched_ant_spec_is_the_schema_default_with_imagenet_eps():
-    defaults = _ant_defaults(yaml.safe_load((REPO / "config" / "schema.yaml").read_text()))
-    assert defaults is not None
-    ant = bench_constant("ANT_1X1")
-    assert {key: value for key, value in ant.items() if key not in ("kind", "eps")} == \
-        {key: defaults[key] for key in ant if key not in ("kind", "eps")}
-    assert ant["eps"] == 135.0 and ant["kernel"] == "1x1"  # appendix B.1's ImageNet ANT 1x1
+def test_checkpoint_bench_projects_the_paper_configs_ant_checkpoint():
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "ant_checkpoint.py"), "--methods", "ant3x3", "ant1x1_noep"],
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:3]}
+    steps, offered, kept, generator_kb, bounded, _, unbounded, _ = table["ant3x3"]
+    # 1,281,167 // 70 = 18,302 steps an epoch, 80 epochs, a snapshot every 20 steps, 1000 kept.
+    assert (steps, offered, kept) == ("1,464,160", "73,208", "1,000")
+    resnet50 = 25_557_032 * 4 * 2 / 1e6  # weights + SGD momentum (plus BatchNorm's running statistics)
+    assert resnet50 < float(bounded) < resnet50 + 30  # the model plus a few tens of MB
+    assert float(unbounded) - float(bounded) == pytest.approx(72_208 * float(generator_kb) / 1e3, rel=0.01)
+    assert table["ant1x1_noep"][1:3] == ["0", "0"]  # no replay, no bank

@@ -8,4 +8,4 @@ the CLIs in ``workflow_scripts/`` only wire it together.
 # Bump when a change in this package changes what training or evaluation computes, or the format
 # of a file it writes (model files, records, generator banks): the rules
 # pass it through ``params:`` so Snakemake reruns the affected jobs.
-__version__ = "0.5.0"
+__version__ = "0.6.0"

@@ -139,6 +139,20 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
     return resolved
 
 
+def method_entry(entry: dict, where: str = "method") -> dict:
+    """One method entry with the schema's defaults filled in, checked against the method schema
+    alone (none of the study's checks): what a tool reads of one method of a config whose data is
+    not on this machine (bench/ reads config/imagenet.yaml's ANT this way)."""
+    schema = load_schema()
+    validator = _Validator({**schema["$defs"]["method"], "$defs": schema["$defs"]})
+    resolved = copy.deepcopy(entry)
+    list(validator.iter_errors(resolved))  # fills the defaults, as validate_config's first pass
+    errors = list(validator.iter_errors(resolved))
+    if errors:
+        raise ConfigError(f"{where}: {_describe(jsonschema.exceptions.best_match(errors))}")
+    return resolved
+
+
 def _check_small_data_study(config: dict) -> None:
     """The small datasets' study: sweeps, eps choices, replicates, robustness and corruptions."""
     config_imagenet.check_small_data_keys(config)

@@ -4,17 +4,25 @@ Per training batch the noise generator takes one Adam step to *raise* the classi
 the batch perturbed by it (the classifier held fixed), then the classifier takes one SGD step on
 a composed batch: a clean part, optionally a stylized part, a part perturbed by the current
 generator and a part perturbed by earlier generator states (experience replay). Every perturbation
-has L2 size exactly ``eps`` after clipping (``rescale_to_norm``). At regular intervals a fresh
-generator is trained from scratch against the current classifier and replaces the current one
-(the paper calls this crucial against the generator getting stuck). A fresh generator is trained
-with its own Adam learning rate ``reinit_lr`` for ``reinit_steps`` steps, then joins the joint
-training at ``generator_lr`` (issue 9: re-initialisation has its own schedule, separate from the
-joint training's).
+has L2 size exactly ``eps`` after clipping (``rescale_to_norm``).
+
+The generator's lifecycle follows the paper and, where it is silent, the authors' code
+(bethgelab/game-of-noise):
+- Before joint training starts, and then every ``reinit_every`` epochs, a fresh generator is
+  trained "from scratch ... against the current state of the classifier to find a current optimum"
+  and replaces the current one (the paper calls this crucial against a generator stuck in a local
+  minimum). It trains ``reinit_steps`` Adam steps at ``reinit_lr`` with a new Adam (the authors:
+  1,001 steps at 5e-4), then joins the joint training at ``generator_lr`` with a new Adam
+  (``reinit_optimizer: new``) or with the moments of its own training (``kept``).
+- The classifier's "current" part is drawn from the generator *after* its update, with fresh z
+  (the authors' order; the paper's "current state of the noise generator").
+- Replay draws from a bounded, uniform sample of all saved states (``noisetrain.train.replay_bank``).
 
 Every step reports the generator's metrics for the training log: its cross-entropy and fooling
-rate, and what it does to the images (``noisetrain.noise.diagnostics``): the fraction of its
-samples that are erased or saturated and their mean noise value, for the current generator's
-samples and for the replay part of the batch.
+rate, the fooling rate the current generator had when it joined (``joining_fooling_rate``: a fresh
+generator that is trained too briefly shows here), and what the noise does to the images
+(``noisetrain.noise.diagnostics``): the fraction of its samples that are erased or saturated and
+their mean noise value, for the current generator's samples and for the replay part of the batch.
 
 :class:`AntStep` implements the method-step protocol (``noisetrain.train.steps``). All
 randomness comes from seeded ``torch.Generator`` objects whose states are checkpointed (the
@@ -40,6 +48,7 @@ from noisetrain.noise.generators import NoiseGenerator
 from noisetrain.noise.rescaling import rescale_to_norm
 from noisetrain.train.distributed import SINGLE, World, unwrap
 from noisetrain.train.precision import FP32, Precision
+from noisetrain.train.replay_bank import ReplayBank
 from noisetrain.train.sources import as_source
 from noisetrain.train.steps import Stream, classifier_step, register_method, seeded
 
@@ -115,8 +124,9 @@ def part_slices(fractions: dict[str, float], n: int) -> dict[str, slice]:
 class AntStep:
     """The ANT method step: one generator step, then one classifier step per batch.
 
-    Counters ``steps`` (batches done) and ``reinits`` (fresh generators trained) are public. The
-    replay bank is a list of CPU state dicts, one every ``snapshot_every`` steps.
+    Counters ``steps`` (batches done) and ``reinits`` (fresh generators trained, the first one
+    included) are public. The replay bank (``bank``) offers itself a CPU copy of the generator every
+    ``snapshot_every`` steps and keeps at most ``bank_size`` of them.
     """
 
     def __init__(self, spec: dict, source, device: torch.device | str, steps_per_epoch: int,
@@ -129,8 +139,12 @@ class AntStep:
         self.fractions = check_fractions(spec.get("fractions"), replay=self.replay, stylized_path=self.stylized_path)
         # reinit_lr null (or absent, in a spec older than the key) is generator_lr.
         reinit_lr = spec["generator_lr"] if spec.get("reinit_lr") is None else spec["reinit_lr"]
-        if spec["reinit_every"] <= 0 or spec["reinit_steps"] < 0 or spec["snapshot_every"] < 1 or not reinit_lr > 0:
-            raise InputError("ANT needs reinit_every > 0, reinit_steps >= 0, snapshot_every >= 1 and reinit_lr > 0")
+        if (spec["reinit_every"] <= 0 or spec["reinit_steps"] < 0 or spec["snapshot_every"] < 1 or not reinit_lr > 0
+                or spec["bank_size"] < 1):
+            raise InputError("ANT needs reinit_every > 0, reinit_steps >= 0, snapshot_every >= 1, reinit_lr > 0 and "
+                             "bank_size >= 1")
+        if spec["reinit_optimizer"] not in ("new", "kept"):
+            raise InputError(f"ANT reinit_optimizer must be 'new' or 'kept', got {spec['reinit_optimizer']!r}")
         self.device = torch.device(device)
         self.source = as_source(source, spec)
         self.precision = precision
@@ -140,6 +154,7 @@ class AntStep:
         self.batch_size = spec["batch_size"]
         self.reinit_interval = max(1, round(spec["reinit_every"] * steps_per_epoch))
         self.reinit_steps = spec["reinit_steps"]
+        self.keep_reinit_adam = spec["reinit_optimizer"] == "kept"
         self.snapshot_every = spec["snapshot_every"]
         if self.fractions["stylized"] > 0 and not self.source.has_stylized:
             raise InputError("ANT's stylized part needs the stylized training images: give stylized_path")
@@ -152,11 +167,14 @@ class AntStep:
         # On a GPU, z is drawn there: a CPU draw and copy of a batch's z costs about as much as a step.
         self.noise_rng = seeded(spec["seed"], Stream.GENERATOR_NOISE, self.device, rank=world.rank)
         self.pick_rng = seeded(spec["seed"], Stream.PICK, rank=world.rank)
-        self.generator, self.optimizer = self._fresh_generator(self.lr)
-        self.bank: list[dict[str, torch.Tensor]] = []
-        self._bank_functions: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}
+        self.generator, self.optimizer = self._fresh_generator(self.lr)  # replaced before the first step
+        # One reservoir stream for every process: they all keep the same bank.
+        self.bank = ReplayBank(spec["bank_size"], seeded(spec["seed"], Stream.BANK))
+        self._bank_functions: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}  # by the state's step
         self.steps = 0
         self.reinits = 0
+        self.joining = True  # the next step is the current generator's first joint step
+        self.joining_fooling_rate = torch.tensor(float("nan"), device=self.device)
         self.last_replay_choice: torch.Tensor | None = None  # bank index per replay image (tests)
 
     # -- generator helpers -------------------------------------------------------------------
@@ -213,37 +231,43 @@ class AntStep:
 
     def reinitialise(self, model: nn.Module) -> None:
         """Train a fresh generator from scratch against the current classifier, ``reinit_steps``
-        Adam steps at ``reinit_lr``; it replaces the current one and goes on at ``generator_lr``
-        with the Adam state of its training (the moment estimates are kept)."""
+        steps of a new Adam at ``reinit_lr``; it replaces the current one and goes on at
+        ``generator_lr``, with a new Adam or (``reinit_optimizer: kept``) its training's moments."""
         gen, opt = self._fresh_generator(self.reinit_lr)
         for x, y in self.source.random_batches(self.reinit_steps, self.batch_size, self.pick_rng):
             self._generator_update(model, gen, opt, x.to(self.device), y.to(self.device), diagnose=False)
-        for group in opt.param_groups:
-            group["lr"] = self.lr
+        if self.keep_reinit_adam:
+            for group in opt.param_groups:
+                group["lr"] = self.lr
+        else:
+            opt = torch.optim.Adam(gen.parameters(), lr=self.lr)
         self.generator, self.optimizer = gen, opt
         self.reinits += 1
+        self.joining = True
 
-    def _bank_function(self, state: int) -> Callable[[torch.Tensor], torch.Tensor]:
-        """Bank state ``state`` as a ready map z -> delta; bank states never change, so each is
-        prepared once (for a 1x1 MNIST generator: its breakpoints)."""
-        if state not in self._bank_functions:
-            params = {k: v.to(self.device) for k, v in self.bank[state].items()}
-            self._bank_functions[state] = self.generator.as_function(params)
-        return self._bank_functions[state]
+    def _snapshot(self) -> None:
+        displaced = self.bank.offer(self.steps, lambda: cpu_state(self.generator))
+        self._bank_functions.pop(displaced, None)
+
+    def _bank_function(self, slot: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Bank state ``slot`` as a ready map z -> delta; a bank state never changes, so each is
+        prepared once while it is in the bank (for a 1x1 MNIST generator: its breakpoints)."""
+        key = self.bank.taken_at[slot]
+        if key not in self._bank_functions:
+            params = {k: v.to(self.device) for k, v in self.bank.states[slot].items()}
+            self._bank_functions[key] = self.generator.as_function(params)
+        return self._bank_functions[key]
 
     # -- batch composition -------------------------------------------------------------------
     @torch.no_grad()
-    def compose(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor,
-                current: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, slice]]:
+    def compose(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, dict[str, slice]]:
         """The classifier's batch: ``x`` (moved to the device) with its parts replaced.
 
         Returns the batch and ``{part: slice}`` over its positions, in the order clean,
         stylized (the stylized versions of the same training indices), current (perturbed by
-        the current generator), replay (perturbed by bank states drawn per image). While the
-        bank is empty the current generator also perturbs the replay part. ``current``, if
-        given, is ``x`` already perturbed by the current generator (the generator step's own
-        samples) and is used instead of drawing new ones. Labels are unchanged; ``y`` is
-        accepted to mirror the step protocol.
+        the current generator with fresh z), replay (perturbed by bank states drawn per image).
+        While the bank is empty the current generator also perturbs the replay part. Labels are
+        unchanged; ``y`` is accepted to mirror the step protocol.
         """
         parts = part_slices(self.fractions, len(x))
         counts = {name: part.stop - part.start for name, part in parts.items()}
@@ -256,7 +280,7 @@ class AntStep:
         use_bank = bool(self.bank) and counts["replay"] > 0
         own = parts["current"] if use_bank else slice(parts["current"].start, parts["replay"].stop)
         if own.stop > own.start:
-            batch[own] = current[own] if current is not None else self._perturb(self.generator, batch[own])
+            batch[own] = self._perturb(self.generator, batch[own])
         if not use_bank:
             return batch, parts
 
@@ -277,10 +301,17 @@ class AntStep:
     def step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
              index: torch.Tensor) -> dict[str, float]:
         x, y = x.to(self.device), y.to(self.device)
-        # Eq. 3, alternating: the generator steps first; the classifier then trains on the very
-        # samples the generator was updated on (this saves a second generator pass per batch).
-        current, tensors = self._generator_update(model, self.generator, self.optimizer, x, y)
-        batch, parts = self.compose(x, y, index, current=current)
+        if self.reinits == 0:  # the first generator is trained before joint training starts
+            self.reinitialise(model)
+        # Eq. 3, alternating: the generator steps first; the classifier then trains on samples of
+        # the updated generator with fresh z (the authors' order). Reusing the update's own samples
+        # would save one generator pass but train the classifier one generator step behind, on
+        # the very noise the generator's gradient was taken on.
+        _, tensors = self._generator_update(model, self.generator, self.optimizer, x, y)
+        if self.joining:  # measured on a batch it has not trained on, before its first joint update
+            self.joining_fooling_rate, self.joining = tensors["fooling_rate"], False
+        tensors["joining_fooling_rate"] = self.joining_fooling_rate
+        batch, parts = self.compose(x, y, index)
         rep = parts["replay"]
         if rep.stop > rep.start:  # bank states (the current generator while the bank is empty)
             replay = diagnostic_tensors(x[rep], batch[rep])
@@ -290,7 +321,7 @@ class AntStep:
         self.steps += 1
         # Snapshot before a re-init so the bank keeps the jointly trained state.
         if self.replay and self.steps % self.snapshot_every == 0:
-            self.bank.append(cpu_state(self.generator))
+            self._snapshot()
         if self.steps % self.reinit_interval == 0:
             self.reinitialise(model)
         return metrics
@@ -299,9 +330,11 @@ class AntStep:
         return {
             "generator": cpu_state(self.generator),
             "optimizer": self.optimizer.state_dict(),
-            "bank": [dict(s) for s in self.bank],
+            "bank": self.bank.state_dict(),
             "steps": self.steps,
             "reinits": self.reinits,
+            "joining": self.joining,
+            "joining_fooling_rate": float(self.joining_fooling_rate),
             "init_rng": self.init_rng.get_state(),
             "noise_rng": self.noise_rng.get_state(),
             "pick_rng": self.pick_rng.get_state(),
@@ -311,15 +344,17 @@ class AntStep:
         self.generator.load_state_dict(state["generator"])
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=self.lr)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.bank = [{k: v.to("cpu", copy=True) for k, v in s.items()} for s in state["bank"]]
+        self.bank.load_state_dict(state["bank"])
         self._bank_functions = {}
         self.steps = int(state["steps"])
         self.reinits = int(state["reinits"])
+        self.joining = bool(state["joining"])
+        self.joining_fooling_rate = torch.tensor(float(state["joining_fooling_rate"]), device=self.device)
         self.init_rng.set_state(state["init_rng"])
         self.noise_rng.set_state(state["noise_rng"])
         self.pick_rng.set_state(state["pick_rng"])
 
     def export(self) -> dict:
         """The replay bank followed by the final generator, for the model file (Fig 4)."""
-        states = [dict(s) for s in self.bank] + [cpu_state(self.generator)]
+        states = [dict(s) for s in self.bank.states] + [cpu_state(self.generator)]
         return {"generators": GeneratorBank(self.arch, self.eps, states).to_dict()}

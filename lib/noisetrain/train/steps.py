@@ -33,6 +33,7 @@ class Stream(IntEnum):
     GENERATOR_NOISE = 4  # ANT: every z fed to a generator
     PICK = 5  # ANT: replay choices, re-initialisation minibatches
     ATTACK = 6  # adversarial training: one seed per batch for the attack (PGD's random start)
+    BANK = 7  # ANT: which generator states the bounded replay bank keeps
 
 
 def stream_seed(seed: int, stream: Stream, rank: int = 0) -> int:
