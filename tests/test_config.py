@@ -112,6 +112,18 @@ def test_schema_and_default_config_agree(tmp_path):
     assert set(imagenet) - set(default) == {"imagenet_c", "external_models"}
 
 
+def test_paper_config_evaluates_in_fp32_and_sweeps_the_papers_sigmas():
+    """Section 4.2: nine sigmas, among them ImageNet-C's Gaussian levels (0.26, not 0.25) and the
+    best 0.5; the paper evaluated in fp32, and so does any config that does not ask for AMP."""
+    imagenet = yaml.safe_load((REPO / "config" / "imagenet.yaml").read_text())
+    sweep = imagenet["sigma_sweep"]
+    assert len(sweep) == len(set(sweep)) == 9
+    assert {0.08, 0.12, 0.18, 0.26, 0.38, 0.5} <= set(sweep)
+    assert set(imagenet["methods"]["gnt_mult"]["sigmas"]) <= set(sweep)  # GNT mult's set: ImageNet-C's levels
+    assert imagenet["evaluation"]["amp"] is False
+    assert validate_config(BASE)["evaluation"]["amp"] is False
+
+
 def test_snakemake_rejects_malformed_config_in_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     text = (REPO / "config" / "test.yaml").read_text()
