@@ -2,10 +2,18 @@
 
 Layout: ``<root>/<corruption>/<severity>/<wnid>/<image>.JPEG``, each image a 224x224 centre crop of a
 val image (resize 256, crop 224), corrupted, saved as JPEG at quality 85, as ``make_imagenet_c.py``
-of hendrycks/robustness made the published set. Generation uses the ``imagecorruptions-imaug``
-package (``imagecorruptions.corrupt``), which draws from numpy's global random state (and takes an
-explicit seed for impulse noise and glass blur); :func:`corrupt_image` seeds both from
-``(seed, corruption, severity, image)`` so one image's result does not depend on the others.
+of hendrycks/robustness made the published set.
+
+Generation follows that script. 16 of the 19 corruptions come from the ``imagecorruptions-imaug``
+package (``imagecorruptions.corrupt``), which matches the script up to randomness for them; it
+draws from numpy's global random state (and takes an explicit seed for impulse noise and glass
+blur). ``elastic_transform``, ``frost`` and ``snow`` come from :mod:`noisetrain.data.imagenet_c_recipe`,
+because the package changed them: its elastic transform has no affine step and a far weaker field
+(severities 1-2 about 4x closer to the clean image), its frost draws among six textures enlarged by
+1.1 (4-11 grey levels darker) and its snow blurs a float layer one pixel too large (brightness and
+border differences). Those three draw from a ``RandomState`` of their own. :func:`corrupt_image`
+seeds both sources from ``(seed, corruption, severity, image)`` so one image's result does not
+depend on the others.
 """
 
 from __future__ import annotations
@@ -52,6 +60,9 @@ __all__ = [
 # Corruptions of imagecorruptions that ignore np.random and seed their own generator from a `seed`
 # argument (skimage's random_noise; a numba-compiled pixel shuffle); without it they are irreproducible.
 _SEED_ARGUMENT = frozenset({"impulse_noise", "glass_blur"})
+# Corruptions the package re-parameterised: made by noisetrain.data.imagenet_c_recipe as make_imagenet_c.py does
+# (kept in step with imagenet_c_recipe.RECIPE_CORRUPTIONS, which a test checks; not imported here, as it imports cv2).
+_RECIPE = frozenset({"elastic_transform", "frost", "snow"})
 
 
 def _seed_state(seed: int, corruption: str, severity: int, key: str) -> np.ndarray:
@@ -60,18 +71,23 @@ def _seed_state(seed: int, corruption: str, severity: int, key: str) -> np.ndarr
 
 
 def corrupt_image(image: np.ndarray, corruption: str, severity: int, seed: int, key: str = "") -> np.ndarray:
-    """Corrupt one uint8 HxWx3 image with imagecorruptions; uint8 of the input's shape, deterministic.
+    """Corrupt one uint8 HxWx3 image as ImageNet-C was made; uint8 of the input's shape, deterministic.
 
     ``key`` names the image (its ``<wnid>/<image>`` path) so every image gets its own random stream,
     whatever else is corrupted in the same process.
     """
-    from imagecorruptions import corrupt  # imports numba and cv2: only when corrupting
-
     check_corruption_names([corruption], [severity])
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 32:
         raise InputError(f"corrupt_image needs a uint8 HxWx3 image of at least 32x32, got {image.dtype} {image.shape}")
     state = _seed_state(seed, corruption, severity, key)
+    if corruption in _RECIPE:
+        from noisetrain.data import imagenet_c_recipe  # imports cv2 and scipy: only when corrupting
+
+        # RandomState(state) is the stream np.random.seed(state) would give; the global state is untouched.
+        return _like(imagenet_c_recipe.corrupt(image, corruption, severity, np.random.RandomState(state)), image.shape)
+    from imagecorruptions import corrupt  # imports numba and cv2: only when corrupting
+
     np.random.seed(state)  # the package draws from numpy's global random state
     extra = {"seed": int(state[0])} if corruption in _SEED_ARGUMENT else {}
     out = np.asarray(corrupt(image, severity=severity, corruption_name=corruption, **extra))
