@@ -261,3 +261,130 @@ def test_input_errors():
             decision_distances(model, x, labels, d, rel_tol=bad)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         decision_distances(model, x + 1.0, labels, d)
+
+
+# --------------------------------------------------------------------------------------------
+# the first decision change along the ray
+
+
+class Radial(nn.Module):
+    """Two classes; the margin of class 0 is a function of n = |x - x0| alone, the L2 size of the
+    change the line search applies to x0, so the decision along every ray is known exactly.
+    With `roots` the margin is -prod(n - r) / 1000 (class 0 at n = 0 for an odd count); it
+    records the sizes it is evaluated at."""
+
+    def __init__(self, x0: torch.Tensor, margin):
+        super().__init__()
+        self.register_buffer("x0", x0.clone())
+        self.margin = margin
+        self.seen: list[float] = []
+
+    def forward(self, x):
+        n = (x.double() - self.x0.double()).flatten(1).norm(dim=1)
+        self.seen.extend(n.tolist())
+        m = self.margin(n).float()
+        return torch.stack([m, torch.zeros_like(m)], 1)
+
+
+def _roots(*roots):
+    return lambda n: -math.prod(n - r for r in roots) / 1000.0
+
+
+def _radial_batch(margin, shape=(3, 64, 64), k=4, x0=None):
+    """k copies of one image (0.5 grey: nothing clips before t ~ 14) with different directions."""
+    x0 = torch.full((1,) + shape, 0.5) if x0 is None else x0
+    dirs = torch.cat([gaussian_directions((2,) + shape, 11), uniform_directions((k - 2,) + shape, 12)])
+    return Radial(x0, margin), x0.expand((k,) + shape).clone(), torch.zeros(k, dtype=torch.long), dirs
+
+
+def test_first_of_several_decision_changes_is_found():
+    # wrong on (2, 5), right again on (5, 40), wrong beyond 40: the first change is at 2. A
+    # search that starts high up the ray (n_max ~ 55 here) sees only the one at 40.
+    model, x, labels, d = _radial_batch(_roots(2.0, 5.0, 40.0))
+    res = decision_distances(model, x, labels, d, rel_tol=1e-3)
+    assert np.all(res.distances >= 2.0 * (1 - 1e-6)), res.distances
+    assert np.all(res.distances <= 2.0 * (1 + 1e-3) + 1e-6), res.distances
+    assert res.forward_passes_per_image <= 12
+
+
+def test_a_change_within_the_first_probe_needs_a_smaller_first_size():
+    # wrong on (0.3, 0.8) only: the default first probe (t = 1, a change of size ~1 here)
+    # lies beyond that dip, as the authors' first grid point would; a smaller first size finds it
+    model, x, labels, d = _radial_batch(_roots(0.3, 0.8, 1e3))
+    assert np.all(decision_distances(model, x, labels, d).distances > 0.8)
+    res = decision_distances(model, x, labels, d, first_size=0.1, rel_tol=1e-3)
+    np.testing.assert_allclose(res.distances, 0.3, rtol=1.01e-3)
+
+
+def test_radial_monotone_never_and_already_wrong():
+    model, x, labels, d = _radial_batch(lambda n: 7.0 - n)  # wrong from 7 on
+    res = decision_distances(model, x, labels, d, rel_tol=1e-4)
+    assert np.all((res.distances >= 7.0 * (1 - 1e-6)) & (res.distances <= 7.0 * (1 + 1e-4) + 1e-6))
+    model, x, labels, d = _radial_batch(lambda n: 1.0 + n)  # right up to the saturated image
+    res = decision_distances(model, x, labels, d)
+    assert np.isinf(res.distances).all()
+    # the walk ended on the saturated image itself
+    n_max = float((torch.where(d[:1] > 0, 1.0, 0.0) - x[:1]).norm())
+    assert max(model.seen) == pytest.approx(n_max, rel=1e-6)
+    model, x, labels, d = _radial_batch(lambda n: n - 1.0)  # wrong on the clean image
+    res = decision_distances(model, x, labels, d)
+    assert (res.distances == 0).all() and res.forward_passes == len(x)
+
+
+def test_coarse_walk_steps_at_most_1_8_in_norm_and_in_t():
+    # a ray through a clipping-heavy image (pixels spread over [0, 1], many at the bounds),
+    # never fooled, so the walk goes all the way up; one image, so every call is its probe
+    g = torch.Generator().manual_seed(3)
+    x0 = torch.rand(1, 1, 28, 28, generator=g)
+    x0[0, 0, :10] = 0.0
+    d = gaussian_directions(x0.shape, 4)
+    model = Radial(x0, lambda n: 1.0 + n)
+    res = decision_distances(model, x0, torch.zeros(1, dtype=torch.long), d)
+    assert np.isinf(res.distances).all()
+    from noisetrain.measure.decision_distance import _Rays
+
+    rays = _Rays(x0, d)
+    n_max = float(rays.n_max[0])
+    probes = np.array(model.seen[1:])  # after the clean image
+    first = float(((x0 + d / d.norm()).clamp(0, 1) - x0).norm())  # the change at t = 1
+    assert probes[0] == pytest.approx(first, rel=1e-5)
+    assert probes[-1] == pytest.approx(n_max, rel=1e-6)
+    assert np.all(probes[1:] / probes[:-1] <= 1.8 * (1 + 1e-5))
+    inner = torch.as_tensor(probes[:-1])
+    t = rays.t_for_norm(torch.zeros(len(inner), dtype=torch.long), inner).numpy()
+    on_grid = t[:-1] <= 1.8**9
+    assert on_grid.sum() >= 3 and np.all((t[1:] / t[:-1])[on_grid] <= 1.8 * (1 + 1e-4))
+    # t grew faster than n here: the t grid was the finer one somewhere
+    assert np.any(probes[1:] / probes[:-1] < 1.7)
+
+
+def _random_linear(n, seed):
+    """A random 10-class linear model on 3x32x32 images of mid grey plus pixel noise: the
+    median eps* is ~1/5 of n_max, about where a vanilla ResNet50's lies on ImageNet (39 of 224)."""
+    g = torch.Generator().manual_seed(seed)
+    dim = 3 * 32 * 32
+    model = nn.Sequential(nn.Flatten(), nn.Linear(dim, 10))
+    with torch.no_grad():
+        w = torch.randn(10, dim, generator=g)
+        model[1].weight.copy_(w - w.mean(1, keepdim=True))  # no response to brightness
+        model[1].bias.zero_()
+    x = (0.3 + 0.4 * torch.rand(n, 1, 1, 1, generator=g) + 0.1 * torch.randn(n, 3, 32, 32, generator=g)).clamp(0, 1)
+    with torch.no_grad():
+        labels = model(x).argmax(1)
+    return model.eval(), x, labels
+
+
+@pytest.mark.parametrize("make_dirs", [gaussian_directions, uniform_directions])
+def test_forward_passes_random_linear_3x32x32(make_dirs):
+    model, x, labels = _random_linear(128, 0)
+    res = decision_distances(model, x, labels, make_dirs(x.shape, 5), rel_tol=1e-3)
+    finite = np.isfinite(res.distances)
+    assert finite.mean() >= 0.8 and (res.distances > 0).all()
+    assert res.forward_passes_per_image <= 12
+
+
+def test_first_size_errors():
+    model, x, labels, d = _linear_setup(n=4)
+    for bad in (0.0, -1.0, math.inf, "x"):
+        with pytest.raises(ValueError, match="first_size"):
+            decision_distances(model, x, labels, d, first_size=bad)

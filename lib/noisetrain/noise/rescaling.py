@@ -12,7 +12,9 @@ Derivation. Pixel ``i`` can move at most ``b_i`` (``1 - x_i`` if ``delta_i > 0``
     f(s) = sum_{i: s_i <= s} b_i^2  +  s * sum_{i: s_i > s} delta_i^2,    s_i = eta_i^2,
 
 which is continuous, non-decreasing and piecewise linear in ``s`` with breakpoints ``s_i``.
-Sorting the breakpoints and taking cumulative sums gives ``f`` at every breakpoint at once;
+Sorting the breakpoints and taking cumulative sums gives ``f`` at every breakpoint at once
+(the sum of ``delta_i^2`` over the pixels not yet saturated is summed from the end of the sorted
+row, not taken as the total minus a prefix, which cancels when ``delta`` spans many decades);
 the first breakpoint with ``f >= eps^2`` delimits the linear segment that contains the
 solution, on which ``s = (eps^2 - B) / D`` with ``B`` the squared budget of the pixels already
 saturated and ``D`` the squared norm of ``delta`` over the others. No iteration is needed and
@@ -109,10 +111,10 @@ def _solve_eta(
         s = torch.where(dd != 0, (room / dd) ** 2, torch.inf)
         s_sorted, order = _sort_rows(s)
         b_cum = torch.cumsum(torch.gather(room, 1, order).to(_ACC_DTYPE) ** 2, dim=1)
-        d_cum = torch.cumsum(torch.gather(dd, 1, order).to(_ACC_DTYPE) ** 2, dim=1)
+        d_rest_sorted = _suffix_sums(torch.gather(dd, 1, order).to(_ACC_DTYPE) ** 2)
         # f at each breakpoint: pixels up to it saturated, the rest still scaling linearly.
         # Past the last nonzero delta this is inf * 0 = NaN, which the count below ignores.
-        f = b_cum + s_sorted.to(_ACC_DTYPE) * (d_cum[:, -1:] - d_cum).clamp_(min=0.0)
+        f = b_cum + s_sorted.to(_ACC_DTYPE) * d_rest_sorted
         # f is non-decreasing, so counting breakpoints below eps^2 gives the first index k with
         # f >= eps^2 (robust even if rounding breaks exact monotonicity). The solution lies on
         # the segment where the pixels with s_i <= s_(k-1) are saturated and the others are not
@@ -134,6 +136,19 @@ def _solve_eta(
     # eta = sqrt(eps^2 - B) / sqrt(D): written this way the gradient stays finite at eta = 0.
     eta = torch.sqrt(numer) * torch.rsqrt(d_rest)
     return eta, saturated
+
+
+def _suffix_sums(v: torch.Tensor) -> torch.Tensor:
+    """Per row, ``out[:, k] = v[:, k + 1:].sum(1)`` for non-negative ``v``, summed from the end.
+
+    The sum of the pixels still moving at breakpoint k. Taking it as the row total minus a
+    prefix sum cancels catastrophically: sorted by breakpoint, the large deltas come first, so
+    the remainder can be ~1e-16 of the total (deltas spanning 1e8 in magnitude) and would be
+    pure rounding error, which the huge breakpoints s_k then multiply. A cumulative sum run
+    from the end adds the small terms first, so every entry has a relative error of a few ulp.
+    """
+    inclusive = torch.cumsum(v.flip(1), dim=1).flip(1)
+    return torch.cat([inclusive[:, 1:], torch.zeros_like(inclusive[:, :1])], dim=1)
 
 
 def _sort_rows(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
