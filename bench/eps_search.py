@@ -93,7 +93,8 @@ def main() -> None:
                     f"{seconds:>8.1f}  {'ok' if passes <= TARGET_PASSES else 'MISSED'}")
             if args.scan:
                 first = first_change_by_scan(model, x, y, d)
-                late = (result.distances > first * (1 + REL_TOL) * 1.01 + 1e-9) | (np.isinf(result.distances) & np.isfinite(first))
+                found = result.distances
+                late = (found > first * (1 + REL_TOL) * 1.01 + 1e-9) | (np.isinf(found) & np.isfinite(first))
                 line += f"   {int(late.sum())}/{len(x)}"
             print(line, flush=True)
 
