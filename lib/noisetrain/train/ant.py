@@ -203,12 +203,12 @@ class AntStep:
 
     def _generator_update(self, model: nn.Module, gen: NoiseGenerator, opt: torch.optim.Optimizer,
                           x: torch.Tensor, y: torch.Tensor,
-                          diagnose: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                          diagnose: bool = True) -> dict[str, torch.Tensor]:
         """One Adam step of ``gen`` maximising the classifier's cross-entropy (eq. 2) on ``x``.
 
         The classifier is fixed and in eval mode (BatchNorm statistics must not learn from the
-        generator's samples). Returns the perturbed images it was computed on, detached, and,
-        with ``diagnose``, the generator's metrics as 0-d tensors: its cross-entropy, its fooling
+        generator's samples). With ``diagnose`` it returns the generator's metrics (else {}), as
+        0-d tensors computed on the samples of this update: its cross-entropy, its fooling
         rate (the fraction of perturbed images misclassified), the fraction of its samples
         erased or saturated and their mean noise value (from the tensors the step has anyway).
         """
@@ -223,11 +223,10 @@ class AntStep:
                 loss = F.cross_entropy(logits, y)
             self.precision.step(-loss, opt, "generator", sync=self.world.average_gradients)
         model.train(was_training)
-        noisy = noisy.detach()
         if not diagnose:
-            return noisy, {}
-        diagnostics = diagnostic_tensors(x, noisy, logits, y)
-        return noisy, {"generator_loss": loss.detach(), "fooling_rate": diagnostics.pop("fooling_rate"), **diagnostics}
+            return {}
+        diagnostics = diagnostic_tensors(x, noisy.detach(), logits, y)
+        return {"generator_loss": loss.detach(), "fooling_rate": diagnostics.pop("fooling_rate"), **diagnostics}
 
     def reinitialise(self, model: nn.Module) -> None:
         """Train a fresh generator from scratch against the current classifier, ``reinit_steps``
@@ -307,7 +306,7 @@ class AntStep:
         # the updated generator with fresh z (the authors' order). Reusing the update's own samples
         # would save one generator pass but train the classifier one generator step behind, on
         # the very noise the generator's gradient was taken on.
-        _, tensors = self._generator_update(model, self.generator, self.optimizer, x, y)
+        tensors = self._generator_update(model, self.generator, self.optimizer, x, y)
         if self.joining:  # measured on a batch it has not trained on, before its first joint update
             self.joining_fooling_rate, self.joining = tensors["fooling_rate"], False
         tensors["joining_fooling_rate"] = self.joining_fooling_rate
