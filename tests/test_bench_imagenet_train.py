@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench" / "imagenet_train_step.py"
 # The smallest settings: one timed step per row and no warm-up, a batch of 2, one loader worker.
@@ -64,15 +62,18 @@ def test_throughput_mode_runs_the_gpu_code_path_on_the_cpu():
     assert table["vanilla amp"]["precision"] == "fp32"  # AMP is a CUDA thing: fp32 on the CPU
 
 
-def test_checkpoint_bench_projects_the_paper_configs_ant_checkpoint():
-    result = subprocess.run([sys.executable, str(REPO / "bench" / "ant_checkpoint.py"), "--methods", "ant3x3", "ant1x1_noep"],
-                            capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-3000:]
-    table = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:3]}
-    steps, offered, kept, generator_kb, bounded, _, unbounded, _ = table["ant3x3"]
+def test_checkpoint_bench_projects_the_paper_configs_ant_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import ant_checkpoint as bench
+
+    config, methods = bench.ant_methods(REPO / "config" / "imagenet.yaml")
+    row = bench.projection(config, "ant3x3", methods["ant3x3"])
     # 1,281,167 // 70 = 18,302 steps an epoch, 80 epochs, a snapshot every 20 steps, 1000 kept.
-    assert (steps, offered, kept) == ("1,464,160", "73,208", "1,000")
-    resnet50 = 25_557_032 * 4 * 2 / 1e6  # weights + SGD momentum (plus BatchNorm's running statistics)
-    assert resnet50 < float(bounded) < resnet50 + 30  # the model plus a few tens of MB
-    assert float(unbounded) - float(bounded) == pytest.approx(72_208 * float(generator_kb) / 1e3, rel=0.01)
-    assert table["ant1x1_noep"][1:3] == ["0", "0"]  # no replay, no bank
+    assert (row["steps"] * row["epochs"], row["offered"], row["kept"]) == (1_464_160, 73_208, 1000)
+    resnet50 = 25_557_032 * 4 * 2  # weights + SGD momentum (plus BatchNorm's running statistics)
+    assert resnet50 < row["bounded"] < resnet50 + 30e6  # the model plus a few tens of MB
+    assert row["unbounded"] - row["bounded"] == 72_208 * bench.nbytes(row["generator"])
+    bounded, unbounded = bench.write_seconds(row, tmp_path)
+    assert 0 < bounded < unbounded and not list(tmp_path.iterdir())  # written, timed, removed
+    no_replay = {**methods["ant3x3"], "replay": False}
+    assert bench.projection(config, "noep", no_replay)["kept"] == 0
