@@ -249,9 +249,8 @@ def test_fresh_generator_every_reinit_every_epochs(data, vanilla):
     assert replaced_at == [1, 5, 10]
 
 
-def test_reinit_uses_reinit_lr_for_reinit_steps_then_generator_lr(data, vanilla, monkeypatch):
-    ant = AntStep(spec(generator_lr=1e-4, reinit_lr=3e-2, reinit_steps=3), data, "cpu", steps_per_epoch=5)
-    assert ant.optimizer.param_groups[0]["lr"] == 1e-4  # the first generator trains jointly
+def spy_on_generator_updates(ant, monkeypatch) -> list:
+    """Record (generator, Adam lr) of every generator update the step makes from now on."""
     seen = []
     update = ant._generator_update
 
@@ -260,6 +259,13 @@ def test_reinit_uses_reinit_lr_for_reinit_steps_then_generator_lr(data, vanilla,
         return update(model, gen, opt, *args, **kwargs)
 
     monkeypatch.setattr(ant, "_generator_update", spy)
+    return seen
+
+
+def test_reinit_uses_reinit_lr_for_reinit_steps_then_generator_lr(data, vanilla, monkeypatch):
+    ant = AntStep(spec(generator_lr=1e-4, reinit_lr=3e-2, reinit_steps=3), data, "cpu", steps_per_epoch=5)
+    assert ant.optimizer.param_groups[0]["lr"] == 1e-4  # the first generator trains jointly
+    seen = spy_on_generator_updates(ant, monkeypatch)
     ant.reinitialise(vanilla)
     assert [lr for _, lr in seen] == [3e-2] * 3  # reinit_steps steps of the fresh Adam at reinit_lr
     assert all(gen is ant.generator for gen, _ in seen)
@@ -309,14 +315,7 @@ def test_reinit_trains_the_new_generator_against_the_classifier(data, vanilla):
 def test_the_first_generator_is_trained_before_joint_training(data, vanilla, monkeypatch):
     ant = AntStep(spec(generator_lr=1e-4, reinit_lr=3e-2, reinit_steps=3), data, "cpu", steps_per_epoch=5)
     untrained = ant.generator
-    seen = []
-    update = ant._generator_update
-
-    def spy(model, gen, opt, *args, **kwargs):
-        seen.append((gen, opt.param_groups[0]["lr"]))
-        return update(model, gen, opt, *args, **kwargs)
-
-    monkeypatch.setattr(ant, "_generator_update", spy)
+    seen = spy_on_generator_updates(ant, monkeypatch)
     model = copy.deepcopy(vanilla)
     ant.step(model, sgd(model, lr=0.0), *batch(data))
     # Three steps of the fresh generator's own training, then its first joint step.

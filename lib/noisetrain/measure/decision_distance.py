@@ -370,6 +370,16 @@ def _margins(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 @torch.no_grad()
+def _positive(name: str, value) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a positive number, got {value!r}") from None
+    if not (number > 0 and math.isfinite(number)):
+        raise InputError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
 def decision_distances(
     model: nn.Module,
     images: torch.Tensor,
@@ -396,20 +406,10 @@ def decision_distances(
             grid point, eta = 1); the coarse walk goes up from there in steps of at most 1.8.
             A decision change that reverts below it, or within one step, can be missed.
     """
-    try:
-        rel_tol = float(rel_tol)
-    except (TypeError, ValueError):
-        raise InputError(f"rel_tol must be a positive number, got {rel_tol!r}") from None
-    if not (rel_tol > 0 and math.isfinite(rel_tol)):
-        raise InputError(f"rel_tol must be a positive number, got {rel_tol!r}")
+    rel_tol = _positive("rel_tol", rel_tol)
     if int(batch_size) < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size!r}")
-    try:
-        first_size = float(first_size)
-    except (TypeError, ValueError):
-        raise InputError(f"first_size must be a positive number, got {first_size!r}") from None
-    if not (first_size > 0 and math.isfinite(first_size)):
-        raise InputError(f"first_size must be a positive number, got {first_size!r}")
+    first_size = _positive("first_size", first_size)
     images = torch.as_tensor(images)
     labels = torch.as_tensor(labels)
     directions = torch.as_tensor(directions)
