@@ -30,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 from noisetrain.config import method_entry  # noqa: E402
-from noisetrain.models.torchvision_models import _torchvision_net  # noqa: E402
+from noisetrain.models.torchvision_models import load_classifier  # noqa: E402
 from noisetrain.noise.generator_bank import cpu_state  # noqa: E402
 from noisetrain.noise.generators import NoiseGenerator  # noqa: E402
 from noisetrain.storage import save_torch  # noqa: E402
@@ -61,7 +61,7 @@ def projection(config: dict, name: str, spec: dict) -> dict:
     kept = min(spec["bank_size"], offered)
     with torch.random.fork_rng(devices=[]):
         generator = cpu_state(NoiseGenerator(3, spec["depth"], spec["kernel"]))
-        classifier = _torchvision_net(spec["architecture"] or config.get("model", "resnet50"), 1000).state_dict()
+        classifier = load_classifier(spec["architecture"] or config.get("model", "resnet50"), None).state_dict()
     weights = sum(t.numel() * t.element_size() for t in classifier.values() if t.is_floating_point())
     # Classifier + SGD momentum, generator + Adam's two moments.
     fixed = nbytes(classifier) + weights + 3 * nbytes(generator)
