@@ -6,7 +6,7 @@ CORES ?= 2
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: study test lint bench clean-results
+.PHONY: study test test-fast lint bench clean-results
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,13 @@ $(VENV)/.installed: pyproject.toml
 study: $(VENV)/.installed
 	snakemake --cores $(CORES) --rerun-incomplete
 
+# The whole suite on $(CORES) pytest-xdist workers (tests/conftest.py groups them); test-fast leaves out
+# the tests marked slow (the end-to-end studies, jobs in a subprocess, longer trainings).
 test: $(VENV)/.installed
-	python -m pytest -q
+	python -m pytest -q -n $(CORES) --dist loadfile
+
+test-fast: $(VENV)/.installed
+	python -m pytest -q -m "not slow"
 
 # Lint the code (ruff, snakefmt: settings in pyproject.toml) and the workflow, and dry-run every config
 # (config/imagenet.yaml needs ImageNet on disk: the tests dry-run it against a fake tree; digits_extras.yaml

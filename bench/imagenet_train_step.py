@@ -70,7 +70,6 @@ from noisetrain.data.sample_images import make_sample_imagenet  # noqa: E402
 from noisetrain.models.torchvision_models import load_classifier  # noqa: E402
 from noisetrain.noise import pixel_noise  # noqa: E402
 from noisetrain.noise.adversarial_noise import weights_fixed  # noqa: E402
-from noisetrain.train import trainer  # noqa: E402,F401  (registers the method kinds)
 from noisetrain.train.folder_source import FolderSource  # noqa: E402
 from noisetrain.train.precision import Precision  # noqa: E402
 from noisetrain.train.steps import build_step, classifier_step  # noqa: E402

@@ -42,11 +42,11 @@ sys.path.insert(0, str(ROOT / "lib"))
 from noisetrain.config import load_config, train_spec  # noqa: E402
 from noisetrain.data import datasets  # noqa: E402
 from noisetrain.errors import DataError  # noqa: E402
+from noisetrain.models import madry_cnn  # noqa: E402,F401  (registers the network timed)
 from noisetrain.models.architectures import build_model  # noqa: E402
 from noisetrain.noise import pixel_noise as noise  # noqa: E402
 from noisetrain.noise.adversarial_noise import weights_fixed  # noqa: E402
 from noisetrain.noise.rescaling import rescale_to_norm  # noqa: E402
-from noisetrain.train import trainer  # noqa: E402,F401  (registers the method kinds)
 from noisetrain.train.ant import AntStep  # noqa: E402
 from noisetrain.train.steps import build_step, classifier_step  # noqa: E402
 

@@ -3,17 +3,17 @@
 import json
 
 import noisetrain
-from noisetrain.config import expand_methods, init_method, replicate_name, train_spec
-from noisetrain.config_imagenet import is_image_folder_dataset, study_name
+from noisetrain.config import expand_methods, init_method, is_image_folder_dataset, replicate_name, study_name, train_spec
+from noisetrain.methods import eps_choice, kind_of
 from noisetrain.report.outputs import TABLE_NAMES
-from noisetrain.report.sweep_choice import BEST_GNT, read_choice
+from noisetrain.report.sweep_choice import BEST_GNT, read_choice, sweep_sigmas
 
 DATASET = study_name(config)  # the results folder: results/<DATASET>/
 IMAGE_FOLDERS = is_image_folder_dataset(config)
 METHODS = expand_methods(config)  # every model the study trains (the best GNT model's replicates aside)
 METHOD_NAMES = expand_methods(config, every_replicate=True)  # every name a model file may have
 CORRUPTIONS = config["corruptions"]["names"]
-SWEEP = [m for m, spec in METHODS.items() if spec["kind"] == "gnt" and "replicate_of" not in spec]
+SWEEP = list(sweep_sigmas(METHODS))
 EPS_CANDIDATES = {m: spec["eps"] for m, spec in METHODS.items() if "candidate_of" in spec}
 # The method the eps search serves, where its eps is the search's own (no factor): its model is the
 # winning candidate's, which is the same training (bit-identical), not a second run of it.
@@ -119,8 +119,8 @@ def train_inputs(wildcards):
     init = init_method(spec)
     if init:
         inputs["init"] = results(f"models/{init}.pt").format(dataset=wildcards.dataset)
-    if spec["kind"] == "ant" and spec["eps"] in EPS_RECORD:
-        inputs["eps_choice"] = EPS_RECORD[spec["eps"]].format(dataset=wildcards.dataset)
+    if eps_choice(spec):
+        inputs["eps_choice"] = EPS_RECORD[eps_choice(spec)].format(dataset=wildcards.dataset)
     return inputs
 
 
@@ -147,9 +147,9 @@ def shell_quote(text):
     return shlex.quote(str(text))
 
 
-def ant_methods(**criteria):
-    """ANT methods whose spec matches every criterion, e.g. kernel='3x3'."""
-    return [m for m, s in METHODS.items() if s["kind"] == "ant" and all(s.get(k) == v for k, v in criteria.items())]
+def generator_methods(**criteria):
+    """Methods that learn noise generators (ANT) whose spec matches every criterion, e.g. kernel='3x3'."""
+    return [m for m, s in METHODS.items() if kind_of(s).learns_noise and all(s.get(k) == v for k, v in criteria.items())]
 
 
 def epsilon_example_methods():

@@ -1,4 +1,5 @@
-# Evaluation: one job per model writes one tidy JSON record per (dataset, method, metric).
+# Evaluation: one job per model caches its top-5 ids on every test set (predictions/<method>/, the
+# same cache as ImageNet's) and writes, from the cache, one tidy JSON record per metric.
 
 
 rule evaluate:
@@ -11,6 +12,7 @@ rule evaluate:
         clean=results("eval/{method}/clean.json"),
         corruptions=results("eval/{method}/corruptions.json"),
         correct=results("eval/{method}/correct.npz"),
+        predictions=results("predictions/{method}/manifest.json"),
     log:
         results("logs/evaluate/{method}.log"),
     benchmark:
@@ -30,8 +32,8 @@ rule evaluate:
         logged(
             "python {input.script:q} --model {input.model:q} --data {input.data:q} --sets {input.sets:q} "
             "--method {wildcards.method:q} --batch-size {params.batch_size} --device {params.device} "
-            "--threads {threads} --clean-out {output.clean:q} --corruptions-out {output.corruptions:q} "
-            "--correct-out {output.correct:q}"
+            "--threads {threads} --predictions-out {output.predictions:q} --clean-out {output.clean:q} "
+            "--corruptions-out {output.corruptions:q} --correct-out {output.correct:q}"
         )
 
 

@@ -139,7 +139,7 @@ rule figure_adversarial_noise:
         data=results("data/clean.npz"),
         uncorrelated=results("models/ant1x1.pt"),
         correlated=expand(
-            results("models/{method}.pt"), method=ant_methods(kernel="3x3", stylized_path=None)[:1], allow_missing=True
+            results("models/{method}.pt"), method=generator_methods(kernel="3x3", stylized_path=None)[:1], allow_missing=True
         ),
     output:
         png=report(results("figures/fig4_adversarial_noise.png"), caption="../report/fig4.rst", category="Figures"),

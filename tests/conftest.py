@@ -64,3 +64,53 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# -- test selection and scheduling ----------------------------------------------------------------
+# Fixtures that run a whole study through Snakemake (minutes): `study` above, `smoke` of test_imagenet_workflow.py.
+STUDIES = {"study", "smoke"}
+# The modules whose tests use `study`: `make test` runs them on one pytest-xdist worker, so the study runs once.
+STUDY_MODULES = {"tests/test_workflow.py", "tests/test_report.py"}
+
+
+def work_unit(nodeid: str) -> str:
+    """What `make test` hands a worker at once: a test's module, or all the modules of `study`."""
+    module = nodeid.split("::")[0]
+    return "study" if module in STUDY_MODULES else module
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the workers share the cores already
+        torch.set_num_threads(1)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config, items):
+    """Every test of a whole study is slow. On a pytest-xdist worker the units with a study come
+    first, so that the scheduler below hands them out first."""
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        if "study" in item.fixturenames and module not in STUDY_MODULES:
+            raise pytest.UsageError(f"{module} uses `study`: add it to STUDY_MODULES in tests/conftest.py")
+        if STUDIES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+    if hasattr(config, "workerinput"):
+        heavy = {work_unit(item.nodeid) for item in items if STUDIES & set(item.fixturenames)}
+        items.sort(key=lambda item: work_unit(item.nodeid) not in heavy)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # before pytest-xdist's own choice
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` (make test), with the modules of `study` as one unit: each module's tests on
+    one worker (its module fixtures built once), the units handed out in the workers' order above.
+    (`--dist loadgroup` cannot do this here: pytest-xdist 3.8 loses its groups on pytest 9.2.)"""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class StudyOnce(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # not the units with the most tests first
+    return StudyOnce(config, log)

@@ -15,7 +15,7 @@ from noisetrain.train import adversarial_training
 from noisetrain.train import trainer as training
 from noisetrain.train.adversarial_training import AdversarialStep
 from noisetrain.train.noise_step import NoiseStep
-from noisetrain.train.steps import METHOD_STEPS
+from noisetrain.train.steps import step_class
 
 # Small attacks keep every test within seconds; the pipeline's defaults are the papers' settings.
 PGD = {"kind": "pgd_at", "epsilon": 0.1, "steps": 5, "step_size": 0.03}
@@ -77,7 +77,7 @@ def copy_of(model):
 
 
 def test_both_kinds_are_registered_with_the_trainer():
-    assert METHOD_STEPS["pgd_at"] is METHOD_STEPS["ddn_at"] is AdversarialStep
+    assert step_class("pgd_at") is step_class("ddn_at") is AdversarialStep
 
 
 @pytest.mark.parametrize("method", [PGD, DDN], ids=["pgd", "ddn"])
@@ -131,6 +131,7 @@ def test_attack_runs_in_eval_mode_without_weight_gradients_and_restores_the_mode
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_pgd_at_raises_accuracy_under_the_same_attack(tiny_digits, vanilla):
     """From the same vanilla MLP on the same batches: 100 steps of PGD AT leave a model the very
     PGD attack breaks far less often than 100 vanilla steps do (vanilla ~0.12, PGD AT ~0.45)."""
@@ -190,6 +191,7 @@ def test_random_start_draws_from_the_seeded_stream(tiny_digits, vanilla):
     assert not torch.equal(first, other_seed)
 
 
+@pytest.mark.slow
 def test_trainer_trains_from_scratch_and_logs_the_adversarial_accuracy(tiny_digits, tmp_path):
     s = spec({**PGD, "steps": 2})
     assert (s["epochs"], s["lr"]) == (SCHEDULE["epochs"], SCHEDULE["lr"])  # the vanilla schedule

@@ -434,6 +434,7 @@ def test_export_round_trip(data, tmp_path):
 # -- ANT makes the classifier robust to adversarial noise ----------------------------------
 
 
+@pytest.mark.slow
 def test_ant_classifier_is_fooled_less_by_a_fresh_adversarial_generator(data):
     # A small CNN (an MLP cannot become robust on 200 digits). eps 7 stays below the digits' own
     # L2 norm (~8.8): the learned noise darkens, and a larger eps can erase a digit outright.
@@ -510,6 +511,7 @@ def test_stylized_file_must_match_the_training_labels(data, tmp_path):
 # -- the trainer ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_trainer_runs_ant_and_checkpoints_its_state(data, tmp_path):
     s = spec(reinit_every=0.4, reinit_steps=2, snapshot_every=2, epochs=1)
     state = training.fit(s, data, checkpoint_dir=tmp_path, divergence_guard=False, log=lambda _: None)
@@ -555,6 +557,7 @@ def test_step_metrics_show_a_generator_that_erases(data):
     assert metrics["replay_mean_noise"] == pytest.approx(-x[32:].mean().item(), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_trainer_log_and_model_diagnostics_of_an_erasing_generator(data, tmp_path):
     s = spec(eps=30.0, generator_lr=1e-12, epochs=2)
     original = AntStep.__init__

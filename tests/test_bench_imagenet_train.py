@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the benchmarks themselves, two of them in a subprocess
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench" / "imagenet_train_step.py"
 # The smallest settings: one timed step per row and no warm-up, a batch of 2, one loader worker.

@@ -6,7 +6,10 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
+
+pytestmark = pytest.mark.slow  # the script in a subprocess
 
 SCRIPT = REPO / "bench" / "train_step.py"
 TINY = ["--batch-size", "8", "--steps", "1", "--rounds", "1", "--threads", "1", "--epoch-steps", "10",

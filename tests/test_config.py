@@ -8,6 +8,7 @@ import yaml
 from helpers import fake_imagenet
 
 import noisetrain.config as cfg
+from noisetrain import methods
 from noisetrain.config import ConfigError, expand_methods, load_config, train_spec, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,6 +125,7 @@ def test_paper_config_evaluates_in_fp32_and_sweeps_the_papers_sigmas():
     assert validate_config(BASE)["evaluation"]["amp"] is False
 
 
+@pytest.mark.slow
 def test_snakemake_rejects_malformed_config_in_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     text = (REPO / "config" / "test.yaml").read_text()
@@ -346,15 +348,16 @@ def test_adversarial_training_trains_from_scratch_with_the_vanilla_schedule():
     config = validate_config({**BASE, "methods": {"vanilla": {"kind": "vanilla"}, "p": {"kind": "pgd_at"},
                                                   "d": {"kind": "ddn_at"}, "m": {"kind": "gnt_mult"}},
                               "train": {"vanilla": {"epochs": 12, "lr": 0.05}, "finetune": {"epochs": 3, "lr": 1.0e-3}}})
-    assert cfg.FROM_SCRATCH_KINDS == {"vanilla", "pgd_at", "ddn_at"}
+    assert {name for name, kind in methods.KINDS.items() if kind.from_scratch} == {"vanilla", "pgd_at", "ddn_at"}
     for method in ("vanilla", "p", "d"):
         spec = train_spec(config, method)
-        assert (spec["epochs"], spec["lr"]) == (12, 0.05) and cfg.trains_from_scratch(spec)
+        assert (spec["epochs"], spec["lr"]) == (12, 0.05) and methods.trains_from_scratch(spec)
     assert (train_spec(config, "m")["epochs"], train_spec(config, "m")["lr"]) == (3, 1e-3)
     # Nothing starts from the vanilla model, so a study of adversarial training alone needs none.
     assert validate_config({"dataset": {"name": "digits"}, "methods": {"p": {"kind": "pgd_at"}}, "robustness": {"an_eps": 1.0}})
 
 
+@pytest.mark.slow
 def test_the_train_rule_gives_adversarial_training_no_initial_model(tmp_path):
     """rules/common.smk's train_inputs: a pgd_at or ddn_at job needs the data, not the vanilla model."""
     text = (REPO / "config" / "test.yaml").read_text()
@@ -373,3 +376,12 @@ def test_the_train_rule_gives_adversarial_training_no_initial_model(tmp_path):
     for name in ("madry", "rony"):
         assert "vanilla.pt" not in jobs[name][1] and "--init" not in jobs[name][3]
     assert "results/digits/models/vanilla.pt" in jobs["speckle"][1] and "--init" in jobs["speckle"][3]
+
+
+def test_every_dataset_of_the_schema_has_a_kind_with_its_checks():
+    from noisetrain.config_load import load_schema
+    from noisetrain.config_names import DATASET_KINDS
+    from noisetrain.config_validate import CHECKS
+
+    assert set(DATASET_KINDS) == set(load_schema()["properties"]["dataset"]["properties"]["name"]["enum"])
+    assert {kind.name for kind in DATASET_KINDS.values()} == set(CHECKS)

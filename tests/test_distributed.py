@@ -184,6 +184,7 @@ def folder(tmp_path_factory):
     return sample_folder(tmp_path_factory.mktemp("images"))
 
 
+@pytest.mark.slow
 def test_two_processes_reach_the_weights_of_one_on_the_whole_batch(folder, tmp_path):
     two_processes(_vanilla_worker, folder, tmp_path)
     ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
@@ -223,6 +224,7 @@ def _ant_worker(rank, ports, root, out):
                    out / f"{run}_rank{rank}.pt")
 
 
+@pytest.mark.slow
 def test_ant_keeps_one_generator_on_both_processes_and_resumes_exactly(folder, tmp_path):
     two_processes(_ant_worker, folder, tmp_path, groups=3)
     runs = {(run, rank): torch.load(tmp_path / f"{run}_rank{rank}.pt", weights_only=True)

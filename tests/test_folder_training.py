@@ -73,6 +73,7 @@ def timeless(log):
     return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_second")} for row in log]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", [GNT, ANT_SIN], ids=["gnt", "ant-sin"])
 def test_a_run_stopped_at_a_random_step_resumes_to_the_uninterrupted_run(images, tmp_path, method):
     name, entry = method
@@ -91,6 +92,7 @@ def test_a_run_stopped_at_a_random_step_resumes_to_the_uninterrupted_run(images,
     assert [int(row["step"]) for row in step_rows(tmp_path / "straight")] == list(range(1, STEPS + 1))
 
 
+@pytest.mark.slow
 def test_the_job_stops_on_sigterm_in_one_line_and_its_rerun_finishes(images, tmp_path):
     spec = {**spec_of(*GNT), "epochs": 40}  # long enough to be stopped
     cmd = [str(BIN / "python"), str(REPO / "workflow_scripts" / "train_images.py"), "--train-dir", str(images / "train"),

@@ -167,7 +167,7 @@ def test_val_list_round_trip(sample_root, tmp_path):
     everything = inet.write_val_list(sample_root / "val", None, seed=0, out=tmp_path / "all.json")
     assert len(everything["files"]) == 12 and everything["images"] is None
     (tmp_path / "bad.json").write_text("[1, 2]")
-    with pytest.raises(DataError, match="bad.json is not a val image list"):
+    with pytest.raises(DataError, match="bad.json is not the val image list"):
         inet.read_val_list(tmp_path / "bad.json")
     with pytest.raises(DataError, match="cannot read the val image list .*absent.json"):
         inet.read_val_list(tmp_path / "absent.json")

@@ -271,6 +271,7 @@ def test_write_tables(accuracy, tmp_path):
     assert "prediction cache" not in (tmp_path / "full" / "table4.md").read_text()
 
 
+@pytest.mark.slow
 def test_figures(accuracy, tmp_path):
     figs.write_fig5(accuracy, MODELS, tmp_path / "fig5.png", selected=["vanilla", "gnt"])
     rng = np.random.default_rng(0)

@@ -19,8 +19,7 @@ from conftest import REPO
 from helpers import COLOURS, WNIDS, fake_imagenet, write_tree
 from torch import nn
 
-from noisetrain.config import validate_config
-from noisetrain.config_imagenet import evaluation_models, robustness_models
+from noisetrain.config import evaluation_models, robustness_models, validate_config
 from noisetrain.data import datasets
 from noisetrain.data import imagenet as inet
 from noisetrain.errors import ConfigError
@@ -119,6 +118,7 @@ class Spread(nn.Module):
         return torch.stack([torch.full_like(spread, 1e-3), spread], 1)
 
 
+@pytest.mark.slow
 def test_noise_robustness_on_three_channel_224_images(monkeypatch):
     net = Spread()
     x = 0.5 + 0.01 * (torch.rand(6, 3, 224, 224, generator=torch.Generator().manual_seed(1)) - 0.5)
@@ -163,6 +163,7 @@ def cli_args(data: Path, out: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_measure_robustness_of_a_model_spec(robustness_set, tmp_path):
     measure_robustness.main(measure_robustness.get_parser().parse_args(cli_args(robustness_set, tmp_path, "--device", "auto")))
     noise, adversarial = read_record(tmp_path / "noise_robustness.json"), read_record(tmp_path / "adversarial.json")

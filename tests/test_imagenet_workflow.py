@@ -9,6 +9,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -17,9 +18,10 @@ from conftest import BIN, ENV, REPO
 from helpers import fake_imagenet
 
 from noisetrain.config import expand_methods, validate_config
-from noisetrain.data.imagenet import eval_transform, image_folder, read_val_list, write_val_list
+from noisetrain.data.imagenet import corrupted_transform, eval_transform, image_folder, read_val_list, write_val_list
 from noisetrain.data.imagenet_c_names import IMAGENET_C_CORRUPTIONS
 from noisetrain.data.sample_images import make_sample_imagenet
+from noisetrain.data.set_index import write_set_index
 from noisetrain.errors import NoisetrainError
 from noisetrain.models.torchvision_models import load_classifier
 
@@ -78,7 +80,7 @@ def test_robustness_tables_have_the_measured_models(smoke):
         for metric in ["noise_robustness", "adversarial"]:
             record = json.loads((out / "eval" / model / f"{metric}.json").read_text())
             assert record["dataset"] == "imagenet" and record["rows"]
-    labels = ["Vanilla (mobilenet_v3_small random init)", "GNT σ0.5 (mobilenet_v3_small)", "ANT 1x1 (mobilenet_v3_small)"]
+    labels = ["Vanilla (mobilenet_v3_small random init)", "GNT σ=0.5 (mobilenet_v3_small)", "ANT 1x1 (mobilenet_v3_small)"]
     for name, shown in [("table2", labels[:1]), ("table3", labels), ("table5", labels)]:
         text = (out / "tables" / f"{name}.md").read_text()
         for label in shown:
@@ -141,27 +143,53 @@ def test_cached_accuracy_equals_direct_evaluation(smoke):
     assert cached == pytest.approx(direct)
 
 
+def manifest(workdir: Path, model: str) -> dict:
+    return json.loads((results(workdir) / "predictions" / model / "manifest.json").read_text())
+
+
 def test_adding_a_model_runs_only_that_model(smoke, tmp_path):
+    """Each model has its own prediction job: a new one runs alone, on every set, and the others'
+    jobs do not run (nor is anything generated or trained again)."""
     config = dict(
         SMOKE, external_models={**SMOKE["external_models"], "resnet18": {"architecture": "resnet18", "weights": "random"}}
     )
     result = snakemake(smoke, write_config(tmp_path / "more.yaml", config), "--cores", "2")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "generate_imagenet_c" not in result.stderr  # the corrupted images are not made again
-    assert "rule train:" not in result.stderr  # nor the models retrained
-    manifests = list((results(smoke) / "predictions").rglob("manifest.json"))
-    assert len(manifests) == 1 + len(CORRUPTIONS) * len(SEVERITIES)
-    for path in manifests:
-        manifest = json.loads(path.read_text())
-        assert manifest["computed"] == ["resnet18"], path
-        assert sorted(manifest["reused"]) == sorted(MODELS)
+    assert "generate_imagenet_c" not in result.stderr and "index_image_set" not in result.stderr
+    assert "rule train:" not in result.stderr
+    assert result.stderr.count("rule predict_model:") == 1 and "model=resnet18" in result.stderr
+    added = manifest(smoke, "resnet18")
+    assert len(added["sets"]) == 1 + len(CORRUPTIONS) * len(SEVERITIES) and all(s["computed"] for s in added["sets"])
     accuracy = pd.read_csv(results(smoke) / "eval" / "accuracy.csv")
     assert set(accuracy.model) == {*MODELS, "resnet18"}
+
+
+def test_regenerated_imagenet_c_is_evaluated_anew(smoke, tmp_path):
+    """Another JPEG quality regenerates ImageNet-C under the same file names: its sets get new
+    content hashes, so the model runs on them again (the clean set's entry is reused), and the
+    cache then holds the regenerated images' predictions. One model's target keeps it short."""
+    config = dict(SMOKE, imagenet_c={**SMOKE["imagenet_c"], "quality": 60})
+    target = str(results(smoke).relative_to(smoke) / "predictions" / "vanilla" / "manifest.json")
+    result = snakemake(smoke, write_config(tmp_path / "quality.yaml", config), "--cores", "2", target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("rule generate_imagenet_c:") == len(CORRUPTIONS) * len(SEVERITIES)
+    computed = {(s["corruption"], s["severity"]): s["computed"] for s in manifest(smoke, "vanilla")["sets"]}
+    assert computed.pop(("clean", 0)) is False and computed and all(computed.values())
+    listing = read_val_list(results(smoke) / "data" / "val_files.json")
+    folder = results(smoke) / "data" / "imagenet_c" / "gaussian_noise" / str(SEVERITIES[0])
+    dataset = image_folder(folder, corrupted_transform(224), files=listing["files"], classes=listing["classes"])
+    images = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    model = load_classifier(SMOKE["model"], None, num_classes=len(listing["classes"]), seed=SMOKE["seed"])
+    with torch.inference_mode():
+        direct = model(images).topk(4, dim=1).indices.numpy()
+    entry = np.load(results(smoke) / "predictions" / "vanilla" / "gaussian_noise" / f"{SEVERITIES[0]}.npz")
+    assert np.array_equal(entry["top5"], direct)
 
 
 # ---------------------------------------------------------------- the paper's config, dry-run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", [[], ["--profile", str(REPO / "profiles" / "slurm"), "--cores", "8"]], ids=["local", "slurm"])
 def test_paper_config_dry_runs_its_whole_dag(tmp_path, profile):
     fake_imagenet(tmp_path)
@@ -172,13 +200,15 @@ def test_paper_config_dry_runs_its_whole_dag(tmp_path, profile):
         for line in result.stdout.splitlines()
         if len(line.split()) == 2 and line.split()[1].isdigit()
     }
-    assert counts["predict_corrupted"] == 15 * 5  # the extras are absent from this tree
-    assert counts["predict_clean"] == 1 and "generate_imagenet_c" not in counts
+    assert counts["index_image_set"] == 1 + 15 * 5  # the extras are absent from this tree
+    assert "generate_imagenet_c" not in counts
     assert counts["measure_robustness"] == 3 and counts["prepare_robustness_set"] == 1  # Tables 2, 3, 5's models
     config = yaml.safe_load((REPO / "config" / "imagenet.yaml").read_text())
     assert counts["train"] == len(config["methods"]) - 1 + len(config["sigma_sweep"])  # every method but vanilla
+    assert counts["predict_model"] == counts["train"] + 1 + len(config["external_models"])  # one job per model
 
 
+@pytest.mark.slow
 def test_missing_imagenet_c_folders_are_listed_in_one_error(tmp_path):
     fake_imagenet(tmp_path, corruptions=IMAGENET_C_CORRUPTIONS[1:], severities=range(1, 5))
     result = snakemake(tmp_path, REPO / "config" / "imagenet.yaml", "-n")
@@ -197,7 +227,7 @@ def test_missing_imagenet_c_folders_are_listed_in_one_error(tmp_path):
         ({"external_models": {"x": {"architecture": "resnet9000", "weights": "IMAGENET1K_V1"}}}, "resnet9000"),
         ({"model": "madry_cnn"}, "does not fit dataset imagenet"),
         ({"evaluation": {"mce_reference": "vanilla"}}, "not an evaluated AlexNet"),
-        ({"methods": {**VANILLA, "pgd": {"kind": "pgd_at"}}}, "'pgd_at' is a small-data baseline"),
+        ({"methods": {**VANILLA, "pgd": {"kind": "pgd_at"}}}, "'pgd_at' trains on the small datasets only"),
         ({"methods": {**VANILLA, "ant": {"kind": "ant", "eps": "auto"}}}, "on imagenet give a number"),
         ({"methods": {**VANILLA, "s": {"kind": "gnt", "sigma": 0.5, "stylized_path": "sin/train"}}},
          "sin/train is not a folder. Stylized-ImageNet is not made by this pipeline"),
@@ -216,18 +246,21 @@ def test_config_errors_name_what_is_wrong(tmp_path, monkeypatch, change, message
         validate_config(config)
 
 
+@pytest.mark.slow
 def test_a_truncated_image_stops_its_set_naming_the_file(tmp_path):
     """Decoded in a DataLoader worker, the error still reaches the log as one line naming the file,
-    and the set writes nothing."""
+    and the model's cache gets nothing."""
     make_sample_imagenet(tmp_path / "images", classes=2, train_per_class=1, val_per_class=2)
     listing = write_val_list(tmp_path / "images" / "val", None, 0, tmp_path / "val_files.json")
     broken = tmp_path / "images" / "val" / listing["files"][1]
     broken.write_bytes(broken.read_bytes()[:300])
-    out = tmp_path / "predictions" / "clean" / "manifest.json"
+    index = tmp_path / "sets" / "clean" / "0.json"
+    write_set_index(tmp_path / "images" / "val", listing["files"], listing["classes"], "clean", 0, index)
+    out = tmp_path / "predictions" / "m" / "manifest.json"
     result = subprocess.run(
-        [str(BIN / "python"), str(REPO / "workflow_scripts" / "predict_set.py"), "--source", str(tmp_path / "images" / "val"),
-         "--files", str(tmp_path / "val_files.json"), "--models",
-         json.dumps({"m": {"architecture": "squeezenet1_1", "weights": "random"}}), "--workers", "1", "--device", "cpu",
+        [str(BIN / "python"), str(REPO / "workflow_scripts" / "predict_model.py"), "--sets", str(index),
+         "--files", str(tmp_path / "val_files.json"), "--model",
+         json.dumps({"architecture": "squeezenet1_1", "weights": "random"}), "--workers", "1", "--device", "cpu",
          "--out", str(out)],
         capture_output=True, text=True, timeout=120, env=ENV,
     )

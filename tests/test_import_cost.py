@@ -5,6 +5,7 @@ must run within minutes)."""
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 
@@ -21,6 +22,7 @@ def test_corruption_choice_and_report_jobs_import_no_torch():
     assert imported_heavy("; ".join(f"import {name}" for name in scripts)) == set()
 
 
+@pytest.mark.slow
 def test_small_data_jobs_import_no_torchvision_and_still_record_its_version():
     statement = ("import evaluate, train; from noisetrain.report.records import provenance; "
                  "assert provenance({})['versions']['torchvision'][0].isdigit()")
@@ -28,6 +30,7 @@ def test_small_data_jobs_import_no_torchvision_and_still_record_its_version():
     assert imported_heavy("import measure_robustness") == {"torch", "foolbox"}
 
 
+@pytest.mark.slow
 def test_evaluation_jobs_import_no_pandas_or_scipy():
     # pandas serves the table jobs, scipy the corruptions' generation: neither an evaluation.
     assert imported_heavy("import evaluate", heavy=("pandas", "scipy")) == set()

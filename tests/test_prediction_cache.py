@@ -1,5 +1,5 @@
 """The per-image prediction cache: top-5 ids equal a direct evaluation, metrics from the cache equal
-metrics computed with the model, and a set is decoded only for the models whose entry is missing."""
+metrics computed with the model, and a model is run only on the sets whose entry is missing or stale."""
 
 import json
 
@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from noisetrain.errors import DataError, InputError
 from noisetrain.measure import prediction_cache as pc
+from noisetrain.measure.evaluation import array_sets, correct_in_order
 
 N_IMAGES, CLASSES, BATCH = 37, 10, 8  # 37: the last batch is a partial one
 
@@ -46,20 +47,24 @@ def data():
     return images, labels
 
 
-@pytest.fixture(scope="module")
-def files():
-    return [f"n{i % 3:08d}/img_{i:05d}.JPEG" for i in range(N_IMAGES)]
-
-
 class LoaderFactory:
-    """make_loader for evaluate_set that counts how often it was called."""
+    """An ImageSet's loader that counts how often it was called (and the input size it was asked for)."""
 
     def __init__(self, images, labels):
-        self.dataset, self.calls = TensorDataset(images, labels), 0
+        self.dataset, self.calls, self.sizes = TensorDataset(images, labels), 0, []
 
-    def __call__(self):
+    def __call__(self, size):
         self.calls += 1
+        self.sizes.append(size)
         return DataLoader(self.dataset, batch_size=BATCH, shuffle=False)
+
+
+def image_set(images, labels, corruption="clean", severity=0, content="c0"):
+    return pc.ImageSet(corruption, severity, content=content, images=len(labels), loader=LoaderFactory(images, labels))
+
+
+def evaluate(model_dir, fingerprint, factory, sets):
+    return pc.evaluate_model(model_dir, fingerprint, factory, sets, input_size=8, device="cpu")
 
 
 class Factory:
@@ -133,24 +138,22 @@ def test_hand_computed_top1_top5_from_fixed_logits(tmp_path):
     assert top5["id"].tolist() == [[1, 6, 5, 4, 3], [0, 1, 2, 3, 4], [6, 5, 4, 3, 2], [5, 4, 2, 0, 6]]
     assert pc.accuracies(top5["id"], labels.numpy()) == (25.0, 75.0)
 
-    files = [f"c/{i}.png" for i in range(4)]
-    pc.evaluate_set(tmp_path, {"id": ("identity", nn.Identity)}, lambda: [(logits, labels)], files, "cpu")
-    records = pc.accuracy_records([tmp_path / "manifest.json"], [("clean", 0)])
+    logits_set = pc.ImageSet("clean", 0, content="fixed", images=4, loader=lambda size: [(logits, labels)])
+    evaluate(tmp_path / "id", "identity", nn.Identity, [logits_set])
+    records = pc.accuracy_records([tmp_path / "id" / "manifest.json"])
     assert records.to_dict("records") == [
         {"model": "id", "corruption": "clean", "severity": 0, "top1": 25.0, "top5": 75.0, "images": 4}
     ]
 
 
-def test_cache_metrics_equal_direct_evaluation(tmp_path, data, files, one_thread):
+def test_cache_metrics_equal_direct_evaluation(tmp_path, data, one_thread):
     images, labels = data
     builds = {"lin": lambda: linear(5), "conv": lambda: conv(6)}
-    models = {name: (f"{name}-weights", build) for name, build in builds.items()}
     clean, noisy = images, (images + 0.3 * torch.randn_like(images)).clamp(0, 1)
-    pc.evaluate_set(tmp_path / "clean", models, LoaderFactory(clean, labels), files, "cpu")
-    pc.evaluate_set(tmp_path / "gauss3", models, LoaderFactory(noisy, labels), files, "cpu")
-    records = pc.accuracy_records(
-        [tmp_path / "clean" / "manifest.json", tmp_path / "gauss3" / "manifest.json"], [("clean", 0), ("gaussian_noise", 3)]
-    )
+    for name, build in builds.items():
+        sets = [image_set(clean, labels), image_set(noisy, labels, "gaussian_noise", 3, "c1")]
+        evaluate(tmp_path / name, f"{name}-weights", build, sets)
+    records = pc.accuracy_records([tmp_path / name / "manifest.json" for name in builds])
     assert list(records.columns) == ["model", "corruption", "severity", "top1", "top5", "images"]
     assert len(records) == 4
     for row in records.itertuples():
@@ -160,101 +163,82 @@ def test_cache_metrics_equal_direct_evaluation(tmp_path, data, files, one_thread
         assert row.images == N_IMAGES and row.severity == (0 if row.corruption == "clean" else 3)
 
 
-def test_manifest_lists_every_model_with_entry_key_and_count(tmp_path, data, files, one_thread):
+def test_manifest_lists_every_set_with_entry_key_and_count(tmp_path, data, one_thread):
     images, labels = data
-    manifest = pc.evaluate_set(
-        tmp_path, {"a": ("fa", lambda: linear(7)), "b": ("fb", lambda: conv(8))}, LoaderFactory(images, labels), files, "cpu"
-    )
-    assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
-    set_hash = pc.files_hash(files)
-    assert manifest["images"] == N_IMAGES and manifest["files_hash"] == set_hash
-    assert manifest["computed"] == ["a", "b"] and manifest["reused"] == []
-    assert manifest["models"]["a"] == {"entry": "a.npz", "key": f"fa|{set_hash}", "images": N_IMAGES, "computed": True}
-    entry = pc.read_entry(tmp_path / "b.npz")
-    assert entry["key"] == f"fb|{set_hash}" and entry["top5"].dtype == np.int16
+    sets = [image_set(images, labels), image_set(images, labels, "fog", 5, "c5")]
+    manifest = evaluate(tmp_path / "a", "fa", lambda: linear(7), sets)
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text()) == manifest
+    assert manifest["model"] == "a" and manifest["fingerprint"] == "fa"
+    assert manifest["sets"] == [
+        {"corruption": "clean", "severity": 0, "entry": "clean/0.npz", "key": "fa|c0", "images": N_IMAGES, "computed": True},
+        {"corruption": "fog", "severity": 5, "entry": "fog/5.npz", "key": "fa|c5", "images": N_IMAGES, "computed": True},
+    ]
+    entry = pc.read_entry(tmp_path / "a" / "fog" / "5.npz")
+    assert entry["key"] == "fa|c5" and entry["top5"].dtype == np.int16
     assert np.array_equal(entry["labels"], labels.numpy())
+    assert sets[0].loader.sizes == [8]  # the model's input size reaches the loader
 
 
-def test_nothing_missing_decodes_nothing_and_builds_nothing(tmp_path, data, files, one_thread):
+def test_nothing_missing_decodes_nothing_and_builds_nothing(tmp_path, data, one_thread):
     images, labels = data
-    factories = {"a": Factory(lambda: linear(9)), "b": Factory(lambda: conv(10))}
-    models = {name: (f"f{name}", factory) for name, factory in factories.items()}
-    first_loader = LoaderFactory(images, labels)
-    pc.evaluate_set(tmp_path, models, first_loader, files, "cpu")
-    assert first_loader.calls == 1 and all(f.calls == 1 for f in factories.values())
-    entries_before = {name: (tmp_path / f"{name}.npz").read_bytes() for name in factories}
+    factory = Factory(lambda: linear(9))
+    evaluate(tmp_path / "a", "fa", factory, [image_set(images, labels), image_set(images, labels, "fog", 1, "c1")])
+    assert factory.calls == 1  # one build for both sets
+    entries_before = {p: p.read_bytes() for p in (tmp_path / "a").rglob("*.npz")}
 
-    loader = LoaderFactory(images, labels)
-    manifest = pc.evaluate_set(tmp_path, models, loader, files, "cpu")
-    assert loader.calls == 0
-    assert all(f.calls == 1 for f in factories.values())
-    assert manifest["computed"] == [] and manifest["reused"] == ["a", "b"]
-    assert not any(listed["computed"] for listed in manifest["models"].values())
-    assert {name: (tmp_path / f"{name}.npz").read_bytes() for name in factories} == entries_before
+    sets = [image_set(images, labels), image_set(images, labels, "fog", 1, "c1")]
+    manifest = evaluate(tmp_path / "a", "fa", factory, sets)
+    assert [s.loader.calls for s in sets] == [0, 0] and factory.calls == 1
+    assert not any(listed["computed"] for listed in manifest["sets"])
+    assert {p: p.read_bytes() for p in (tmp_path / "a").rglob("*.npz")} == entries_before
 
 
-def test_adding_a_model_runs_only_that_model_in_one_pass(tmp_path, data, files, one_thread):
+def test_a_new_set_runs_the_model_on_that_set_only(tmp_path, data, one_thread):
     images, labels = data
-    old = {"a": Factory(lambda: linear(11)), "b": Factory(lambda: conv(12))}
-    pc.evaluate_set(tmp_path, {n: (f"f{n}", f) for n, f in old.items()}, LoaderFactory(images, labels), files, "cpu")
-
-    new = Factory(lambda: linear(13))
-    loader = LoaderFactory(images, labels)
-    models = {**{n: (f"f{n}", f) for n, f in old.items()}, "c": ("fc", new)}
-    manifest = pc.evaluate_set(tmp_path, models, loader, files, "cpu")
-    assert loader.calls == 1
-    assert new.calls == 1 and new.model.images == N_IMAGES and new.model.calls == -(-N_IMAGES // BATCH)
-    assert all(f.calls == 1 for f in old.values())  # the old models were not even built again
-    assert manifest["computed"] == ["c"] and manifest["reused"] == ["a", "b"]
-    assert list(manifest["models"]) == ["a", "b", "c"]
-    top1, top5 = direct_metrics(linear(13), images, labels)
-    assert pc.accuracies(pc.read_entry(tmp_path / "c.npz")["top5"], labels.numpy()) == pytest.approx((top1, top5))
+    evaluate(tmp_path / "a", "fa", lambda: linear(11), [image_set(images, labels)])
+    factory = Factory(lambda: linear(11))
+    sets = [image_set(images, labels), image_set(images, labels, "fog", 2, "c2")]
+    manifest = evaluate(tmp_path / "a", "fa", factory, sets)
+    assert [s.loader.calls for s in sets] == [0, 1]
+    assert factory.calls == 1 and factory.model.images == N_IMAGES and factory.model.calls == -(-N_IMAGES // BATCH)
+    assert [listed["computed"] for listed in manifest["sets"]] == [False, True]
 
 
-def test_changed_fingerprint_recomputes_that_model_only(tmp_path, data, files, one_thread):
+def test_changed_fingerprint_recomputes_every_set_of_that_model(tmp_path, data, one_thread):
     images, labels = data
-    pc.evaluate_set(
-        tmp_path, {"a": ("v1", lambda: linear(14)), "b": ("v1", lambda: conv(15))}, LoaderFactory(images, labels), files, "cpu"
-    )
+    evaluate(tmp_path / "a", "v1", lambda: linear(14), [image_set(images, labels), image_set(images, labels, "fog", 1, "c1")])
     retrained = Factory(lambda: linear(16))
-    manifest = pc.evaluate_set(
-        tmp_path, {"a": ("v2", retrained), "b": ("v1", lambda: conv(15))}, LoaderFactory(images, labels), files, "cpu"
-    )
-    assert manifest["computed"] == ["a"] and manifest["reused"] == ["b"] and retrained.calls == 1
-    assert pc.read_entry(tmp_path / "a.npz")["key"].startswith("v2|")
+    manifest = evaluate(tmp_path / "a", "v2", retrained, [image_set(images, labels), image_set(images, labels, "fog", 1, "c1")])
+    assert [listed["computed"] for listed in manifest["sets"]] == [True, True] and retrained.calls == 1
     with torch.no_grad():
         expected = linear(16)(images).topk(5, dim=1).indices.numpy()
-    assert np.array_equal(pc.read_entry(tmp_path / "a.npz")["top5"], expected)
+    entry = pc.read_entry(tmp_path / "a" / "clean" / "0.npz")
+    assert entry["key"] == "v2|c0" and np.array_equal(entry["top5"], expected)
 
 
-def test_changed_file_list_recomputes_every_model(tmp_path, data, files, one_thread):
+def test_changed_content_recomputes_that_set_with_the_new_images(tmp_path, data, one_thread):
+    """A regenerated set (same names, other images) gets a new content hash: the model runs on it
+    again and the cache holds the new images' predictions, the other sets' entries untouched."""
     images, labels = data
-    models = {"a": ("fa", lambda: linear(17)), "b": ("fb", lambda: conv(18))}
-    pc.evaluate_set(tmp_path, models, LoaderFactory(images, labels), files, "cpu")
-    renamed = [*files[:-1], "n00000002/other.JPEG"]
-    manifest = pc.evaluate_set(tmp_path, models, LoaderFactory(images, labels), renamed, "cpu")
-    assert manifest["computed"] == ["a", "b"] and manifest["files_hash"] == pc.files_hash(renamed)
+    evaluate(tmp_path / "a", "fa", lambda: linear(17), [image_set(images, labels), image_set(images, labels, "fog", 1, "old")])
+    clean_entry = (tmp_path / "a" / "clean" / "0.npz").read_bytes()
+    regenerated = images.flip(0)
+    sets = [image_set(images, labels), image_set(regenerated, labels, "fog", 1, "new")]
+    manifest = evaluate(tmp_path / "a", "fa", lambda: linear(17), sets)
+    assert [listed["computed"] for listed in manifest["sets"]] == [False, True]
+    assert (tmp_path / "a" / "clean" / "0.npz").read_bytes() == clean_entry
+    with torch.no_grad():
+        expected = linear(17)(regenerated).topk(5, dim=1).indices.numpy()
+    assert np.array_equal(pc.read_entry(tmp_path / "a" / "fog" / "1.npz")["top5"], expected)
 
 
-def test_a_dropped_model_keeps_its_entry_but_is_not_listed(tmp_path, data, files, one_thread):
+def test_a_dropped_set_keeps_its_entry_but_is_not_listed(tmp_path, data, one_thread):
     images, labels = data
-    pc.evaluate_set(
-        tmp_path, {"a": ("fa", lambda: linear(19)), "b": ("fb", lambda: conv(20))}, LoaderFactory(images, labels), files, "cpu"
-    )
-    loader = LoaderFactory(images, labels)
-    manifest = pc.evaluate_set(tmp_path, {"a": ("fa", lambda: linear(19))}, loader, files, "cpu")
-    assert loader.calls == 0 and list(manifest["models"]) == ["a"] and (tmp_path / "b.npz").exists()
-    records = pc.accuracy_records([tmp_path / "manifest.json"], [("clean", 0)])
-    assert records.model.tolist() == ["a"]
-
-
-def test_files_hash_depends_on_names_and_order_only():
-    assert pc.files_hash(["a/1.png", "b/2.png"]) == pc.files_hash(["a/1.png", "b/2.png"])
-    assert pc.files_hash(["a/1.png", "b/2.png"]) != pc.files_hash(["b/2.png", "a/1.png"])
-    assert pc.files_hash(["ab", "c"]) != pc.files_hash(["a", "bc"])
-    assert len(pc.files_hash([])) == 64
-    with pytest.raises(InputError, match="list of relative file paths"):
-        pc.files_hash("a/1.png")
+    evaluate(tmp_path / "a", "fa", lambda: linear(19), [image_set(images, labels), image_set(images, labels, "fog", 1, "c1")])
+    manifest = evaluate(tmp_path / "a", "fa", lambda: linear(19), [image_set(images, labels)])
+    assert [listed["entry"] for listed in manifest["sets"]] == ["clean/0.npz"] and (tmp_path / "a" / "fog" / "1.npz").exists()
+    records = pc.accuracy_records([tmp_path / "a" / "manifest.json"])
+    assert records.corruption.tolist() == ["clean"]
 
 
 def test_entry_round_trip_and_missing_entry(tmp_path):
@@ -269,42 +253,51 @@ def test_entry_round_trip_and_missing_entry(tmp_path):
         pc.write_entry(tmp_path / "bad.npz", top5, np.array([1, 2, 3]), "k")
 
 
-def test_a_damaged_entry_is_refused_by_name_not_overwritten(tmp_path, data, files, one_thread):
+def test_a_damaged_entry_is_refused_by_name_not_overwritten(tmp_path, data, one_thread):
     images, labels = data
-    (tmp_path / "a.npz").write_bytes(b"not a zip archive")
-    with pytest.raises(DataError, match=r"a\.npz is not a prediction-cache entry.*delete it"):
-        pc.evaluate_set(tmp_path, {"a": ("fa", lambda: linear(21))}, LoaderFactory(images, labels), files, "cpu")
-    assert (tmp_path / "a.npz").read_bytes() == b"not a zip archive"
+    (tmp_path / "a" / "clean").mkdir(parents=True)
+    (tmp_path / "a" / "clean" / "0.npz").write_bytes(b"not a zip archive")
+    with pytest.raises(DataError, match=r"0\.npz is not a prediction-cache entry.*delete it"):
+        evaluate(tmp_path / "a", "fa", lambda: linear(21), [image_set(images, labels)])
+    assert (tmp_path / "a" / "clean" / "0.npz").read_bytes() == b"not a zip archive"
 
 
-def test_loader_that_disagrees_with_the_file_list_writes_nothing(tmp_path, data, files, one_thread):
+def test_loader_that_disagrees_with_the_set_writes_nothing(tmp_path, data, one_thread):
     images, labels = data
-    with pytest.raises(DataError, match="yielded 37 images but the set lists 38 files"):
-        pc.evaluate_set(tmp_path, {"a": ("fa", lambda: linear(22))}, LoaderFactory(images, labels), [*files, "x.png"], "cpu")
-    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+    short = pc.ImageSet("clean", 0, content="c", images=N_IMAGES + 1, loader=LoaderFactory(images, labels))
+    with pytest.raises(DataError, match="yielded 37 images but the set lists 38"):
+        evaluate(tmp_path / "a", "fa", lambda: linear(22), [short])
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").rglob("*.*"))
 
 
-def test_bad_arguments_are_named(tmp_path, data, files):
+def test_bad_arguments_are_named(tmp_path, data):
     images, labels = data
+    with pytest.raises(InputError, match="cannot name a cache folder"):
+        evaluate(tmp_path / ".hidden", "f", lambda: linear(0), [image_set(images, labels)])
+    with pytest.raises(InputError, match="no image sets"):
+        evaluate(tmp_path / "a", "f", lambda: linear(0), [])
+    with pytest.raises(InputError, match="non-empty string"):
+        evaluate(tmp_path / "a", "", lambda: linear(0), [image_set(images, labels)])
+    with pytest.raises(InputError, match="non-negative integer"):
+        evaluate(tmp_path / "a", "f", lambda: linear(0), [image_set(images, labels, "fog", -1)])
     with pytest.raises(InputError, match="cannot name a cache file"):
-        pc.evaluate_set(tmp_path, {"../a": ("f", lambda: linear(0))}, LoaderFactory(images, labels), files, "cpu")
-    with pytest.raises(InputError, match="no models"):
-        pc.evaluate_set(tmp_path, {}, LoaderFactory(images, labels), files, "cpu")
+        evaluate(tmp_path / "a", "f", lambda: linear(0), [image_set(images, labels, "../fog", 1)])
     with pytest.raises(DataError, match="yielded no images"):
         pc.predict_top5({"a": linear(0)}, [], "cpu")
-    with pytest.raises(InputError, match="2 manifests but 1"):
-        pc.accuracy_records([tmp_path / "x.json", tmp_path / "y.json"], [("clean", 0)])
     with pytest.raises(DataError, match="does not exist"):
-        pc.accuracy_records([tmp_path / "missing" / "manifest.json"], [("clean", 0)])
+        pc.accuracy_records([tmp_path / "missing" / "manifest.json"])
+    (tmp_path / "old.json").write_text(json.dumps({"models": {}, "files_hash": "x"}))  # a 0.6 per-set manifest
+    with pytest.raises(DataError, match="not a model's prediction-cache manifest"):
+        pc.accuracy_records([tmp_path / "old.json"])
 
 
-def test_an_entry_rewritten_after_its_manifest_is_detected(tmp_path, data, files, one_thread):
+def test_an_entry_rewritten_after_its_manifest_is_detected(tmp_path, data, one_thread):
     images, labels = data
-    pc.evaluate_set(tmp_path, {"a": ("fa", lambda: linear(23))}, LoaderFactory(images, labels), files, "cpu")
-    entry = pc.read_entry(tmp_path / "a.npz")
-    pc.write_entry(tmp_path / "a.npz", entry["top5"], entry["labels"], "other|key")
+    evaluate(tmp_path / "a", "fa", lambda: linear(23), [image_set(images, labels)])
+    entry = pc.read_entry(tmp_path / "a" / "clean" / "0.npz")
+    pc.write_entry(tmp_path / "a" / "clean" / "0.npz", entry["top5"], entry["labels"], "other|key")
     with pytest.raises(DataError, match="rewritten after"):
-        pc.accuracy_records([tmp_path / "manifest.json"], [("clean", 0)])
+        pc.accuracy_records([tmp_path / "a" / "manifest.json"])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -325,21 +318,20 @@ def test_cuda_autocast_agrees_with_cpu_float32(data):
     assert mixed["m"].shape == reference.shape and mixed["m"].dtype == np.int16
 
 
-def test_manifests_that_name_their_set_need_no_set_names(tmp_path, data, files, one_thread):
-    images, labels = data
-    models = {"a": ("fa", lambda: linear(25))}
-    clean = pc.evaluate_set(tmp_path / "clean", models, LoaderFactory(images, labels), files, "cpu", set_name=("clean", 0))
-    assert (clean["corruption"], clean["severity"]) == ("clean", 0)
-    pc.evaluate_set(tmp_path / "fog5", models, LoaderFactory(images, labels), files, "cpu", set_name=("fog", 5))
-    paths = [tmp_path / "clean" / "manifest.json", tmp_path / "fog5" / "manifest.json"]
-    records = pc.accuracy_from_manifests(paths)
-    assert records[["model", "corruption", "severity"]].values.tolist() == [["a", "clean", 0], ["a", "fog", 5]]
-    assert records.equals(pc.accuracy_records(paths, [("clean", 0), ("fog", 5)]))
-
-    pc.evaluate_set(tmp_path / "anonymous", models, LoaderFactory(images, labels), files, "cpu")
-    with pytest.raises(DataError, match="does not say which corruption and severity"):
-        pc.accuracy_from_manifests([tmp_path / "anonymous" / "manifest.json"])
-    with pytest.raises(InputError, match=r"must be \(corruption, severity\)"):
-        pc.evaluate_set(tmp_path / "bad", models, LoaderFactory(images, labels), files, "cpu", set_name=("fog", "5"))
-    with pytest.raises(InputError, match="non-negative integer"):
-        pc.accuracy_records(paths[:1], [("clean", -1)])
+def test_array_sets_split_by_severity_and_correctness_returns_in_array_order(tmp_path, one_thread):
+    """The small datasets' sets: one cache set per severity; correctness read back from the cache
+    is in the arrays' order and equals the model's own argmax against the labels."""
+    generator = np.random.default_rng(0)
+    images = generator.integers(0, 256, (N_IMAGES, 3, 8, 8), dtype=np.uint8)
+    labels = generator.integers(0, CLASSES, N_IMAGES)
+    severities = generator.integers(1, 4, N_IMAGES)
+    sets = array_sets("fog", images, labels, severities, batch_size=BATCH)
+    assert [(s.corruption, s.severity, s.images) for s in sets] == [("fog", k, int((severities == k).sum())) for k in (1, 2, 3)]
+    assert len({s.content for s in sets}) == 3
+    evaluate(tmp_path / "lin", "f", lambda: linear(26), sets)
+    entries = {listed["severity"]: entry for listed, entry in pc.cached_entries(tmp_path / "lin" / "manifest.json")}
+    with torch.no_grad():
+        direct = (linear(26)(torch.from_numpy(images).float() / 255).argmax(1).numpy() == labels)
+    assert np.array_equal(correct_in_order(entries, severities, N_IMAGES), direct)
+    clean = array_sets("clean", images, labels)
+    assert [(s.corruption, s.severity, s.images) for s in clean] == [("clean", 0, N_IMAGES)]

@@ -31,6 +31,7 @@ def _without_timing(log):
     return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_second")} for row in log]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("spec", "stop_after"), [({**SPEC, "epochs": 2}, 5), (ANT, 3), (ANT, 11)],
                          ids=["gnt-mid-epoch", "ant-mid-epoch", "ant-second-epoch"])
 def test_a_stopped_run_resumes_to_the_uninterrupted_weights(tiny_digits, tmp_path, spec, stop_after):
@@ -66,6 +67,7 @@ def test_stop_signals_set_the_flag_and_the_handlers_come_back():
     assert {signum: signal.getsignal(signum) for signum in before} == before
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_training_job_in_one_line_and_the_rerun_finishes_it(tiny_digits_path, tmp_path):
     subprocess.run(_train_cmd(tiny_digits_path, tmp_path, "straight"), check=True, capture_output=True, timeout=300)
     cmd = _train_cmd(tiny_digits_path, tmp_path, "stopped")

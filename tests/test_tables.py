@@ -16,7 +16,7 @@ VALUES = {
 }
 BEST = "gnt_s0.6"  # the sweep's choice (choose_sweep writes it; its tests are in test_sweep_choice.py)
 SPECS = {"vanilla": {"kind": "vanilla"}, "gnt_s0.3": {"kind": "gnt", "sigma": 0.3},
-         "gnt_s0.6": {"kind": "gnt", "sigma": 0.6}, "gnt_mult": {"kind": "gnt_mult"}}
+         "gnt_s0.6": {"kind": "gnt", "sigma": 0.6}, "gnt_mult": {"kind": "gnt_mult", "sigmas": [0.08, 0.12, 0.18, 0.26, 0.38]}}
 
 
 def records(dataset, values=None, specs=None):
@@ -135,7 +135,8 @@ def test_eps_search_table_lists_the_candidates(tmp_path):
         for r in recs:
             if r["method"] == method:
                 recs.append(dict(r, method=f"ant1x1_eps{eps:g}",
-                                 provenance={"spec": {"kind": "ant", "eps": eps, "candidate_of": "ant1x1"}}))
+                                 provenance={"spec": {"kind": "ant", "kernel": "1x1", "depth": 4, "replay": True, "eps": eps,
+                                                          "candidate_of": "ant1x1"}}))
     table = report.write_tables(recs, "digits", ["shot_noise", "fog"], list(VALUES), tmp_path, BEST)["eps_search"]
     assert table.eps.tolist() == [2.0, 4.0] and table["C mean"].tolist() == pytest.approx([83.0, 89.0])
 
@@ -219,19 +220,21 @@ def test_the_papers_gnt_row_sits_beside_our_sigma_half_model(tmp_path):
 
 
 def test_models_are_named_by_what_they_are():
-    assert tables.method_label("gnt_mult", {"kind": "gnt_mult", "sigmas": [0.08, 0.38]}) == "GNT mult"
-    # a further sigma set (Fig 2's other green lines) by its range, not by its config key
+    assert tables.method_label("x", {"kind": "gnt_mult", "sigmas": [0.08, 0.12, 0.18, 0.26, 0.38]}) == "GNT mult"
+    # another sigma set (Fig 2's other green lines) by its range, not by its config key
+    assert tables.method_label("gnt_mult", {"kind": "gnt_mult", "sigmas": [0.08, 0.38]}) == "GNT mult σ 0.08–0.38"
     assert tables.method_label("gnt_mult_wide", {"kind": "gnt_mult", "sigmas": [0.5, 0.25, 1.5]}) == "GNT mult σ 0.25–1.5"
     assert tables.method_label("gnt_s0.75", {"kind": "gnt", "sigma": 0.75}) == "GNT σ=0.75"
     assert tables.method_row("gnt_mult_wide", {"kind": "gnt_mult", "sigmas": [0.25, 1.5]}).label == "GNT mult σ 0.25–1.5"
-    assert tables.method_label("my_method", {"kind": "speckle"}) == "my_method"
+    assert tables.method_label("my_method", {"kind": "speckle"}) == "Speckle"
+    assert tables.method_label("external", {}) == "external"  # a record without a spec: by its name
 
 
 def test_fig6_names_each_sigma_set_as_the_tables_do():
     from noisetrain.report import figures
 
     values = {**VALUES, "gnt_mult_wide": (0.99, 0.97, 0.65), "speckle": (0.99, 0.92, 0.55)}
-    specs = {**SPECS, "gnt_mult": {"kind": "gnt_mult", "sigmas": [0.08, 0.38]},
+    specs = {**SPECS, "gnt_mult": {"kind": "gnt_mult", "sigmas": [0.08, 0.12, 0.18, 0.26, 0.38]},
              "gnt_mult_wide": {"kind": "gnt_mult", "sigmas": [0.25, 1.5]}, "speckle": {"kind": "speckle"}}
     summary = tables.method_summary(to_frame(records("digits", values, specs)))
     fig = figures.accuracy_vs_sigma(summary, specs, "digits")

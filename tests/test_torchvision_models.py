@@ -16,7 +16,9 @@ from torchvision.transforms.functional import normalize
 
 from noisetrain.errors import CheckpointError, ConfigError, InputError
 from noisetrain.models import torchvision_models
-from noisetrain.models.architectures import ARCHITECTURES, MadryCNN, build_model
+from noisetrain.models.architecture_names import SMALL_DATA_ARCHITECTURES
+from noisetrain.models.architectures import ARCHITECTURES, build_model, register_architecture
+from noisetrain.models.madry_cnn import MadryCNN
 from noisetrain.models.model_file import load_model, save_model
 from noisetrain.models.torchvision_models import (
     IMAGENET_MEAN,
@@ -64,8 +66,10 @@ def held_in_memory(checkpoint, monkeypatch, name="in-memory.pth"):
 
 
 def test_registry_holds_every_torchvision_architecture_and_keeps_madry_cnn():
-    assert set(TORCHVISION_ARCHITECTURES) <= set(ARCHITECTURES)
+    assert set(ARCHITECTURES) == {*SMALL_DATA_ARCHITECTURES, *TORCHVISION_ARCHITECTURES}  # the names' one list
     assert isinstance(build_model("madry_cnn"), MadryCNN)
+    with pytest.raises(InputError, match="'resnet9' is not in noisetrain.models.architecture_names"):
+        register_architecture("resnet9")
     assert {"resnet50", "resnet152", "densenet121", "inception_v3", "alexnet"} <= set(TORCHVISION_ARCHITECTURES)
 
 

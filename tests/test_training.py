@@ -24,6 +24,7 @@ SPEC = train_spec(validate_config({
 }), "gnt_s0.5")
 
 
+@pytest.mark.slow
 def test_loss_falls_and_log_is_complete(tiny_digits, tmp_path):
     spec = {**SPEC, "kind": "vanilla", "method": "vanilla", "epochs": 5, "batch_size": 25}
     spec.pop("sigma")
@@ -48,6 +49,7 @@ def _train_cmd(data, tmp, name):
     ]
 
 
+@pytest.mark.slow
 def test_killed_job_resumes_to_identical_weights(tiny_digits_path, tmp_path):
     subprocess.run(_train_cmd(tiny_digits_path, tmp_path, "straight"), check=True, capture_output=True, timeout=300)
 
@@ -91,6 +93,7 @@ def test_corrupt_checkpoint_is_reported_and_kept(tiny_digits, tmp_path):
     assert (tmp_path / "last.pt").read_bytes() == b"\x00garbage"
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_spec_is_not_resumed(tiny_digits, tmp_path):
     training.fit({**SPEC, "epochs": 1}, tiny_digits, checkpoint_dir=tmp_path, log=lambda _: None)
     lines = []
@@ -115,6 +118,7 @@ def test_madry_cnn_shapes_and_parameter_count():
         models.build_model("resnet9")
 
 
+@pytest.mark.slow
 def test_rerun_after_success_trains_afresh(tiny_digits_path, tmp_path):
     """--forcerun must give what a fresh run gives, not resume the finished run's checkpoint."""
     cmd = _train_cmd(tiny_digits_path, tmp_path, "a")
@@ -123,6 +127,7 @@ def test_rerun_after_success_trains_afresh(tiny_digits_path, tmp_path):
     assert "resuming" not in again.stderr and f"epoch {SPEC['epochs']}/{SPEC['epochs']}" in again.stderr
 
 
+@pytest.mark.slow
 def test_checkpoint_of_other_data_or_init_is_not_resumed(tiny_digits, tmp_path):
     spec = {**SPEC, "epochs": 2}
     training.fit({**spec, "epochs": 1}, tiny_digits, checkpoint_dir=tmp_path, log=lambda _: None)
@@ -137,6 +142,7 @@ def test_checkpoint_of_other_data_or_init_is_not_resumed(tiny_digits, tmp_path):
     assert "ignoring" in lines[0]  # another initial model
 
 
+@pytest.mark.slow
 def test_diverged_model_at_chance_is_not_saved(tiny_digits, tmp_path):
     spec = {**SPEC, "kind": "vanilla", "method": "vanilla", "epochs": 2, "lr": 10.0, "lr_decay_epoch": None}
     with pytest.raises(TrainingError, match="no better than always answering the most frequent class.*lower lr"):

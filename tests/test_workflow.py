@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from conftest import CORRUPTIONS, FROM_SCRATCH, METHODS, REPO, snakemake
 
+from noisetrain.measure.prediction_cache import accuracy_records
+
 
 def test_every_target_exists(study):
     for name in ("table11", "summary", "sigma_sweep", "eps_search", "table16", "table2", "table3", "adversarial", "claims"):
@@ -109,6 +111,10 @@ def test_seed_replicates_and_the_claims_table(study):
     assert set(correct.files) == {"clean", *(r["corruption"] for r in rows if r["category"] != "aggregate")}
     clean = json.loads((study / "eval" / "vanilla" / "clean.json").read_text())["rows"][0]["value"]
     assert correct["clean"].mean() == pytest.approx(clean)
+    # The records come from the prediction cache, ImageNet's format: one entry per set and severity.
+    cached = accuracy_records([study / "predictions" / "vanilla" / "manifest.json"])
+    assert set(cached.corruption) == set(correct.files)
+    assert cached.query("corruption == 'clean'").top1.item() == pytest.approx(100 * clean)
 
 
 def test_robustness_records(study):
@@ -156,12 +162,13 @@ def test_every_cli_has_help(script, monkeypatch):
     assert text.startswith("usage:") and "--" in text and module.__doc__.strip().splitlines()[0][:40] in text
 
 
+@pytest.mark.slow
 def test_cli_reports_a_missing_model_in_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "workflow_scripts" / "evaluate.py"), "--model", str(tmp_path / "m.pt"),
          "--data", str(tmp_path / "d.npz"), "--sets", str(tmp_path / "fog.npz"), "--method", "x",
-         "--clean-out", str(tmp_path / "o.json"), "--corruptions-out", str(tmp_path / "c.json"),
-         "--correct-out", str(tmp_path / "k.npz")],
+         "--predictions-out", str(tmp_path / "x" / "manifest.json"), "--clean-out", str(tmp_path / "o.json"),
+         "--corruptions-out", str(tmp_path / "c.json"), "--correct-out", str(tmp_path / "k.npz")],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1
@@ -171,6 +178,7 @@ def test_cli_reports_a_missing_model_in_one_line(tmp_path):
     assert not (tmp_path / "o.json").exists()
 
 
+@pytest.mark.slow
 def test_cli_rejects_malformed_spec_json(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "workflow_scripts" / "train.py"), "--data", "x", "--spec", "{bad",

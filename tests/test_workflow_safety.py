@@ -8,10 +8,13 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 import yaml
 from conftest import BIN, ENV, REPO
 
 from noisetrain.data import datasets
+
+pytestmark = pytest.mark.slow  # every test runs Snakemake
 
 
 def run_snakemake(workdir, config, *args, env=ENV, timeout=600):

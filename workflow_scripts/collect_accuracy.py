@@ -7,19 +7,19 @@ import argparse
 import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
 
 from noisetrain.cli import run, say
-from noisetrain.measure.prediction_cache import accuracy_from_manifests
+from noisetrain.measure.prediction_cache import accuracy_records
 from noisetrain.storage import atomic_write
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--manifests", nargs="+", required=True, help="manifest.json of every image set")
+    parser.add_argument("--manifests", nargs="+", required=True, help="manifest.json of every model")
     parser.add_argument("--out", required=True, help="output .csv")
     return parser
 
 
 def main(args) -> None:
-    frame = accuracy_from_manifests(args.manifests)
+    frame = accuracy_records(args.manifests)
     atomic_write(args.out, lambda path: frame.to_csv(path, index=False), suffix=".csv")
     say(f"{len(frame)} rows ({frame['model'].nunique()} models) -> {args.out}")
 

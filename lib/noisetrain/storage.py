@@ -9,12 +9,13 @@ final name, and a failed write names the file. Torch files are read only with
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-from noisetrain.errors import CheckpointError
+from noisetrain.errors import CheckpointError, DataError
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = "") -> Path:
@@ -40,6 +41,21 @@ def write_json(obj, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1, sort_keys=True)))
 
 
+def read_json_file(path: str | Path, what: str, is_valid: Callable[[object], bool], expected: str) -> dict:
+    """A JSON file a rule wrote (``what``: e.g. "the val image list"); a missing, unreadable or
+    malformed one is a DataError naming it and the rule to rerun."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise DataError(f"cannot read {what} {path}: it does not exist; run the rule that writes it (snakemake {path})") from exc
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {what} {path} ({exc}): delete it and rerun the rule that writes it") from exc
+    if not is_valid(obj):
+        raise DataError(f"{path} is not {what} ({expected}): delete it and rerun the rule that writes it")
+    return obj
+
+
 def save_torch(obj, path: str | Path) -> Path:
     import torch
 
@@ -61,3 +77,21 @@ def load_torch(path: str | Path) -> dict:
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a noisetrain file (a mapping): "
                               "delete it and rerun the rule that writes it")
     return obj
+
+
+def file_fingerprint(path: str | Path, chunk: int = 1 << 22) -> str:
+    """``file:<size in bytes>:<first 16 hex digits of the content's sha256>`` of a checkpoint file:
+    what a model's cached predictions were computed from, wherever the file lies."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(chunk):
+                digest.update(block)
+                size += len(block)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist: check the weights path, or download the checkpoint there") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path} ({exc.strerror or exc})") from exc
+    return f"file:{size}:{digest.hexdigest()[:16]}"

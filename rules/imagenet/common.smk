@@ -1,6 +1,6 @@
 # The ImageNet wing's names and paths: the evaluation set (the study's models and the external
 # ones), the image sets (clean val and every ImageNet-C corruption x severity) and the targets.
-from noisetrain.config_imagenet import (
+from noisetrain.config import (
     evaluation_models,
     image_root,
     imagenet_c_corruptions,
@@ -40,20 +40,15 @@ def val_images(wildcards=None):
     return [IMAGE_ROOT] if SAMPLE else []
 
 
-def weight_files(wildcards=None):
-    """Checkpoint files of the evaluated models (the fine-tuned ones' model files among them):
-    inputs, so that a replaced or newly trained model reruns its share of every set."""
-    return sorted({spec["weights"] for spec in EVAL_MODELS.values() if looks_like_file(spec["weights"])})
-
-
-def robustness_weights(wildcards):
-    """The checkpoint file of a measured model, if it has one: replacing it reruns its measurement."""
-    weights = EVAL_MODELS[wildcards.model]["weights"]
+def weights_input(model):
+    """A model's checkpoint file, if it has one: an input, so that a replaced or newly trained model
+    reruns its own evaluation, and only that."""
+    weights = EVAL_MODELS[model]["weights"]
     return [weights] if looks_like_file(weights) else []
 
 
-def robustness_spec(wildcards):
-    """How to build a measured model (its label and paper row do not change its numbers)."""
+def model_spec(wildcards):
+    """How to build a model (its label and paper row do not change its numbers)."""
     spec = EVAL_MODELS[wildcards.model]
     keys = ("architecture", "weights", "fine_tuned_from")
     return json.dumps({key: spec[key] for key in keys if key in spec}, sort_keys=True)
@@ -74,10 +69,6 @@ def corrupted_source(corruption, severity):
     return ours("data/imagenet_c/{corruption}/{severity}", corruption=corruption, severity=severity)[0]
 
 
-def corrupted_inputs(wildcards):
-    return {} if IN_C["root"] else {"generated": corrupted_source(wildcards.corruption, wildcards.severity)}
-
-
 def jpeg_dir(wildcards=None):
     """Fig 9's ImageNet-C JPEG image comes from the strongest severity evaluated ('' without Fig 9)."""
     if "fig9_jpeg_vs_posterize" not in ACCURACY_FIGURES:
@@ -89,33 +80,33 @@ def jpeg_inputs(wildcards):
     return [jpeg_dir()] if jpeg_dir() and not IN_C["root"] else []
 
 
-def manifests(wildcards=None):
-    clean = ours("predictions/clean/manifest.json")
-    corrupted = ours("predictions/{corruption}/{severity}/manifest.json", corruption=IN_C_CORRUPTIONS, severity=SEVERITIES)
-    return clean + corrupted
+# Every image set the models are evaluated on: (corruption, severity), clean val first.
+IMAGE_SETS = [("clean", "0")] + [(c, s) for c in IN_C_CORRUPTIONS for s in SEVERITIES]
+
+
+def set_source(corruption, severity):
+    return VAL_DIR if corruption == "clean" else corrupted_source(corruption, severity)
+
+
+def set_indexes(wildcards=None):
+    return [ours(f"data/image_sets/{c}/{s}.json")[0] for c, s in IMAGE_SETS]
+
+
+def set_images(wildcards):
+    """What Snakemake tracks of a set's images: the sample's folder or a generated ImageNet-C folder."""
+    if wildcards.corruption == "clean":
+        return val_images()
+    return [] if IN_C["root"] else [corrupted_source(wildcards.corruption, wildcards.severity)]
+
+
+def model_manifests(wildcards=None):
+    return ours("predictions/{model}/manifest.json", model=EVAL_MODELS)
 
 
 def imagenet_targets():
     tables = ours("tables/{name}.{ext}", name=IMAGENET_TABLES, ext=["md", "tex", "html"])
     figures = ours("figures/{name}.{ext}", name=IMAGENET_FIGURES, ext=["png", "pdf"])
     return tables + figures
-
-
-PREDICT_SHELL = logged(
-    "python {input.script:q} --source {params.source:q} --corruption {params.corruption} --severity {params.severity} "
-    "--files {input.files:q} --models {params.models:q} --batch-size {params.batch_size} --workers {params.workers} "
-    "--threads {threads} --device {params.device} {params.amp} --out {output:q}"
-)
-
-
-PREDICT_PARAMS = dict(
-    models=json.dumps(EVAL_MODELS, sort_keys=True),
-    batch_size=config["evaluation"]["batch_size"],
-    workers=config["evaluation"]["workers"],
-    device=config["device"],
-    amp="--amp" if config["evaluation"]["amp"] else "--no-amp",
-    code_version=CODE_VERSION,
-)
 
 
 # Fine-tuning (rules/imagenet/train.smk): one job per method on train.gpus_per_job GPUs.

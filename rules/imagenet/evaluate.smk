@@ -1,62 +1,75 @@
-# Decode once, evaluate many: one job per image set reads its folder once and runs every model of
-# the evaluation set on each batch, caching each model's top-5 per image. A job reruns when the
-# model list changes, and then computes only the models whose cached predictions are missing.
+# Evaluate each model when it is ready: one job per model runs it on every image set (clean val and
+# each ImageNet-C corruption x severity) and caches its top-5 per image. Each set is indexed once by
+# the hash of its files' names and bytes; a model's cached predictions on a set are reused while
+# the model and that hash stay the same, so a regenerated set is evaluated anew and a retrained
+# model reruns its own job alone.
 
 
-rule predict_clean:
+rule index_image_set:
     input:
-        script=script("predict_set"),
+        script=script("index_image_set"),
         files=results("data/val_files.json"),
+        images=set_images,
+    output:
+        results("data/image_sets/{corruption}/{severity}.json"),
+    log:
+        results("logs/index_image_set/{corruption}/{severity}.log"),
+    benchmark:
+        results("benchmarks/index_image_set/{corruption}/{severity}.tsv")
+    wildcard_constraints:
+        corruption="|".join(re.escape(c) for c in ["clean", *IN_C_CORRUPTIONS]),
+        severity="[0-5]",
+    conda:
+        "../../envs/noisetrain.yaml"
+    resources:
+        mem_mb=2000,
+        runtime="1h",
+    params:
+        # Another root is another copy: hashed anew (equal bytes give the same index).
+        source=lambda wildcards: set_source(wildcards.corruption, wildcards.severity),
+        code_version=CODE_VERSION,
+    shell:
+        logged(
+            "python {input.script:q} --source {params.source:q} --files {input.files:q} "
+            "--corruption {wildcards.corruption:q} --severity {wildcards.severity} --out {output:q}"
+        )
+
+
+rule predict_model:
+    input:
+        script=script("predict_model"),
+        files=results("data/val_files.json"),
+        sets=set_indexes(),
         images=val_images(),
-        weights=weight_files(),
+        weights=lambda wildcards: weights_input(wildcards.model),
     output:
-        results("predictions/clean/manifest.json"),
+        results("predictions/{model}/manifest.json"),
     log:
-        results("logs/predict/clean.log"),
+        results("logs/predict/{model}.log"),
     benchmark:
-        results("benchmarks/predict/clean.tsv")
+        results("benchmarks/predict/{model}.tsv")
+    wildcard_constraints:
+        model="|".join(re.escape(m) for m in EVAL_MODELS) or "(?!)",
     conda:
         "../../envs/noisetrain.yaml"
     threads: max(1, config["evaluation"]["workers"])
     resources:
         mem_mb=16000,
-        runtime="4h",
+        runtime="8h",
         gpu=GPU,
     params:
-        **PREDICT_PARAMS,
-        source=VAL_DIR,
-        corruption="clean",
-        severity=0,
+        spec=model_spec,
+        batch_size=config["evaluation"]["batch_size"],
+        workers=config["evaluation"]["workers"],
+        device=config["device"],
+        amp="--amp" if config["evaluation"]["amp"] else "--no-amp",
+        code_version=CODE_VERSION,
     shell:
-        PREDICT_SHELL
-
-
-rule predict_corrupted:
-    input:
-        unpack(corrupted_inputs),
-        script=script("predict_set"),
-        files=results("data/val_files.json"),
-        weights=weight_files(),
-    output:
-        results("predictions/{corruption}/{severity}/manifest.json"),
-    log:
-        results("logs/predict/{corruption}/{severity}.log"),
-    benchmark:
-        results("benchmarks/predict/{corruption}/{severity}.tsv")
-    conda:
-        "../../envs/noisetrain.yaml"
-    threads: max(1, config["evaluation"]["workers"])
-    resources:
-        mem_mb=16000,
-        runtime="4h",
-        gpu=GPU,
-    params:
-        **PREDICT_PARAMS,
-        source=lambda wildcards: corrupted_source(wildcards.corruption, wildcards.severity),
-        corruption=lambda wildcards: wildcards.corruption,
-        severity=lambda wildcards: wildcards.severity,
-    shell:
-        PREDICT_SHELL
+        logged(
+            "python {input.script:q} --model {params.spec:q} --sets {input.sets:q} --files {input.files:q} "
+            "--batch-size {params.batch_size} --workers {params.workers} --threads {threads} --device {params.device} "
+            "{params.amp} --out {output:q}"
+        )
 
 
 # Robustness, one job per measured model (robustness.methods): median epsilon* along Gaussian,
@@ -66,7 +79,7 @@ rule measure_robustness:
     input:
         script=script("measure_robustness"),
         data=results("data/robustness.npz"),
-        weights=robustness_weights,
+        weights=lambda wildcards: weights_input(wildcards.model),
     output:
         noise=results("eval/{model}/noise_robustness.json"),
         adversarial=results("eval/{model}/adversarial.json"),
@@ -85,7 +98,7 @@ rule measure_robustness:
         runtime="12h",
         gpu=GPU,
     params:
-        spec=robustness_spec,
+        spec=model_spec,
         robustness=ROBUSTNESS_SETTINGS,
         attacks=json.dumps(config["attacks"], sort_keys=True),
         seed=config["seed"],

@@ -14,7 +14,7 @@ localrules:
 rule accuracy_table:
     input:
         script=script("collect_accuracy"),
-        manifests=manifests(),
+        manifests=model_manifests(),
     output:
         results("eval/accuracy.csv"),
     log:

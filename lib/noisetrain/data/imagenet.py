@@ -11,7 +11,6 @@ Corrupt or truncated files are errors naming the file, never silently padded ima
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
@@ -31,7 +30,7 @@ from noisetrain.data.imagenet_layout import (
 )
 from noisetrain.data.stratified import stratified_indices
 from noisetrain.errors import ConfigError, DataError
-from noisetrain.storage import atomic_write, write_json
+from noisetrain.storage import atomic_write, read_json_file, write_json
 
 __all__ = [
     "CROP_SIZE",
@@ -215,20 +214,11 @@ def write_val_list(val_dir: str | Path, n: int | None, seed: int, out: str | Pat
 
 def read_val_list(path: str | Path) -> dict:
     """The listing written by :func:`write_val_list`; a missing or malformed file is a DataError."""
-    path = Path(path)
-    try:
-        listing = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read the val image list {path} ({exc}): rerun the rule that writes it") from exc
-    if (
-        not isinstance(listing, dict)
-        or not isinstance(listing.get("classes"), list)
-        or not isinstance(listing.get("files"), list)
-    ):
-        raise DataError(
-            f"{path} is not a val image list (a mapping with classes and files): delete it and rerun the rule that writes it"
-        )
-    return listing
+    return read_json_file(
+        path, "the val image list",
+        lambda listing: isinstance(listing, dict) and all(isinstance(listing.get(k), list) for k in ("classes", "files")),
+        "a mapping with classes and files",
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from noisetrain.config_imagenet import IMAGE_FOLDER_DATASETS
+from noisetrain.config_names import IMAGE_FOLDER_DATASETS
 from noisetrain.data.datasets import stratified_subset
 from noisetrain.errors import ConfigError
 

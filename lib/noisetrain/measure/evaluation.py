@@ -1,12 +1,21 @@
-"""Clean and corruption-benchmark accuracy of a trained classifier."""
+"""Clean and corruption-benchmark accuracy of a trained classifier.
+
+The small datasets evaluate through the same prediction cache as ImageNet
+(:mod:`noisetrain.measure.prediction_cache`): the clean test set and each corrupted set, split by
+severity, are image sets of arrays (:func:`array_sets`), and per-image correctness and every
+accuracy follow from the cached top-5 ids and labels (:func:`correct_in_order`)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from noisetrain.data.datasets import array_hash, to_float
 from noisetrain.errors import InputError
+from noisetrain.measure.prediction_cache import ImageSet, top1_correct
 
 
 @torch.no_grad()
@@ -59,3 +68,37 @@ def summarize(rows: list[dict]) -> list[dict]:
         summary.append({"corruption": "mean_without_noise", "category": "aggregate", "severity": None,
                         "value": float(np.mean(without_noise))})
     return summary
+
+
+def _batches(images: np.ndarray, labels: np.ndarray, batch_size: int, _input_size: int):
+    """(images, labels) batches of uint8 arrays as floats in [0, 1]; the input size is the arrays' own."""
+    for i in range(0, len(images), batch_size):
+        yield to_float(images[i : i + batch_size]), torch.from_numpy(np.asarray(labels[i : i + batch_size], dtype=np.int64))
+
+
+def array_sets(corruption: str, images: np.ndarray, labels: np.ndarray, severities: np.ndarray | None = None,
+               batch_size: int = 1000) -> list[ImageSet]:
+    """The cache's image sets of one array set: one per severity present (0 for a clean set without
+    severities), each holding its images in their order in the arrays."""
+    levels = np.zeros(len(labels), dtype=np.int64) if severities is None else np.asarray(severities)
+    sets = []
+    for level in np.unique(levels):
+        mask = levels == level
+        part_images, part_labels = images[mask], labels[mask]
+
+        def loader(size, part_images=part_images, part_labels=part_labels):
+            return _batches(part_images, part_labels, batch_size, size)
+
+        sets.append(ImageSet(corruption, int(level), content=array_hash(part_images, part_labels), images=int(mask.sum()),
+                             loader=loader))
+    return sets
+
+
+def correct_in_order(entries: Mapping[int, dict], severities: np.ndarray | None, count: int) -> np.ndarray:
+    """Per-image top-1 correctness of one array set in the arrays' order, from the cache's entries
+    of its severities (``entries``: severity -> entry)."""
+    levels = np.zeros(count, dtype=np.int64) if severities is None else np.asarray(severities)
+    correct = np.zeros(count, dtype=bool)
+    for level, entry in entries.items():
+        correct[levels == level] = top1_correct(entry)
+    return correct

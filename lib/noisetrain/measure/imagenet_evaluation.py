@@ -1,6 +1,6 @@
-"""One ImageNet image set through the prediction cache: the models of the evaluation set are built
-from their specs (architecture + weights), grouped by the input they need, and run on the set's
-images, read once per input size (almost always once)."""
+"""One ImageNet model through the prediction cache: built from its spec (architecture + weights) and
+run on every image set of the study (clean val and each ImageNet-C corruption x severity) whose
+cached predictions are missing or stale, each set described by its index (data/set_index)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from noisetrain.config_imagenet import RANDOM_WEIGHTS
+from noisetrain.config_names import RANDOM_WEIGHTS
 from noisetrain.data.imagenet import corrupted_transform, eval_transform, image_folder, read_val_list, relative_files
+from noisetrain.data.set_index import listing_hash, read_set_index
 from noisetrain.errors import DataError
-from noisetrain.measure.prediction_cache import evaluate_set
+from noisetrain.measure.prediction_cache import ImageSet, evaluate_model
 from noisetrain.models.torchvision_models import input_size, load_classifier, weights_fingerprint
 
 CLEAN = ("clean", 0)  # the (corruption, severity) of the clean val set
@@ -32,36 +33,48 @@ def class_count(spec: dict, classes: list[str]) -> int:
     return len(classes) if origin == RANDOM_WEIGHTS else IMAGENET_CLASSES
 
 
-def cache_models(models: dict[str, dict], classes: list[str], seed: int = 0) -> dict[str, tuple]:
-    """name -> (fingerprint, factory, input size) as evaluate_set takes them. The fingerprint holds
-    the architecture, the weights' identity and the input size (the preprocessing)."""
-    entries = {}
-    for name, spec in models.items():
-        size = input_size(spec["architecture"])
-        weights, num_classes = model_weights(spec), class_count(spec, classes)
-        identity = weights_fingerprint(weights, seed, architecture=spec["architecture"])
-        fingerprint = f"{spec['architecture']}:{identity}:{num_classes}:{size}px"
-        factory = partial(load_classifier, spec["architecture"], weights, num_classes=num_classes, seed=seed)
-        entries[name] = (fingerprint, factory, size)
-    return entries
+def cache_model(spec: dict, classes: list[str], seed: int = 0) -> tuple[str, partial, int]:
+    """(fingerprint, factory, input size) of one model as evaluate_model takes them. The fingerprint
+    holds the architecture, the weights' identity, the class count and the input size (the preprocessing)."""
+    size = input_size(spec["architecture"])
+    weights, num_classes = model_weights(spec), class_count(spec, classes)
+    identity = weights_fingerprint(weights, seed, architecture=spec["architecture"])
+    fingerprint = f"{spec['architecture']}:{identity}:{num_classes}:{size}px"
+    return fingerprint, partial(load_classifier, spec["architecture"], weights, num_classes=num_classes, seed=seed), size
 
 
-def predict_image_set(source: str | Path, set_name: tuple[str, int], files_json: str | Path, models: dict[str, dict],
-                      out: str | Path, *, batch_size: int, workers: int, device: torch.device, amp: bool,
-                      seed: int = 0) -> dict:
-    """Bring the prediction cache of one set, ``set_name`` = (corruption, severity) (CLEAN for the
-    val images, read with the evaluation's resize and crop; ImageNet-C folders hold the 224 crops),
-    up to date (see prediction_cache.evaluate_set); ``out`` is its manifest, the entries lie beside it."""
-    listing = read_val_list(files_json)
+def _folder_loader(source: str, transform, files: list[str], classes: list[str], batch_size: int, workers: int,
+                   pin_memory: bool, size: int) -> DataLoader:
+    dataset = image_folder(source, transform(size), files=files, classes=classes)
+    if relative_files(dataset) != files:  # the cache's row i is the list's file i
+        raise DataError(f"{source} yields its images in another order than the val list; rerun list_val_images")
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin_memory,
+                      persistent_workers=False)
+
+
+def folder_sets(set_indexes: list[str | Path], listing: dict, *, batch_size: int, workers: int,
+                pin_memory: bool = False) -> list[ImageSet]:
+    """The image sets that ``set_indexes`` describe, read with the val list's files and classes: the
+    clean set with the evaluation's resize and crop (appendix B), ImageNet-C's stored 224 crops as they are."""
     classes, files = listing["classes"], listing["files"]
-    transform = eval_transform if tuple(set_name) == CLEAN else corrupted_transform
+    listed = listing_hash(files, classes)
+    sets = []
+    for path in set_indexes:
+        index = read_set_index(path)
+        if index["listing"] != listed or index["images"] != len(files):
+            raise DataError(f"{path} indexes another image list than the evaluation's: rerun the rule that writes it")
+        set_name = (index["corruption"], index["severity"])
+        transform = eval_transform if set_name == CLEAN else corrupted_transform
+        loader = partial(_folder_loader, index["source"], transform, files, classes, batch_size, workers, pin_memory)
+        sets.append(ImageSet(*set_name, content=index["content"], images=index["images"], loader=loader))
+    return sets
 
-    def make_loader(size: int) -> DataLoader:
-        dataset = image_folder(source, transform(size), files=files, classes=classes)
-        if relative_files(dataset) != files:  # the cache's row i is the list's file i
-            raise DataError(f"{source} yields its images in another order than {files_json}; rerun list_val_images")
-        return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                          pin_memory=device.type == "cuda", persistent_workers=False)
 
-    return evaluate_set(Path(out).parent, cache_models(models, classes, seed), make_loader, files, device, amp,
-                        set_name=tuple(set_name))
+def predict_model(spec: dict, set_indexes: list[str | Path], files_json: str | Path, out: str | Path, *,
+                  batch_size: int, workers: int, device: torch.device, amp: bool, seed: int = 0) -> dict:
+    """Bring the prediction cache of one model (``spec``: architecture, weights, fine_tuned_from) up to
+    date on every indexed set; ``out`` is its manifest, ``<model>/manifest.json``, its entries lie beside it."""
+    listing = read_val_list(files_json)
+    sets = folder_sets(set_indexes, listing, batch_size=batch_size, workers=workers, pin_memory=device.type == "cuda")
+    fingerprint, factory, size = cache_model(spec, listing["classes"], seed)
+    return evaluate_model(Path(out).parent, fingerprint, factory, sets, size, device, amp)

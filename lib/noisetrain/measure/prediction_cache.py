@@ -1,51 +1,48 @@
-"""The per-image prediction cache: decode an image set once, run every model on it, keep top-5 ids.
+"""The per-image prediction cache: run one model on every image set, keep its top-5 ids per image.
 
-One evaluation job per image set (the clean validation set, or one ImageNet-C corruption x
-severity folder) reads its folder once and runs every model of the evaluation on each batch. What
-it keeps per model and image is the model's five best class ids, best first; every metric (top-1,
-top-5, CE, mCE) is computed later from these ids, never by running a model again.
+One evaluation job per model reads every image set of the study (the clean test set and each
+corruption x severity) and keeps, per image, the model's five best class ids, best first; every
+metric (top-1, top-5, CE, mCE, per-severity) is computed later from these ids and the labels,
+never by running a model again. A model is thus evaluated as soon as it exists, and replacing one
+model recomputes its entries only.
 
-Layout of one set's folder::
+Layout of one model's folder::
 
-    <set_dir>/<model>.npz     top5 [N, k] int16, labels [N] int16, key (str), format (int)
-    <set_dir>/manifest.json   every model of the set: its entry file, key, image count, and
-                              whether this run computed it or reused it
+    <model_dir>/<corruption>/<severity>.npz   top5 [N, k] int16, labels [N] int16, key, format
+    <model_dir>/manifest.json                 the model, and per set: its entry, key, image count,
+                                              and whether this run computed it or reused it
 
-An entry's ``key`` is ``<model fingerprint>|<files hash>``: the fingerprint, given by the caller,
-must change whenever the model's outputs on a given file can change (its weights, its
-preprocessing); the files hash (:func:`files_hash`) changes whenever the set's ordered file list
-does. :func:`evaluate_set` keeps the entries whose key still matches and runs only the other
-models, in one pass over the set: adding a model to an evaluation decodes the set once for that
-model alone, and a rerun that finds every entry valid decodes nothing.
+An entry's ``key`` is ``<model fingerprint>|<set content>``. The fingerprint, given by the caller,
+changes whenever the model's outputs on given pixels can change (its weights, its preprocessing).
+The set's content (an :class:`ImageSet`'s ``content``, e.g. :func:`noisetrain.data.set_index.content_hash`
+of its files' names and bytes) changes whenever what the images are changes: a regenerated
+ImageNet-C, another copy of it, another file order or class list. :func:`evaluate_model` keeps
+the entries whose key still matches and runs the model on the other sets only; a rerun that finds
+every entry valid builds no model and decodes nothing.
 
 Entries and manifests are written atomically (:func:`noisetrain.storage.atomic_write`), so a file
 under an entry's name is always a complete entry of ours. An entry that cannot be read is
 therefore not a crash artefact but a foreign or damaged file: :func:`read_entry` refuses it with
 a :class:`~noisetrain.errors.DataError` naming it, rather than silently overwriting it.
-
-Models that need different inputs (e.g. 299 px for Inception V3) name their preprocessing: the set
-is read once per preprocessing that a missing model needs, and one manifest lists them all.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import re
 import sys
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from noisetrain.errors import DataError, InputError
-from noisetrain.storage import atomic_write, write_json
+from noisetrain.storage import atomic_write, read_json_file, write_json
 
 TOP_K = 5
 ENTRY_FORMAT = 1
@@ -140,25 +137,12 @@ def predict_top5(
 # Cache entries
 
 
-def files_hash(files: Sequence[str]) -> str:
-    """SHA-256 of the ordered list of the set's relative file paths (order matters: the i-th
-    cached row belongs to the i-th file)."""
-    if isinstance(files, str):
-        raise InputError("files_hash takes a list of relative file paths, not one string")
-    digest = hashlib.sha256()
-    for name in files:
-        if not isinstance(name, str):
-            raise InputError(f"file names must be strings, got {name!r}")
-        digest.update(name.encode("utf-8", "surrogateescape"))
-        digest.update(b"\0")  # no path contains NUL, so the joined list is unambiguous
-    return digest.hexdigest()
-
-
-def entry_key(fingerprint: str, set_files_hash: str) -> str:
-    """What an entry was computed from: the model's fingerprint and the set's files hash."""
-    if not isinstance(fingerprint, str) or not fingerprint:
-        raise InputError(f"a model fingerprint must be a non-empty string, got {fingerprint!r}")
-    return f"{fingerprint}|{set_files_hash}"
+def entry_key(fingerprint: str, content: str) -> str:
+    """What an entry was computed from: the model's fingerprint and the set's content."""
+    for what, value in (("model fingerprint", fingerprint), ("set content", content)):
+        if not isinstance(value, str) or not value:
+            raise InputError(f"a {what} must be a non-empty string, got {value!r}")
+    return f"{fingerprint}|{content}"
 
 
 def write_entry(path: str | Path, top5: np.ndarray, labels: np.ndarray, key: str) -> Path:
@@ -204,120 +188,100 @@ def read_entry(path: str | Path) -> dict | None:
 
 
 # ----------------------------------------------------------------------------------------------
-# One set: reuse what is valid, compute the rest in one pass
+# One model: reuse what is valid, compute the rest
 
 
-def _check_model_names(names: Iterable[str]) -> None:
-    for name in names:
-        if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name):
-            raise InputError(
-                f"model name {name!r} cannot name a cache file: use letters, digits and . _ + - (not starting with a dot)"
-            )
+@dataclass(frozen=True)
+class ImageSet:
+    """One image set as the cache sees it: its name, what its images are, and how to read them.
+
+    ``loader(input_size)`` yields ``(images, labels)`` batches in a fixed order, images in [0, 1]
+    at that size; it is called only when a model's entry for the set is missing or stale."""
+
+    corruption: str  # "clean" for the uncorrupted test set
+    severity: int  # 0 for clean
+    content: str  # changes whenever the images, their order or their labels change
+    images: int
+    loader: Callable[[int], Iterable]
+
+    @property
+    def entry(self) -> str:
+        return f"{self.corruption}/{self.severity}.npz"
 
 
-def _check_set_name(set_name, where) -> tuple[str, int]:
-    try:
-        corruption, severity = set_name
-    except (TypeError, ValueError):
-        corruption, severity = None, None
-    if (
-        not isinstance(corruption, str)
-        or not corruption
-        or isinstance(severity, bool)
-        or not isinstance(severity, int | np.integer)
-    ):
-        raise InputError(f"the set name of {where} must be (corruption, severity), e.g. ('clean', 0), got {set_name!r}")
-    if severity < 0:
-        raise InputError(f"severity of {where} must be a non-negative integer (0 for clean), got {severity!r}")
-    return corruption, int(severity)
+def _check_model_name(name: str) -> None:
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name):
+        raise InputError(
+            f"model name {name!r} cannot name a cache folder: use letters, digits and . _ + - (not starting with a dot)"
+        )
 
 
-def evaluate_set(
-    set_dir: str | Path,
-    models: Mapping[str, tuple],
-    make_loader: Callable[..., Iterable],
-    files: Sequence[str],
+def _check_set(image_set: ImageSet) -> None:
+    corruption, severity = image_set.corruption, image_set.severity
+    if not isinstance(corruption, str) or not _MODEL_NAME.fullmatch(corruption):
+        raise InputError(f"set name {corruption!r} cannot name a cache file: use letters, digits and . _ + -")
+    if isinstance(severity, bool) or not isinstance(severity, int | np.integer) or severity < 0:
+        raise InputError(f"the severity of set {corruption!r} must be a non-negative integer (0 for clean), got {severity!r}")
+    if image_set.images < 1:
+        raise InputError(f"image set {corruption}/{severity} holds no images: an empty set has no accuracy")
+
+
+def evaluate_model(
+    model_dir: str | Path,
+    fingerprint: str,
+    factory: Callable[[], nn.Module],
+    sets: Sequence[ImageSet],
+    input_size: int,
     device: str | torch.device,
     amp: bool = True,
-    set_name: tuple[str, int] | None = None,
 ) -> dict:
-    """Bring the prediction cache of one image set up to date for ``models`` and write its manifest.
+    """Bring one model's prediction cache up to date on ``sets`` and write its manifest.
 
-    ``models`` maps name -> (fingerprint, factory) or (fingerprint, factory, preprocessing): the
-    factory builds the model and is called only for a model whose entry is missing or stale.
-    ``make_loader(preprocessing)`` (``make_loader()`` when no model names one) builds the set's
-    loader for that preprocessing, which must yield its images in the order of ``files``
-    (relative paths); it is called once per preprocessing that a missing model needs, and not at
-    all when every entry is valid. Entries of models no longer in ``models`` are left on disk but
-    not listed. ``set_name``, the set's (corruption, severity) (("clean", 0) for the clean
-    validation set), is recorded in the manifest so that :func:`accuracy_from_manifests` needs
-    nothing else. Returns the manifest (also written to ``<set_dir>/manifest.json``).
-    """
-    if set_name is not None:
-        set_name = _check_set_name(set_name, set_dir)
-    if not models:
-        raise InputError(f"no models to evaluate on {set_dir}")
-    _check_model_names(models)
-    if not files:
-        raise InputError(f"the image set of {set_dir} lists no files")
-    set_dir = Path(set_dir)
-    set_hash = files_hash(files)
-    keys = {name: entry_key(spec[0], set_hash) for name, spec in models.items()}
-
-    entries: dict[str, dict] = {}
-    for name in models:
-        entry = read_entry(set_dir / f"{name}.npz")
-        if entry is not None and entry["key"] == keys[name] and len(entry["labels"]) == len(files):
-            entries[name] = entry
-    reused = [name for name in models if name in entries]
-    missing = [name for name in models if name not in entries]
-
-    for preprocessing, names in _by_preprocessing(models, missing).items():
-        built = {name: models[name][1]() for name in names}
-        top5, labels = predict_top5(built, make_loader() if preprocessing is None else make_loader(preprocessing), device, amp)
-        del built
-        if len(labels) != len(files):
-            raise DataError(f"the loader of {set_dir} yielded {len(labels)} images but the set lists {len(files)} files")
-        for name in entries:
-            if not np.array_equal(entries[name]["labels"], labels):
+    ``factory()`` builds the model; it is called once, and only if some set's entry is missing or
+    stale (its key differs, or its image count). Entries of sets no longer listed stay on disk but
+    are not listed. Returns the manifest (also written to ``<model_dir>/manifest.json``)."""
+    model_dir = Path(model_dir)
+    _check_model_name(model_dir.name)
+    if not sets:
+        raise InputError(f"no image sets to evaluate {model_dir.name} on")
+    for image_set in sets:
+        _check_set(image_set)
+    model = None
+    listed = []
+    for image_set in sets:
+        path, key = model_dir / image_set.entry, entry_key(fingerprint, image_set.content)
+        entry = read_entry(path)
+        computed = entry is None or entry["key"] != key or len(entry["labels"]) != image_set.images
+        if computed:
+            model = model if model is not None else factory()
+            top5, labels = predict_top5({model_dir.name: model}, image_set.loader(input_size), device, amp)
+            if len(labels) != image_set.images:
                 raise DataError(
-                    f"the labels the loader of {set_dir} yields differ from those cached in {name}.npz for the "
-                    "same files: the class-to-index mapping changed; delete the folder and rerun"
+                    f"the loader of set {image_set.entry[:-4]} yielded {len(labels)} images but the set lists {image_set.images}"
                 )
-        for name in names:
-            write_entry(set_dir / f"{name}.npz", top5[name], labels, keys[name])
-            entries[name] = {"top5": top5[name], "labels": labels, "key": keys[name]}
-
-    manifest = {
-        **({"corruption": set_name[0], "severity": set_name[1]} if set_name is not None else {}),
-        "files_hash": set_hash,
-        "images": len(files),
-        "models": {
-            name: {
-                "entry": f"{name}.npz",
-                "key": keys[name],
-                "images": int(len(entries[name]["labels"])),
-                "computed": name in missing,
+            write_entry(path, top5[model_dir.name], labels, key)
+        listed.append(
+            {
+                "corruption": image_set.corruption,
+                "severity": int(image_set.severity),
+                "entry": image_set.entry,
+                "key": key,
+                "images": image_set.images,
+                "computed": computed,
             }
-            for name in models
-        },
-        "computed": missing,
-        "reused": reused,
-    }
-    write_json(manifest, set_dir / MANIFEST)
+        )
+    manifest = {"model": model_dir.name, "fingerprint": fingerprint, "sets": listed}
+    write_json(manifest, model_dir / MANIFEST)
     return manifest
-
-
-def _by_preprocessing(models: Mapping[str, tuple], names: list[str]) -> dict:
-    """The missing models grouped by the preprocessing they name (None when they name none)."""
-    groups: dict = {}
-    for name in names:
-        groups.setdefault(models[name][2] if len(models[name]) > 2 else None, []).append(name)
-    return groups
 
 
 # ----------------------------------------------------------------------------------------------
 # Metrics from the cache
+
+
+def top1_correct(entry: Mapping) -> np.ndarray:
+    """Whether each image's first cached id is its label (the per-image record the bootstrap resamples)."""
+    return np.asarray(entry["top5"])[:, 0] == np.asarray(entry["labels"])
 
 
 def accuracies(top5: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -333,63 +297,41 @@ def accuracies(top5: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
 
 def read_manifest(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise DataError(f"{path} does not exist: run the evaluation rule that writes it (snakemake {path})") from exc
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is not a readable prediction-cache manifest ({exc}): delete it and rerun") from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), dict):
-        raise DataError(f"{path} is not a prediction-cache manifest (no 'models' mapping): delete it and rerun")
-    return manifest
+    return read_json_file(path, "a model's prediction-cache manifest",
+                          lambda m: isinstance(m, dict) and isinstance(m.get("sets"), list) and "model" in m,
+                          "a mapping with 'model' and 'sets'")
 
 
-def accuracy_records(manifest_paths: Sequence[str | Path], set_names: Sequence[tuple[str, int]] | None = None) -> pd.DataFrame:
-    """Tidy top-1 / top-5 accuracy (percent) of every model of every set, from the cache alone.
+def cached_entries(manifest_path: str | Path) -> Iterable[tuple[dict, dict]]:
+    """(set listing, entry) of every set of one model's manifest; an entry missing or rewritten
+    since the manifest is a DataError (rerun that model's evaluation)."""
+    manifest_path = Path(manifest_path)
+    for listed in read_manifest(manifest_path)["sets"]:
+        entry_path = manifest_path.parent / listed["entry"]
+        entry = read_entry(entry_path)
+        if entry is None or entry["key"] != listed["key"]:
+            raise DataError(f"{entry_path} is missing or was rewritten after {manifest_path}: rerun that model's evaluation")
+        yield listed, entry
 
-    ``set_names[i]`` is the (corruption, severity) of the set whose manifest is
-    ``manifest_paths[i]``: ("clean", 0) for the clean validation set; without ``set_names`` each
-    manifest's own (written by :func:`evaluate_set` with ``set_name``) is used. Columns: model,
-    corruption, severity, top1, top5, images. An entry whose key differs from its manifest's
-    (rewritten since) is a DataError: rerun that set's evaluation.
-    """
-    if set_names is not None and len(manifest_paths) != len(set_names):
-        raise InputError(f"{len(manifest_paths)} manifests but {len(set_names)} (corruption, severity) names")
+
+def accuracy_records(manifest_paths: Sequence[str | Path]):
+    """Tidy top-1 / top-5 accuracy (percent) of every model on every set, from the cache alone: a
+    DataFrame with columns model, corruption, severity, top1, top5, images."""
+    import pandas as pd  # the report's need; evaluation jobs import the cache without it
+
     rows = []
-    for i, manifest_path in enumerate(manifest_paths):
-        manifest_path = Path(manifest_path)
-        manifest = read_manifest(manifest_path)
-        if set_names is not None:
-            corruption, severity = _check_set_name(set_names[i], manifest_path)
-        elif "corruption" in manifest and "severity" in manifest:
-            corruption, severity = _check_set_name((manifest["corruption"], manifest["severity"]), manifest_path)
-        else:
-            raise DataError(
-                f"{manifest_path} does not say which corruption and severity its set is: rerun its evaluation "
-                "(evaluate_set with set_name) or pass the set names"
-            )
-        for model, listed in manifest["models"].items():
-            entry_path = manifest_path.parent / listed["entry"]
-            entry = read_entry(entry_path)
-            if entry is None or entry["key"] != listed["key"]:
-                raise DataError(
-                    f"{entry_path} is missing or was rewritten after {manifest_path}: rerun the evaluation of that set"
-                )
+    for manifest_path in manifest_paths:
+        model = read_manifest(manifest_path)["model"]
+        for listed, entry in cached_entries(manifest_path):
             top1, top5 = accuracies(entry["top5"], entry["labels"])
             rows.append(
                 {
                     "model": model,
-                    "corruption": corruption,
-                    "severity": severity,
+                    "corruption": listed["corruption"],
+                    "severity": listed["severity"],
                     "top1": top1,
                     "top5": top5,
                     "images": len(entry["labels"]),
                 }
             )
     return pd.DataFrame(rows, columns=["model", "corruption", "severity", "top1", "top5", "images"])
-
-
-def accuracy_from_manifests(manifest_paths: Sequence[str | Path]) -> pd.DataFrame:
-    """:func:`accuracy_records` of sets whose manifests name their own corruption and severity."""
-    return accuracy_records(manifest_paths)

@@ -1,5 +1,10 @@
 """Architecture registry: each classifier registers itself by name, and ``build_model`` looks it up.
 
+The registry does not import the networks: a caller that builds one imports the module that
+registers it (:mod:`noisetrain.models.madry_cnn`, :mod:`noisetrain.models.torchvision_models`).
+The names are :mod:`noisetrain.models.architecture_names`' (torch-free, for the job graph); only
+those register.
+
 Every model takes images in [0, 1]: noise is added and clipped in pixel space before any
 normalisation (paper appendix B), so a normalising model does it inside ``forward``.
 """
@@ -12,12 +17,15 @@ import torch
 from torch import nn
 
 from noisetrain.errors import ConfigError, InputError
+from noisetrain.models.architecture_names import SMALL_DATA_ARCHITECTURES, TORCHVISION_ARCHITECTURES
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
 
 
 def register_architecture(name: str):
     """Class decorator: ``build_model(name, in_channels, num_classes)`` then builds it."""
+    if name not in (*SMALL_DATA_ARCHITECTURES, *TORCHVISION_ARCHITECTURES):
+        raise InputError(f"architecture {name!r} is not in noisetrain.models.architecture_names: add it there")
 
     def register(factory):
         if name in ARCHITECTURES:
@@ -28,37 +36,6 @@ def register_architecture(name: str):
     return register
 
 
-@register_architecture("madry_cnn")
-class MadryCNN(nn.Module):
-    """The MNIST network of Madry et al. (2018), used by the paper for all MNIST experiments:
-    conv 32 5x5, ReLU, max-pool 2, conv 64 5x5, ReLU, max-pool 2, fc 1024, ReLU, fc 10 ('same' padding).
-
-    Each ReLU runs after its max-pool: the two commute exactly (ReLU is monotone), values and
-    gradients alike, and the ReLU then touches a quarter of the values (inference about 25% faster
-    on a CPU). The parameters keep their names and places."""
-
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 5, padding=2),
-            nn.MaxPool2d(2),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(32, 64, 5, padding=2),
-            nn.MaxPool2d(2),
-            nn.ReLU(inplace=True),
-        )
-        side = image_size // 4
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(64 * side * side, 1024),
-            nn.ReLU(inplace=True),
-            nn.Linear(1024, num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
-
-
 def build_model(name: str, in_channels: int = 1, num_classes: int = 10) -> nn.Module:
     if name not in ARCHITECTURES:
         raise ConfigError(f"unknown model '{name}'; known: {', '.join(ARCHITECTURES)}")
@@ -67,8 +44,3 @@ def build_model(name: str, in_channels: int = 1, num_classes: int = 10) -> nn.Mo
     # on noisy images as on clean ones (the NCHW max-pool kernel's speed depends on the data).
     # The weights' values, hence seeds and checkpoints, are unaffected.
     return model.to(memory_format=torch.channels_last)
-
-
-# The torchvision classifiers register themselves when their module is imported (torchvision itself
-# only when one is built): importing it here completes the registry wherever build_model comes from.
-from noisetrain.models import torchvision_models  # noqa: E402, F401

@@ -8,6 +8,7 @@ from pathlib import Path
 from torch import nn
 
 from noisetrain.errors import CheckpointError
+from noisetrain.models import madry_cnn, torchvision_models  # noqa: F401  (a model file may hold any network: register all)
 from noisetrain.models.architectures import build_model
 from noisetrain.storage import load_torch, save_torch
 

@@ -14,7 +14,6 @@ torchvision itself is imported only when a network is built: registering the nam
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import pickle
@@ -35,6 +34,7 @@ from noisetrain.models.architecture_names import (
     input_size,
 )
 from noisetrain.models.architectures import build_model, register_architecture
+from noisetrain.storage import file_fingerprint
 
 __all__ = [
     "DEFAULT_INPUT_SIZE",
@@ -189,23 +189,6 @@ def _resolve_full_name(name: str):
         ) from None
 
 
-def _file_fingerprint(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        with open(path, "rb") as handle:
-            while block := handle.read(chunk):
-                digest.update(block)
-                size += len(block)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} does not exist: check the weights path, or download the checkpoint there") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{path} is a folder, not a checkpoint file") from None
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {path} ({exc.strerror or exc})") from exc
-    return f"file:{size}:{digest.hexdigest()[:16]}"
-
-
 def weights_fingerprint(weights: str | None, seed: int = 0, architecture: str | None = None) -> str:
     """A short id that changes exactly when the weights ``load_classifier`` would load change.
 
@@ -227,7 +210,7 @@ def weights_fingerprint(weights: str | None, seed: int = 0, architecture: str | 
                 "pass architecture=, or give the full name (e.g. ResNet50_Weights.IMAGENET1K_V1)"
             )
         return _full_name(_resolve_full_name(weights))
-    return _file_fingerprint(Path(weights))
+    return file_fingerprint(weights)
 
 
 # ---------------------------------------------------------------------------------------------- checkpoint files

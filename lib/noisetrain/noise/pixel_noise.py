@@ -46,21 +46,32 @@ def draw_levels(levels: Sequence[float], count: int, generator: torch.Generator 
     return table[torch.randint(len(table), (count,), generator=generator, device=device)]
 
 
+def _gaussian(spec: dict) -> NoiseFn:
+    sigma = float(spec["sigma"])
+    return lambda x, g: gaussian_noise(x, sigma, g)
+
+
+def _gaussian_levels(spec: dict) -> NoiseFn:
+    sigmas = spec["sigmas"]
+    return lambda x, g: gaussian_noise(x, draw_levels(sigmas, len(x), g).to(x.device), g)
+
+
+def _speckle_levels(spec: dict) -> NoiseFn:
+    scales = spec["scales"]
+    return lambda x, g: speckle_noise(x, draw_levels(scales, len(x), g).to(x.device), g)
+
+
+# The training noise of each pixel-noise method kind (vanilla: none).
+TRAINING_NOISE: dict[str, Callable[[dict], NoiseFn | None]] = {
+    "vanilla": lambda spec: None, "gnt": _gaussian, "gnt_mult": _gaussian_levels, "speckle": _speckle_levels,
+}
+
+
 def noise_for(spec: dict) -> NoiseFn | None:
     """The training noise of a method spec; None for vanilla (no noise)."""
-    kind = spec["kind"]
-    if kind == "vanilla":
-        return None
-    if kind == "gnt":
-        sigma = float(spec["sigma"])
-        return lambda x, g: gaussian_noise(x, sigma, g)
-    if kind == "gnt_mult":
-        sigmas = spec["sigmas"]
-        return lambda x, g: gaussian_noise(x, draw_levels(sigmas, len(x), g).to(x.device), g)
-    if kind == "speckle":
-        scales = spec["scales"]
-        return lambda x, g: speckle_noise(x, draw_levels(scales, len(x), g).to(x.device), g)
-    raise InputError(f"unknown noise method kind '{kind}'; known: vanilla, gnt, gnt_mult, speckle")
+    if spec["kind"] not in TRAINING_NOISE:
+        raise InputError(f"unknown noise method kind '{spec['kind']}'; known: {', '.join(TRAINING_NOISE)}")
+    return TRAINING_NOISE[spec["kind"]](spec)
 
 
 def clean_count(batch_size: int, clean_fraction: float) -> int:

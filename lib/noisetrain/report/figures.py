@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from noisetrain import methods  # noqa: E402
 from noisetrain.report.paper import PAPER_DATASETS, paper_value  # noqa: E402
 from noisetrain.report.sweep_choice import is_main_model, sweep_sigmas  # noqa: E402
 from noisetrain.report.tables import method_label  # noqa: E402
@@ -28,6 +29,13 @@ def save(fig, png_path: str | Path, pdf_path: str | Path | None = None) -> None:
     fig.savefig(png_path, dpi=150, bbox_inches="tight")
     fig.savefig(pdf_path or png_path.with_suffix(".pdf"), bbox_inches="tight")
     plt.close(fig)
+
+
+def sigma_set(spec: dict) -> list[float]:
+    """The sigmas of a model trained on a set of them (Fig 2's green lines), [] for any other."""
+    if methods.in_sigma_sweep(spec):
+        return []
+    return methods.noise_keys(spec).get("sigmas", [])
 
 
 def accuracy_vs_sigma(summary: pd.DataFrame, specs: dict[str, dict], dataset: str, spread: pd.DataFrame | None = None):
@@ -51,13 +59,13 @@ def accuracy_vs_sigma(summary: pd.DataFrame, specs: dict[str, dict], dataset: st
             if bars:
                 ax.errorbar(*zip(*bars), fmt="none", ecolor="black", capsize=3, label="± std over seeds")
         # Fig 2's green lines: each model trained on a set of sigmas, stars at the set's sigmas.
-        sets = [m for m, spec in specs.items() if spec.get("kind") == "gnt_mult" and is_main_model(spec)]
+        sets = {m: sigma_set(spec) for m, spec in specs.items() if sigma_set(spec) and is_main_model(spec)}
         greens = plt.cm.Greens(np.linspace(0.5, 0.95, max(len(sets), 1)))
-        for method, color in zip(sets, greens):
+        for (method, levels), color in zip(sets.items(), greens):
             if method in summary.index:
                 level = 100 * summary.at[method, column]
                 ax.axhline(level, color=color, ls="--", label=f"{method_label(method, specs[method])}: σ from a set")
-                ax.plot(specs[method]["sigmas"], [level] * len(specs[method]["sigmas"]), "*", color=color)
+                ax.plot(levels, [level] * len(levels), "*", color=color)
         if "speckle" in summary.index:
             ax.axhline(100 * summary.at["speckle", column], color="tab:purple", ls=":",
                        label=method_label("speckle", specs.get("speckle", {})))

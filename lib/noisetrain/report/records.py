@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from noisetrain import __version__
-from noisetrain.config import REPO_ROOT, spec_hash
+from noisetrain.config_load import REPO_ROOT
+from noisetrain.config_names import spec_hash
 from noisetrain.errors import DataError, InputError
 from noisetrain.storage import write_json
 

@@ -40,7 +40,7 @@ def _paper_note(dataset: str, table: str) -> str:
 def _baselines_note(dataset: str, specs: dict[str, dict]) -> str:
     """Caption note on Table 11's adversarially trained baselines."""
     note = ""
-    if any(spec.get("kind") in tables.PAPER_BASELINES for spec in specs.values()):
+    if any(tables.is_table11_baseline(spec) for spec in specs.values()):
         note = (" The adversarially trained models (PGD AT, DDN AT) train from scratch with the vanilla schedule, "
                 "as their authors trained them, so our Vanilla row is their own vanilla.")
     if paper_value("Table 11", dataset, tables.WONG_ROWS[-1][1], "clean") is not None:
@@ -81,7 +81,7 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
     table3 = tables.epsilon_table(summary, measured, dataset, True, "Table 3")
     built = {
         "table11": (
-            tables.corruption_table(summary, tables.table11_rows(rows, specs), corruptions, dataset, "Table 11"),
+            tables.corruption_table(summary, tables.table11_rows(rows), corruptions, dataset, "Table 11"),
             f"Top-1 accuracy [%] on {dataset} clean test data and on each corruption of the MNIST-C benchmark "
             "(Table 11 layout); 'C mean' averages the corruptions. GNT is shown at the sigma with the best C mean."
             + seeds_note + _baselines_note(dataset, specs) + _paper_note(dataset, "Table 11"),

@@ -20,8 +20,9 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from noisetrain.config import BEST_GNT  # noqa: F401  (in robustness.methods: the sweep's best model)
+from noisetrain.config_names import BEST_GNT  # noqa: F401  (in robustness.methods: the sweep's best model)
 from noisetrain.errors import DataError
+from noisetrain.methods import in_sigma_sweep
 from noisetrain.storage import write_json
 
 
@@ -47,7 +48,7 @@ def is_main_model(spec: dict) -> bool:
 def sweep_sigmas(specs: dict[str, dict]) -> dict[str, float]:
     """Method -> sigma of every single-sigma GNT model of the study's seed (the points of Fig 6)."""
     return {method: float(spec["sigma"]) for method, spec in specs.items()
-            if spec.get("kind") == "gnt" and "replicate_of" not in spec}
+            if in_sigma_sweep(spec) and "replicate_of" not in spec}
 
 
 def best_of(c_means: dict[str, float], values: dict[str, float]) -> str | None:

@@ -17,24 +17,16 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from noisetrain import methods
 from noisetrain.noise.diagnostics import ERASING_THRESHOLD, SATURATED_PIXEL_FRACTION, is_erasing
 from noisetrain.report.paper import PAPER_DATASETS, paper_value
 from noisetrain.report.sweep_choice import sweep_sigmas
 from noisetrain.storage import atomic_write
 
 SUMMARY_COLUMNS = {"clean": "clean", "c_mean": "C mean", "c_mean_without_noise": "C w/o noise"}
-LABELS = {
-    "vanilla": "Vanilla", "gnt_mult": "GNT mult", "speckle": "Speckle",
-    "ant1x1": "ANT 1x1", "ant3x3": "ANT 3x3", "ant1x1_noreplay": "ANT 1x1 w/o EP",
-    "ant1x1_sin": "ANT 1x1 + SIN", "ant3x3_sin": "ANT 3x3 + SIN",
-    "pgd_at": "PGD AT (Madry et al.'s recipe)", "ddn_at": "DDN AT (Rony et al.'s recipe)",
-}
-# Table 11's adversarially trained baselines (appendix E): our kind -> the paper's model (its key in
-# paper_values.csv) and the paper's name for it. Each is compared against its own vanilla model.
-PAPER_BASELINES = {
-    "pgd_at": ("madry_pgd_at", "[Madry et al., 2017]"),
-    "ddn_at": ("rony_ddn_at", "DDN Tr [Rony et al., 2019]"),
-}
+# Table 11's adversarially trained baselines (appendix E), by the paper's model (its key in
+# paper_values.csv), with the paper's name for it. Each is compared against its own vanilla model.
+TABLE11_BASELINES = {"madry_pgd_at": "[Madry et al., 2017]", "rony_ddn_at": "DDN Tr [Rony et al., 2019]"}
 # Table 11's rows with no model of ours: shown with the paper's values only, on the paper's datasets.
 WONG_ROWS = (
     ("Vanilla of [Wong et al., 2018]", "vanilla_wong_baseline"),
@@ -44,14 +36,8 @@ RONY_VANILLA = ("Vanilla of DDN Tr [Rony et al., 2019]", "vanilla_ddn_baseline")
 
 
 def method_label(method: str, spec: dict) -> str:
-    """How a model is named in tables and figures."""
-    if method in LABELS:
-        return LABELS[method]
-    if spec.get("kind") == "gnt":
-        return f"GNT σ={spec['sigma']:g}"
-    if spec.get("kind") == "gnt_mult":  # a further sigma set (Fig 2 draws each): named by its range
-        return f"GNT mult σ {min(spec['sigmas']):g}–{max(spec['sigmas']):g}"
-    return method
+    """How a model is named in tables and figures: by its kind (a record without a spec, by its name)."""
+    return methods.label(spec) if methods.has_kind(spec) else method
 
 
 @dataclass(frozen=True)
@@ -98,29 +84,35 @@ def over_seeds(summary: pd.DataFrame, specs: dict[str, dict]) -> tuple[pd.DataFr
 
 
 def is_depth_ablation(spec: dict) -> bool:
-    """ANT generators of non-default depth belong to Table 16, not to the main tables."""
-    return spec.get("kind") == "ant" and spec.get("depth", 4) != 4
+    """An ablation (ANT generators of another depth than the paper's) belongs to its own table
+    (Table 16), not to the main tables."""
+    return methods.has_kind(spec) and not methods.kind_of(spec).main_tables(spec)
+
+
+def is_table11_baseline(spec: dict) -> bool:
+    return methods.paper_model(spec) in TABLE11_BASELINES
 
 
 def method_row(method: str, spec: dict) -> Row:
-    """A named method's row: the paper's model of the same name beside it, or for an adversarial-
-    training baseline the paper's model of its kind, under the paper's name."""
-    paper_model, paper_label = PAPER_BASELINES.get(spec.get("kind"), (method, None))
-    return Row(method_label(method, spec), method, paper_model, paper_label)
+    """A named method's row: the paper's model it reproduces beside it (an adversarial-training
+    baseline under the paper's name for it)."""
+    model = methods.paper_model(spec)
+    return Row(method_label(method, spec), method, model, TABLE11_BASELINES.get(model))
 
 
 def standard_rows(summary: pd.DataFrame, specs: dict[str, dict], extra: list[str], best: str | None) -> list[Row]:
     """Vanilla, GNT at the best sigma (``best``, the sweep's choice), then the other named
     methods in config order."""
     sigmas = sweep_sigmas(specs)
-    rows = [Row("Vanilla", "vanilla", "vanilla")] if "vanilla" in summary.index else []
+    rows = [method_row("vanilla", specs.get("vanilla", {"kind": "vanilla"}))] if "vanilla" in summary.index else []
     # The paper's GNT numbers are for sigma 0.5: they sit beside our best model only when it is
     # sigma 0.5; otherwise our sigma 0.5 model, if trained, gets its own row beside them.
     paper_sigma = next((m for m, s in sigmas.items() if s == 0.5), None)
     if best in summary.index:
-        rows.append(Row(f"GNT σ={sigmas[best]:g} (best)", best, "gnt_s0.5" if best == paper_sigma else None))
+        row = method_row(best, specs[best])
+        rows.append(Row(f"{row.label} (best)", best, row.paper_model))
     if paper_sigma and paper_sigma != best and paper_sigma in summary.index:
-        rows.append(Row("GNT σ=0.5", paper_sigma, "gnt_s0.5"))
+        rows.append(method_row(paper_sigma, specs[paper_sigma]))
     for method in extra:
         shown = method in summary.index and method not in sigmas and method != "vanilla"
         if shown and not is_depth_ablation(specs.get(method, {})):
@@ -128,21 +120,17 @@ def standard_rows(summary: pd.DataFrame, specs: dict[str, dict], extra: list[str
     return rows
 
 
-def table11_rows(rows: list[Row], specs: dict[str, dict]) -> list[Row]:
+def table11_rows(rows: list[Row]) -> list[Row]:
     """Table 11's order (appendix E): vanilla, the adversarially trained baselines - PGD AT beside
     [Madry et al.], Wong et al.'s vanilla and certified model (the paper's values only), the paper's
     vanilla of DDN Tr, DDN AT beside DDN Tr [Rony et al.] - then the noise-trained models. A
     baseline we did not train is shown with the paper's values only, so on the paper's datasets the
     table has every row of the paper's; elsewhere rows of the paper's values only drop out."""
-    def of_kind(kind):
-        return [row for row in rows if specs.get(row.method, {}).get("kind") == kind]
+    def baseline(model):
+        return [row for row in rows if row.paper_model == model] or [paper_only(TABLE11_BASELINES[model], model)]
 
-    def baseline(kind):
-        paper_model, paper_label = PAPER_BASELINES[kind]
-        return of_kind(kind) or [paper_only(paper_label, paper_model)]
-
-    adversarial = [*baseline("pgd_at"), *(paper_only(*wong) for wong in WONG_ROWS), paper_only(*RONY_VANILLA),
-                   *baseline("ddn_at")]
+    adversarial = [*baseline("madry_pgd_at"), *(paper_only(*wong) for wong in WONG_ROWS), paper_only(*RONY_VANILLA),
+                   *baseline("rony_ddn_at")]
     vanilla = [row for row in rows if row.method == "vanilla"]
     shown = {id(row) for row in vanilla + adversarial}
     return vanilla + adversarial + [row for row in rows if id(row) not in shown]
@@ -156,9 +144,10 @@ def depth_table(summary: pd.DataFrame, specs: dict[str, dict], channels: int, da
 
     by_depth: dict[int, str] = {}
     for method, spec in specs.items():
-        plain = spec.get("kind") == "ant" and spec.get("kernel") == "1x1" and spec.get("replay") and not spec.get("stylized_path")
-        if plain and method in summary.index and (spec["depth"] not in by_depth or method == "ant1x1"):
-            by_depth[spec["depth"]] = method
+        keys = methods.noise_keys(spec)
+        depth = keys.get("generator_depth")
+        if keys.get("depth_ablation") and method in summary.index and (depth not in by_depth or method == "ant1x1"):
+            by_depth[depth] = method
     with_paper = dataset == "imagenet"  # the paper's Table 16 is ImageNet's
     records = []
     for depth, method in sorted(by_depth.items()):

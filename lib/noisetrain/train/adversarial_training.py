@@ -6,7 +6,7 @@ its weights fixed (BatchNorm statistics must not learn from the attack's queries
 gradients are computed), the classifier's mode is restored, and it takes one SGD step on the
 adversarial examples alone: both papers train on 100% adversarial batches, so the config's
 ``train.clean_fraction`` does not apply. Like the authors, these kinds train from scratch with the
-vanilla schedule (``noisetrain.config.FROM_SCRATCH_KINDS``), not fine-tuned from our vanilla model.
+vanilla schedule (their entries in ``noisetrain.methods``), not fine-tuned from our vanilla model.
 
 - ``pgd_at`` (Madry et al.): the L-inf PGD examples of ``epsilon`` (MNIST: 0.3, 40 steps of 0.01
   from a uniform random start in the ball; the schema's defaults).
@@ -34,7 +34,7 @@ from noisetrain.errors import InputError
 from noisetrain.noise.adversarial_noise import frozen
 from noisetrain.train.distributed import SINGLE, World
 from noisetrain.train.precision import FP32, Precision
-from noisetrain.train.steps import SeededStep, Stream, classifier_step, register_method, seeded
+from noisetrain.train.steps import SeededStep, Stream, classifier_step, seeded
 
 _SEED_RANGE = 2**62
 
@@ -45,26 +45,34 @@ def _positive(name: str, value) -> float:
     return float(value)
 
 
+def _pgd(fb, spec: dict, steps: int):
+    return fb.attacks.LinfPGD(steps=steps, abs_stepsize=_positive("step_size", spec["step_size"]),
+                              random_start=bool(spec["random_start"]))
+
+
+def _ddn(fb, spec: dict, steps: int):
+    gamma = _positive("gamma", spec["gamma"])
+    if gamma >= 1:
+        raise InputError(f"adversarial training: gamma must lie in (0, 1), got {gamma!r}")
+    return fb.attacks.DDNAttack(steps=steps, gamma=gamma)
+
+
+# Each kind's attack and the norm its perturbation size is measured in.
+ATTACKS = {"pgd_at": (_pgd, math.inf), "ddn_at": (_ddn, 2.0)}
+
+
 def make_attack(spec: dict):
     """The foolbox attack of a ``pgd_at`` or ``ddn_at`` spec, checked."""
-    import foolbox as fb  # here: every training job imports this module, few train adversarially (1 s a job)
+    import foolbox as fb  # here: only the adversarial training jobs need it (1 s a job)
 
-    kind = spec["kind"]
+    if spec["kind"] not in ATTACKS:
+        raise InputError(f"adversarial training: unknown kind {spec['kind']!r}; known: {', '.join(ATTACKS)}")
     steps = spec["steps"]
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise InputError(f"adversarial training: steps must be an integer >= 1, got {steps!r}")
-    if kind == "pgd_at":
-        return fb.attacks.LinfPGD(steps=steps, abs_stepsize=_positive("step_size", spec["step_size"]),
-                                  random_start=bool(spec["random_start"]))
-    if kind == "ddn_at":
-        gamma = _positive("gamma", spec["gamma"])
-        if gamma >= 1:
-            raise InputError(f"adversarial training: gamma must lie in (0, 1), got {gamma!r}")
-        return fb.attacks.DDNAttack(steps=steps, gamma=gamma)
-    raise InputError(f"adversarial training: unknown kind {kind!r}; known: pgd_at, ddn_at")
+    return ATTACKS[spec["kind"]][0](fb, spec, steps)
 
 
-@register_method("pgd_at", "ddn_at")
 class AdversarialStep(SeededStep):
     """One attack on the batch, then one classifier step on its adversarial examples.
 
@@ -79,7 +87,7 @@ class AdversarialStep(SeededStep):
         self.kind = spec["kind"]
         self.attack = make_attack(spec)
         self.epsilon = _positive("epsilon", spec["epsilon"])
-        self.norm = math.inf if self.kind == "pgd_at" else 2.0
+        self.norm = ATTACKS[self.kind][1]
         self.rng = seeded(spec["seed"], Stream.ATTACK, rank=world.rank)
         self.device = torch.device(device)
 

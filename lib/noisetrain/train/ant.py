@@ -50,7 +50,7 @@ from noisetrain.train.distributed import SINGLE, World, unwrap
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.replay_bank import ReplayBank
 from noisetrain.train.sources import as_source
-from noisetrain.train.steps import Stream, classifier_step, register_method, seeded
+from noisetrain.train.steps import Stream, classifier_step, seeded
 
 PARTS = ("clean", "stylized", "current", "replay")
 FRACTION_TOLERANCE = 1e-6
@@ -120,7 +120,6 @@ def part_slices(fractions: dict[str, float], n: int) -> dict[str, slice]:
     return slices
 
 
-@register_method("ant")
 class AntStep:
     """The ANT method step: one generator step, then one classifier step per batch.
 

@@ -10,13 +10,12 @@ from noisetrain.train.ant import part_slices
 from noisetrain.train.distributed import SINGLE, World
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.sources import as_source
-from noisetrain.train.steps import SeededStep, Stream, classifier_step, register_method, seeded
+from noisetrain.train.steps import SeededStep, Stream, classifier_step, seeded
 
 # GNT+SIN's batch (the paper gives no split for it): ANT+SIN's, 25% clean, 30% stylized, 45% noisy.
 SIN_FRACTIONS = {"clean": 0.25, "stylized": 0.3, "noisy": 0.45}
 
 
-@register_method("vanilla", "gnt", "gnt_mult", "speckle")
 class NoiseStep(SeededStep):
     """A ``clean_fraction`` of the batch stays clean, the rest gets the method's noise (clipped to
     [0, 1]); vanilla adds none. With ``stylized_path`` the batch is split into clean, stylized

@@ -1,23 +1,23 @@
-"""What every training method shares: the method-step protocol, the registry of method kinds, the
+"""What every training method shares: the method-step protocol, building a method's step, the
 classifier's SGD step and the seeded random streams.
 
 A *method step* turns one training batch into one classifier update and returns the batch's
-metrics (at least ``loss``); the trainer averages them per epoch into the training log. Each
-method kind registers its step class here (``@register_method("gnt", ...)``) and the trainer looks
-it up by the spec's ``kind``, so adding a method touches only its own module.
+metrics (at least ``loss``); the trainer averages them per epoch into the training log. A method
+kind's entry in :mod:`noisetrain.methods` names its step class, which ``build_step`` imports when
+a training job needs it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import IntEnum
+from importlib import import_module
 from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from noisetrain.errors import ConfigError, InputError
+from noisetrain.methods import kind_of
 from noisetrain.seeding import seed_of
 from noisetrain.train.distributed import SINGLE, World
 from noisetrain.train.precision import FP32, Precision
@@ -77,21 +77,10 @@ class SeededStep:
         return {}
 
 
-# kind -> factory(spec, source, device, steps_per_epoch, precision, world=...) -> MethodStep
-METHOD_STEPS: dict[str, Callable[..., MethodStep]] = {}
-
-
-def register_method(*kinds: str):
-    """Class decorator registering a method step for the config's ``kind`` values."""
-
-    def register(factory):
-        for kind in kinds:
-            if kind in METHOD_STEPS:
-                raise InputError(f"method kind {kind!r} is registered twice")
-            METHOD_STEPS[kind] = factory
-        return factory
-
-    return register
+def step_class(kind: str) -> type[MethodStep]:
+    """The step class a method kind's registry entry names ('module:Class')."""
+    module, name = kind_of(kind).step.split(":")
+    return getattr(import_module(module), name)
 
 
 def build_step(spec: dict, source, device: torch.device, steps_per_epoch: int, precision: Precision = FP32,
@@ -99,10 +88,7 @@ def build_step(spec: dict, source, device: torch.device, steps_per_epoch: int, p
     """The method step of ``spec['kind']``; ``source`` is the training data (a
     :class:`~noisetrain.train.sources.TrainSource`, or the small datasets' PreparedData); ``world``:
     this process's place in a data-parallel run (its own random streams)."""
-    if spec["kind"] not in METHOD_STEPS:
-        raise ConfigError(f"config error at 'methods.{spec.get('method')}.kind': unknown method kind "
-                          f"{spec['kind']!r}; known: {', '.join(sorted(METHOD_STEPS))}")
-    return METHOD_STEPS[spec["kind"]](spec, source, device, steps_per_epoch, precision, world=world)
+    return step_class(spec["kind"])(spec, source, device, steps_per_epoch, precision, world=world)
 
 
 def classifier_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, target: torch.Tensor,

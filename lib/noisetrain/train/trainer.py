@@ -42,15 +42,15 @@ from torch import nn
 from tqdm import tqdm
 
 from noisetrain import __version__
-from noisetrain.config import spec_hash
+from noisetrain.config_names import spec_hash
 from noisetrain.data.datasets import PreparedData, array_hash
 from noisetrain.errors import CheckpointError, ConfigError, Preempted, TrainingError
+from noisetrain.models import madry_cnn  # noqa: F401  (registers the small datasets' network)
 from noisetrain.models.architectures import build_model
 from noisetrain.models.devices import resolve_device
 from noisetrain.models.model_file import load_weights, save_model
 from noisetrain.noise.diagnostics import is_erasing
 from noisetrain.storage import atomic_write, load_torch, save_torch
-from noisetrain.train import adversarial_training, ant, noise_step  # noqa: F401  (register their method kinds)
 from noisetrain.train.distributed import SINGLE, World, unwrap
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.preemption import StopRequest
