@@ -39,8 +39,7 @@ rule predict_model:
     input:
         script=script("predict_model"),
         files=results("data/val_files.json"),
-        sets=set_indexes(),
-        images=val_images(),
+        sets=set_indexes(),  # each stands for its images (the sample's too): regenerated images rerun it
         weights=lambda wildcards: weights_input(wildcards.model),
     output:
         results("predictions/{model}/manifest.json"),

@@ -26,11 +26,15 @@ def _update(digest, *parts: str) -> None:
         digest.update(b"\0")  # no name contains NUL: the joined parts are unambiguous
 
 
+def _check_lists(what: str, files, classes) -> None:
+    if isinstance(files, str) or isinstance(classes, str):
+        raise InputError(f"{what} takes lists of relative file paths and class names, not one string")
+
+
 def listing_hash(files: Sequence[str], classes: Sequence[str]) -> str:
     """SHA-256 of the class list and the ordered file names alone: cheap to recompute, so a reader
     can check that an index was made from the listing it has."""
-    if isinstance(files, str) or isinstance(classes, str):
-        raise InputError("listing_hash takes lists of relative file paths and class names, not one string")
+    _check_lists("listing_hash", files, classes)
     digest = hashlib.sha256()
     _update(digest, "classes", *classes, "files", *files)
     return digest.hexdigest()
@@ -39,8 +43,7 @@ def listing_hash(files: Sequence[str], classes: Sequence[str]) -> str:
 def content_hash(root: str | Path, files: Sequence[str], classes: Sequence[str]) -> tuple[str, int]:
     """(SHA-256 over the classes and each file's name, size and bytes, total bytes) of ``files``,
     relative paths under ``root``, in their order."""
-    if isinstance(files, str) or isinstance(classes, str):
-        raise InputError("content_hash takes lists of relative file paths and class names, not one string")
+    _check_lists("content_hash", files, classes)
     root, digest, total = Path(root), hashlib.sha256(), 0
     _update(digest, "classes", *classes, "files")
     for name in files:

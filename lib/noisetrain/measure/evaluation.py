@@ -8,6 +8,7 @@ accuracy follow from the cached top-5 ids and labels (:func:`correct_in_order`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
 import numpy as np
 import torch
@@ -70,6 +71,11 @@ def summarize(rows: list[dict]) -> list[dict]:
     return summary
 
 
+def _levels(severities: np.ndarray | None, count: int) -> np.ndarray:
+    """Each image's severity: 0 throughout for a set without severities (the clean test set)."""
+    return np.zeros(count, dtype=np.int64) if severities is None else np.asarray(severities)
+
+
 def _batches(images: np.ndarray, labels: np.ndarray, batch_size: int, _input_size: int):
     """(images, labels) batches of uint8 arrays as floats in [0, 1]; the input size is the arrays' own."""
     for i in range(0, len(images), batch_size):
@@ -80,24 +86,20 @@ def array_sets(corruption: str, images: np.ndarray, labels: np.ndarray, severiti
                batch_size: int = 1000) -> list[ImageSet]:
     """The cache's image sets of one array set: one per severity present (0 for a clean set without
     severities), each holding its images in their order in the arrays."""
-    levels = np.zeros(len(labels), dtype=np.int64) if severities is None else np.asarray(severities)
+    levels = _levels(severities, len(labels))
     sets = []
     for level in np.unique(levels):
         mask = levels == level
         part_images, part_labels = images[mask], labels[mask]
-
-        def loader(size, part_images=part_images, part_labels=part_labels):
-            return _batches(part_images, part_labels, batch_size, size)
-
         sets.append(ImageSet(corruption, int(level), content=array_hash(part_images, part_labels), images=int(mask.sum()),
-                             loader=loader))
+                             loader=partial(_batches, part_images, part_labels, batch_size)))
     return sets
 
 
 def correct_in_order(entries: Mapping[int, dict], severities: np.ndarray | None, count: int) -> np.ndarray:
     """Per-image top-1 correctness of one array set in the arrays' order, from the cache's entries
     of its severities (``entries``: severity -> entry)."""
-    levels = np.zeros(count, dtype=np.int64) if severities is None else np.asarray(severities)
+    levels = _levels(severities, count)
     correct = np.zeros(count, dtype=bool)
     for level, entry in entries.items():
         correct[levels == level] = top1_correct(entry)
