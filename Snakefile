@@ -41,33 +41,16 @@ config.update(_resolved)
 include: "rules/common.smk"
 
 
-# Image-folder datasets (ImageNet) stream their images and evaluate through the prediction cache;
-# the small datasets (digits, MNIST) hold theirs in arrays.
-if IMAGE_FOLDERS:
+# One rule set for every dataset kind; the study (noisetrain.study) says which targets a config has.
+wildcard_constraints:
+    method=names_regex(STUDY.method_names),
+    model=names_regex(STUDY.evaluated()),
 
-    include: "rules/imagenet/common.smk"
 
-    wildcard_constraints:
-        dataset=re.escape(DATASET),
-        corruption="|".join(re.escape(c) for c in IN_C_CORRUPTIONS),
-        severity="[1-5]",
-
-    include: "rules/imagenet/data.smk"
-    include: "rules/imagenet/train.smk"
-    include: "rules/imagenet/evaluate.smk"
-    include: "rules/imagenet/report.smk"
-
-else:
-
-    wildcard_constraints:
-        dataset=re.escape(DATASET),
-        method="|".join(re.escape(m) for m in METHOD_NAMES),
-        corruption="|".join(re.escape(c) for c in CORRUPTIONS),
-
-    include: "rules/data.smk"
-    include: "rules/train.smk"
-    include: "rules/evaluate.smk"
-    include: "rules/report.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 # Downloads need the internet, which cluster compute nodes often lack.
@@ -92,4 +75,5 @@ onstart:
 rule all:
     default_target: True
     input:
-        imagenet_targets() if IMAGE_FOLDERS else final_targets(),
+        STUDY.targets(),
+        rules.benchmarks_table.output,

@@ -1,42 +1,38 @@
-# Helpers shared by every .smk file: the study's names, paths and per-job parameters.
+# What every .smk file wires with: the study (noisetrain.study: its models, sets, tables and
+# figures), paths under its results folder, and per-job parameters. The study holds the logic;
+# these helpers turn its answers into Snakemake's inputs and command-line arguments.
 # Building the job graph imports only light modules (no torch, pandas or matplotlib).
 import json
+import os
+import shlex
+
+from snakemake.io import report as in_report  # report(): a keyword at a line's start in .smk files
 
 import noisetrain
-from noisetrain.config import expand_methods, init_method, is_image_folder_dataset, replicate_name, study_name, train_spec
-from noisetrain.methods import eps_choice, kind_of
-from noisetrain.report.outputs import TABLE_NAMES
-from noisetrain.report.sweep_choice import BEST_GNT, read_choice, sweep_sigmas
+from noisetrain.config import initial_weights, train_spec
+from noisetrain.methods import eps_choice
+from noisetrain.report.sweep_choice import read_choice
+from noisetrain.storage import source_hash
+from noisetrain.study import Study
 
-DATASET = study_name(config)  # the results folder: results/<DATASET>/
-IMAGE_FOLDERS = is_image_folder_dataset(config)
-METHODS = expand_methods(config)  # every model the study trains (the best GNT model's replicates aside)
-METHOD_NAMES = expand_methods(config, every_replicate=True)  # every name a model file may have
-CORRUPTIONS = config["corruptions"]["names"]
-SWEEP = list(sweep_sigmas(METHODS))
-EPS_CANDIDATES = {m: spec["eps"] for m, spec in METHODS.items() if "candidate_of" in spec}
-# The method the eps search serves, where its eps is the search's own (no factor): its model is the
-# winning candidate's, which is the same training (bit-identical), not a second run of it.
-SEARCHED = [
-    m
-    for m in {spec["candidate_of"] for spec in METHODS.values() if "candidate_of" in spec}
-    if METHODS[m]["eps"] == "search" and METHODS[m].get("eps_factor", 1.0) == 1.0
-]
-EXTRA_SEEDS = [seed for seed in config["seeds"]["values"] if seed != config["seed"]]
+STUDY = Study(config)
 # Absolute, so that `snakemake -d OTHER_DIR` writes results elsewhere and still finds the code.
 SCRIPTS = f"{workflow.basedir}/workflow_scripts"
 CODE_VERSION = noisetrain.__version__
-GPU = 0 if config["device"] == "cpu" else 1  # slurm: --gpus=1 for the model jobs unless device: cpu
+# The table and figure code: the report jobs rerun when it changes.
+REPORT_CODE = f"{CODE_VERSION}:{source_hash(f'{workflow.basedir}/lib/noisetrain/report')}"
+SWEEP_CHOICE = STUDY.choice_file("auto")
+EPS_CHOICE = STUDY.choice_file("search")
 
 
 def results(path):
-    """A path under this dataset's results folder; '{dataset}' stays a wildcard."""
-    return f"results/{{dataset}}/{path}"
+    """A path under the study's results folder."""
+    return STUDY.path(path)
 
 
 def ours(path, **wildcards):
-    """The same path with this study's dataset filled in, expanded over the given wildcards."""
-    return expand(results(path), dataset=DATASET, **wildcards)
+    """Paths under the study's results folder, expanded over the given wildcards' values."""
+    return expand(results(path), **wildcards)
 
 
 def script(name):
@@ -54,85 +50,104 @@ def logged(command):
     )
 
 
-SWEEP_CHOICE = results("selection/sweep_choice.json")
-EPS_CHOICE = results("selection/eps_search.json")
-# Which choice record gives an eps of 'auto' or 'search'.
-EPS_RECORD = {"auto": SWEEP_CHOICE, "search": EPS_CHOICE}
+def shell_quote(text):
+    return shlex.quote(str(text))
+
+
+def names_regex(names):
+    """A wildcard constraint matching exactly these names (none: nothing)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+# ---------------------------------------------------------------------------------------------
+# The sweep's best GNT model: known once choose_sweep has run (a Snakemake checkpoint, after
+# which the job graph is re-evaluated).
 
 
 def chosen_model():
-    """The sweep's best GNT model, once choose_sweep has run (a Snakemake checkpoint: the job
-    graph is re-evaluated after it)."""
-    return read_choice(checkpoints.choose_sweep.get(dataset=DATASET).output[0]).best_method
+    return read_choice(checkpoints.choose_sweep.get().output[0]).best_method if STUDY.chooses_best_gnt else None
 
 
-def measured_methods():
-    """Models whose robustness is measured: the configured list or every model ('all'), and
-    always the sweep's best GNT model (Tables 2, 3, 5 and Figs 3, 8 show it), each once."""
-    named = config["robustness"]["methods"]
-    named = list(METHODS) if named == "all" else list(named)
-    if SWEEP and BEST_GNT not in named:
-        named.append(BEST_GNT)
-    return list(dict.fromkeys(chosen_model() if m == BEST_GNT else m for m in named))
-
-
-def corrupted_sets(wildcards=None):
-    return ours("data/corrupted/{corruption}.npz", corruption=CORRUPTIONS)
-
-
-def accuracy_records(wildcards=None):
-    return ours("eval/{method}/{metric}.json", method=METHODS, metric=["clean", "corruptions"])
+def measured_models():
+    return STUDY.measured(chosen_model())
 
 
 def best_gnt_replicates():
-    """The seed replicates of the sweep's best model, when seeds.methods lists best_gnt."""
-    if not (SWEEP and EXTRA_SEEDS and BEST_GNT in config["seeds"]["methods"]):
-        return []
-    best = chosen_model()
-    return [replicate_name(best, seed) for seed in EXTRA_SEEDS]
+    return STUDY.best_replicates(chosen_model())
 
 
-def replicate_records(wildcards=None):
-    return ours("eval/{method}/{metric}.json", method=best_gnt_replicates(), metric=["clean", "corruptions"])
+# ---------------------------------------------------------------------------------------------
+# Inputs
 
 
-def eval_records(wildcards=None):
-    robust = ours("eval/{method}/{metric}.json", method=measured_methods(), metric=["noise_robustness", "adversarial"])
-    return accuracy_records() + replicate_records() + robust
+def val_images(wildcards=None):
+    """The sample set's folder is made by a rule, so it is an input; a real ImageNet is not tracked
+    (Snakemake would stat 50,000 files)."""
+    return [STUDY.image_root] if STUDY.sample else []
 
 
-def correct_files(wildcards=None):
-    """Per-image correctness of every model, the best GNT model's replicates included (the claims)."""
-    return ours("eval/{method}/correct.npz", method=[*METHODS, *best_gnt_replicates()])
+def corrupted_sets(wildcards=None):
+    return ours("data/corrupted/{corruption}.npz", corruption=STUDY.corruptions)
 
 
-def spec_json(wildcards):
-    return json.dumps(train_spec(config, wildcards.method), sort_keys=True)
+def set_indexes(wildcards=None):
+    return [results(f"data/image_sets/{c}/{s}.json") for c, s in STUDY.image_sets()]
+
+
+def set_images(wildcards):
+    """What Snakemake tracks of an image set: the sample's folder, or a generated ImageNet-C folder."""
+    if (wildcards.corruption, wildcards.severity) == ("clean", "0"):
+        return val_images()
+    return [] if config["imagenet_c"]["root"] else [STUDY.corrupted_source(wildcards.corruption, wildcards.severity)]
+
+
+def jpeg_inputs(wildcards):
+    """Fig 9's ImageNet-C JPEG folder, when the study generates it."""
+    return [STUDY.jpeg_dir()] if STUDY.jpeg_dir() and not config["imagenet_c"]["root"] else []
+
+
+def model_file(wildcards):
+    return STUDY.model_file(wildcards.model)
+
+
+def eps_choice_input(eps):
+    """{'eps_choice': record} for an eps of 'auto' or 'search', else nothing."""
+    record = STUDY.choice_file(eps) if eps else None
+    return {"eps_choice": record} if record else {}
 
 
 def train_inputs(wildcards):
-    """Fine-tuning starts from the vanilla model of the same seed (paper section 4); vanilla and the
-    adversarial-training baselines start from scratch. ANT with eps 'auto' or 'search' also waits
-    for that choice."""
-    spec = METHOD_NAMES[wildcards.method]
-    inputs = {}
-    init = init_method(spec)
-    if init:
-        inputs["init"] = results(f"models/{init}.pt").format(dataset=wildcards.dataset)
-    if eps_choice(spec):
-        inputs["eps_choice"] = EPS_RECORD[eps_choice(spec)].format(dataset=wildcards.dataset)
-    return inputs
+    """What a training job reads: the arrays, or the val list (and the sample's folder); the model it
+    starts from (arrays: the vanilla model of the same seed, paper section 4; image folders: its
+    initial weights' file); ANT with eps 'auto' or 'search' also waits for that choice."""
+    if STUDY.image_folders:
+        inputs = {"files": results("data/val_files.json"), "images": val_images()}
+    else:
+        inputs = {"data": results("data/clean.npz"), **eps_choice_input(eps_choice(STUDY.method_names[wildcards.method]))}
+    init = STUDY.init_file(wildcards.method)
+    return {**inputs, **({"init": init} if init else {})}
+
+
+def predict_inputs(wildcards):
+    """Every set a model is evaluated on (image folders: each set's index, which stands for its
+    images; arrays: the clean and corrupted arrays) and its checkpoint."""
+    if STUDY.image_folders:
+        return {"sets": set_indexes(), "files": results("data/val_files.json"), "model": model_file(wildcards)}
+    return {"data": results("data/clean.npz"), "sets": corrupted_sets(), "model": model_file(wildcards)}
 
 
 def robustness_inputs(wildcards):
     """The fresh adversarial-noise generators train at the eps of a choice ('auto', 'search') or a number."""
-    an_eps = config["robustness"]["an_eps"]
-    return {"eps_choice": EPS_RECORD[an_eps].format(dataset=wildcards.dataset)} if an_eps in EPS_RECORD else {}
+    return eps_choice_input(config["robustness"]["an_eps"])
 
 
 def table_inputs(wildcards):
     """The tables show the sweep's best GNT model as the GNT row."""
-    return {"sweep_choice": SWEEP_CHOICE.format(dataset=wildcards.dataset)} if SWEEP else {}
+    return {"sweep_choice": SWEEP_CHOICE} if STUDY.chooses_best_gnt else {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Command-line arguments
 
 
 def optional_args(wildcards, input):
@@ -141,40 +156,83 @@ def optional_args(wildcards, input):
     return " ".join(f"{flag} {shell_quote(input[key])}" for key, flag in flags.items() if key in input.keys())
 
 
-def shell_quote(text):
-    import shlex
-
-    return shlex.quote(str(text))
-
-
-def generator_methods(**criteria):
-    """Methods that learn noise generators (ANT) whose spec matches every criterion, e.g. kernel='3x3'."""
-    return [m for m, s in METHODS.items() if kind_of(s).learns_noise and all(s.get(k) == v for k, v in criteria.items())]
+def model_args(wildcards, input):
+    """The model of a prediction or robustness job: its file (arrays) or how to build it (image folders)."""
+    if STUDY.image_folders:
+        return f"--model-spec {shell_quote(STUDY.model_spec(wildcards.model))}"
+    return f"--model {shell_quote(input.model[0])}"
 
 
-def epsilon_example_methods():
-    """Rows of Figs 3 and 8: vanilla, the sweep's best GNT model, ANT 1x1 (those measured)."""
-    measured = measured_methods()
-    wanted = ["vanilla", chosen_model(), "ant1x1"]
-    return [m for m in wanted if m in measured]
+def predict_data_args(wildcards, input):
+    if STUDY.image_folders:
+        evaluation = config["evaluation"]
+        amp = "--amp" if evaluation["amp"] else "--no-amp"
+        return f"--files {shell_quote(input.files)} --workers {evaluation['workers']} {amp}"
+    return f"--data {shell_quote(input.data)}"
 
 
-def table_targets():
-    return ours("tables/{name}.{ext}", name=[*TABLE_NAMES, "claims"], ext=["md", "tex", "html"])
+def train_data_args(wildcards, input):
+    """The training data and the starting model: arrays (--init: the vanilla model), or the streamed
+    folders (--weights: a file, a torchvision name or 'random')."""
+    if not STUDY.image_folders:
+        return f"--data {shell_quote(input.data)} {optional_args(wildcards, input)}"
+    train = config["train"]
+    heldout = f"--heldout-images {train['heldout_images']}" if train["heldout_images"] else ""
+    weights = initial_weights(config, wildcards.method)
+    return (
+        f"--train-dir {shell_quote(STUDY.train_dir)} --val-dir {shell_quote(STUDY.val_dir)} "
+        f"--val-files {shell_quote(input.files)} {heldout} --weights {shell_quote(weights)} "
+        f"--workers {train['workers']} {'--amp' if train['amp'] else '--no-amp'}"
+    )
 
 
-def figure_names():
-    names = ["corruption_examples"]
-    if SWEEP:
-        names += ["fig6_accuracy_vs_sigma", "fig7_noise_levels", "fig3_gaussian_eps_examples", "fig8_eps_examples"]
-    if "ant1x1" in METHODS:
-        names += ["fig4_adversarial_noise"]
-    return names
+def spec_json(wildcards):
+    return json.dumps(train_spec(config, wildcards.method), sort_keys=True)
 
 
-def figure_targets():
-    return ours("figures/{name}.{ext}", name=figure_names(), ext=["png", "pdf"])
+def robustness_settings():
+    """What shapes the measurement (robustness.methods only picks the models: not a parameter of each)."""
+    return json.dumps({k: v for k, v in config["robustness"].items() if k != "methods"}, sort_keys=True)
 
 
-def final_targets():
-    return table_targets() + figure_targets() + ours("report/benchmarks.html")
+# ---------------------------------------------------------------------------------------------
+# Records (arrays)
+
+
+def accuracy_records():
+    """Clean and corruption records of every model, the best GNT model's replicates included."""
+    return ours("eval/{model}/{metric}.json", model=[*STUDY.methods, *best_gnt_replicates()], metric=["clean", "corruptions"])
+
+
+def eval_records():
+    robust = ours("eval/{model}/{metric}.json", model=measured_models(), metric=["noise_robustness", "adversarial"])
+    return accuracy_records() + robust
+
+
+def epsilon_example_models():
+    return STUDY.epsilon_example_models(chosen_model())
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs of the report rules
+
+
+def table_outputs(names):
+    """The .md and .tex of each table, and its .html (caption and table), which `snakemake --report` shows."""
+    files = [results(f"tables/{name}.{ext}") for name in names for ext in ("md", "tex")]
+    html = [results(f"tables/{name}.html") for name in names]
+    return files + [
+        in_report(path, caption="../report/table.rst", category="Tables", labels={"table": name})
+        for path, name in zip(html, names)
+    ]
+
+
+def figure_output(name, caption=None):
+    """A figure's PNG, shown in the report with its caption (report/<figN>.rst by default)."""
+    caption = f"../report/{caption or name.split('_')[0]}.rst"
+    return in_report(results(f"figures/{name}.png"), caption=caption, category="Figures")
+
+
+def output_dir(wildcards, output):
+    """The folder of a job's first output (its tables or figures folder)."""
+    return os.path.dirname(output[0])

@@ -1,30 +1,35 @@
-# Tables and figures, from the tidy records (and, for example images, the data files) alone.
-# These jobs take seconds: on a cluster they run on the submitting node (localrules).
+# Tables and figures, from the tidy records, the prediction cache (every metric of an image-folder
+# study, never by rerunning a model) and, for example images, the data files. These jobs take
+# seconds: on a cluster they run on the submitting node (localrules). The report_code parameter
+# (a hash of lib/noisetrain/report/) reruns them when the table or figure code changes.
 
 
 localrules:
     tables,
     claims,
+    accuracy_table,
+    imagenet_tables,
+    robustness_tables,
     benchmarks_table,
     figure_sigma_sweep,
     figure_noise_levels,
     figure_corruptions,
     figure_adversarial_noise,
     figure_epsilon_examples,
+    figure_accuracy,
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrays: every table from the records of evaluate and measure_robustness
 
 
 rule tables:
     input:
         unpack(table_inputs),
         script=script("make_tables"),
-        records=eval_records,
+        records=lambda wildcards: eval_records(),
     output:
-        expand(results("tables/{name}.{ext}"), name=TABLE_NAMES, ext=["md", "tex"], allow_missing=True),
-        # The .html (caption and table) of each is what `snakemake --report` shows.
-        [
-            report(results(f"tables/{name}.html"), caption="../report/table.rst", category="Tables", labels={"table": name})
-            for name in TABLE_NAMES
-        ],
+        table_outputs(STUDY.tables_of("records")),
     log:
         results("logs/tables.log"),
     benchmark:
@@ -32,13 +37,15 @@ rule tables:
     conda:
         "../envs/noisetrain.yaml"
     params:
-        corruptions=CORRUPTIONS,
-        methods=list(METHODS),
+        dataset=STUDY.name,
+        corruptions=STUDY.corruptions,
+        methods=list(STUDY.methods),
         choice=optional_args,
-        out_dir=results("tables"),
+        out_dir=output_dir,
+        report_code=REPORT_CODE,
     shell:
         logged(
-            "python {input.script:q} --records {input.records:q} --dataset {wildcards.dataset:q} "
+            "python {input.script:q} --records {input.records:q} --dataset {params.dataset:q} "
             "--corruptions {params.corruptions:q} --methods {params.methods:q} {params.choice} --out-dir {params.out_dir:q}"
         )
 
@@ -47,12 +54,10 @@ rule claims:
     input:
         unpack(table_inputs),
         script=script("make_claims"),
-        records=eval_records,
-        correct=correct_files,
+        records=lambda wildcards: eval_records(),
+        correct=lambda wildcards: ours("eval/{model}/correct.npz", model=[*STUDY.methods, *best_gnt_replicates()]),
     output:
-        results("tables/claims.md"),
-        results("tables/claims.tex"),
-        report(results("tables/claims.html"), caption="../report/table.rst", category="Tables", labels={"table": "claims"}),
+        table_outputs(STUDY.tables_of("claims")),
     log:
         results("logs/claims.log"),
     benchmark:
@@ -60,12 +65,14 @@ rule claims:
     conda:
         "../envs/noisetrain.yaml"
     params:
-        corruptions=CORRUPTIONS,
+        dataset=STUDY.name,
+        corruptions=STUDY.corruptions,
         choice=optional_args,
-        out_dir=results("tables"),
+        out_dir=output_dir,
+        report_code=REPORT_CODE,
     shell:
         logged(
-            "python {input.script:q} --records {input.records:q} --correct {input.correct:q} --dataset {wildcards.dataset:q} "
+            "python {input.script:q} --records {input.records:q} --correct {input.correct:q} --dataset {params.dataset:q} "
             "--corruptions {params.corruptions:q} {params.choice} --out-dir {params.out_dir:q}"
         )
 
@@ -73,9 +80,9 @@ rule claims:
 rule figure_sigma_sweep:
     input:
         script=script("plot_sigma_sweep"),
-        records=lambda wildcards: accuracy_records() + replicate_records(),
+        records=lambda wildcards: accuracy_records(),
     output:
-        png=report(results("figures/fig6_accuracy_vs_sigma.png"), caption="../report/fig6.rst", category="Figures"),
+        png=figure_output("fig6_accuracy_vs_sigma"),
         pdf=results("figures/fig6_accuracy_vs_sigma.pdf"),
     log:
         results("logs/figure_sigma_sweep.log"),
@@ -83,41 +90,20 @@ rule figure_sigma_sweep:
         results("benchmarks/figure_sigma_sweep.tsv")
     conda:
         "../envs/noisetrain.yaml"
-    shell:
-        logged("python {input.script:q} --records {input.records:q} --dataset {wildcards.dataset:q} --out {output.png:q}")
-
-
-rule figure_noise_levels:
-    input:
-        script=script("plot_noise_levels"),
-        data=results("data/clean.npz"),
-    output:
-        png=report(results("figures/fig7_noise_levels.png"), caption="../report/fig7.rst", category="Figures"),
-        pdf=results("figures/fig7_noise_levels.pdf"),
-    log:
-        results("logs/figure_noise_levels.log"),
-    benchmark:
-        results("benchmarks/figure_noise_levels.tsv")
-    conda:
-        "../envs/noisetrain.yaml"
     params:
-        sigmas=config["report"]["noise_levels"] or config["sigma_sweep"],
-        index=config["report"]["example_index"],
-        seed=config["seed"],
+        dataset=STUDY.name,
+        report_code=REPORT_CODE,
     shell:
-        logged(
-            "python {input.script:q} --data {input.data:q} --sigmas {params.sigmas} "
-            "--index {params.index} --seed {params.seed} --out {output.png:q}"
-        )
+        logged("python {input.script:q} --records {input.records:q} --dataset {params.dataset:q} --out {output.png:q}")
 
 
 rule figure_corruptions:
     input:
         script=script("plot_corruptions"),
-        data=results("data/clean.npz"),
+        data=rules.prepare_dataset.output[0],
         sets=corrupted_sets,
     output:
-        png=report(results("figures/corruption_examples.png"), caption="../report/corruptions.rst", category="Figures"),
+        png=figure_output("corruption_examples", caption="corruptions"),
         pdf=results("figures/corruption_examples.pdf"),
     log:
         results("logs/figure_corruptions.log"),
@@ -127,6 +113,7 @@ rule figure_corruptions:
         "../envs/noisetrain.yaml"
     params:
         index=config["report"]["example_index"],
+        report_code=REPORT_CODE,
     shell:
         logged(
             "python {input.script:q} --data {input.data:q} --sets {input.sets:q} " "--index {params.index} --out {output.png:q}"
@@ -136,13 +123,11 @@ rule figure_corruptions:
 rule figure_adversarial_noise:
     input:
         script=script("plot_adversarial_noise"),
-        data=results("data/clean.npz"),
+        data=rules.prepare_dataset.output[0],
         uncorrelated=results("models/ant1x1.pt"),
-        correlated=expand(
-            results("models/{method}.pt"), method=generator_methods(kernel="3x3", stylized_path=None)[:1], allow_missing=True
-        ),
+        correlated=[results(f"models/{m}.pt") for m in STUDY.generator_methods(kernel="3x3", stylized_path=None)[:1]],
     output:
-        png=report(results("figures/fig4_adversarial_noise.png"), caption="../report/fig4.rst", category="Figures"),
+        png=figure_output("fig4_adversarial_noise"),
         pdf=results("figures/fig4_adversarial_noise.pdf"),
     log:
         results("logs/figure_adversarial_noise.log"),
@@ -153,6 +138,7 @@ rule figure_adversarial_noise:
     params:
         correlated=lambda wildcards, input: f"--correlated {shell_quote(input.correlated)}" if input.correlated else "",
         seed=config["seed"],
+        report_code=REPORT_CODE,
     shell:
         logged(
             "python {input.script:q} --data {input.data:q} --uncorrelated {input.uncorrelated:q} {params.correlated} "
@@ -160,16 +146,145 @@ rule figure_adversarial_noise:
         )
 
 
+# ---------------------------------------------------------------------------------------------
+# Image folders: every metric from the prediction cache, the paper's ImageNet tables (ours beside
+# the paper's values) and the figures drawn from them
+
+
+rule accuracy_table:
+    input:
+        script=script("collect_accuracy"),
+        manifests=[results(f"predictions/{model}/manifest.json") for model in STUDY.eval_models],
+    output:
+        results("eval/accuracy.csv"),
+    log:
+        results("logs/accuracy_table.log"),
+    conda:
+        "../envs/noisetrain.yaml"
+    params:
+        report_code=REPORT_CODE,
+    shell:
+        logged("python {input.script:q} --manifests {input.manifests:q} --out {output:q}")
+
+
+rule imagenet_tables:
+    input:
+        script=script("make_imagenet_tables"),
+        accuracy=rules.accuracy_table.output[0],
+    output:
+        table_outputs(STUDY.tables_of("imagenet_c")),
+    log:
+        results("logs/imagenet_tables.log"),
+    conda:
+        "../envs/noisetrain.yaml"
+    params:
+        dataset=STUDY.name,  # the report's caption names the study
+        models=json.dumps(STUDY.eval_models, sort_keys=True),
+        mce_reference=config["evaluation"]["mce_reference"],
+        out_dir=output_dir,
+        report_code=REPORT_CODE,
+    shell:
+        logged(
+            "python {input.script:q} --accuracy {input.accuracy:q} --models {params.models:q} "
+            "--mce-reference {params.mce_reference:q} --out-dir {params.out_dir:q}"
+        )
+
+
+# Tables 2, 3 and 5 (epsilon* and the attacks) of the measured models, clean accuracy from the cache.
+rule robustness_tables:
+    input:
+        script=script("make_imagenet_robustness_tables"),
+        accuracy=rules.accuracy_table.output[0],
+        records=(
+            ours("eval/{model}/{metric}.json", model=STUDY.measured(), metric=["noise_robustness", "adversarial"])
+            if STUDY.image_folders
+            else []
+        ),
+    output:
+        table_outputs(STUDY.tables_of("robustness")),
+    log:
+        results("logs/robustness_tables.log"),
+    conda:
+        "../envs/noisetrain.yaml"
+    params:
+        dataset=STUDY.name,  # the report's caption names the study
+        models=json.dumps(STUDY.eval_models, sort_keys=True),
+        out_dir=output_dir,
+        report_code=REPORT_CODE,
+    shell:
+        logged(
+            "python {input.script:q} --accuracy {input.accuracy:q} --records {input.records:q} --models {params.models:q} "
+            "--out-dir {params.out_dir:q}"
+        )
+
+
+rule figure_accuracy:
+    input:
+        script=script("plot_imagenet"),
+        accuracy=rules.accuracy_table.output[0],
+        files=rules.list_val_images.output[0],
+        images=val_images(),
+        jpeg=jpeg_inputs,
+    output:
+        [figure_output(name) for name in STUDY.accuracy_figures()],
+        [results(f"figures/{name}.pdf") for name in STUDY.accuracy_figures()],
+    log:
+        results("logs/figure_accuracy.log"),
+    conda:
+        "../envs/noisetrain.yaml"
+    params:
+        models=json.dumps(STUDY.eval_models, sort_keys=True),
+        val=STUDY.val_dir,
+        jpeg_dir=STUDY.jpeg_dir(),
+        example=config["report"]["example_index"],
+        out_dir=output_dir,
+        report_code=REPORT_CODE,
+    shell:
+        logged(
+            "python {input.script:q} --accuracy {input.accuracy:q} --models {params.models:q} --val {params.val:q} "
+            "--files {input.files:q} --jpeg-dir {params.jpeg_dir:q} --example-index {params.example} --out-dir {params.out_dir:q}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Every study: example images and the compute cost
+
+
+rule figure_noise_levels:
+    input:
+        script=script("plot_noise_levels"),
+        data=STUDY.robustness_data(),
+    output:
+        png=figure_output("fig7_noise_levels"),
+        pdf=results("figures/fig7_noise_levels.pdf"),
+    log:
+        results("logs/figure_noise_levels.log"),
+    benchmark:
+        results("benchmarks/figure_noise_levels.tsv")
+    conda:
+        "../envs/noisetrain.yaml"
+    params:
+        sigmas=STUDY.noise_levels(),
+        index=config["report"]["example_index"],
+        seed=config["seed"],
+        report_code=REPORT_CODE,
+    shell:
+        logged(
+            "python {input.script:q} --data {input.data:q} --sigmas {params.sigmas} "
+            "--index {params.index} --seed {params.seed} --out {output.png:q}"
+        )
+
+
 rule figure_epsilon_examples:
     input:
         script=script("plot_epsilon_examples"),
-        data=results("data/clean.npz"),
-        records=lambda wildcards: ours("eval/{method}/noise_robustness.json", method=epsilon_example_methods()),
-        generators=lambda wildcards: ours("eval/{method}/an_generators.pt", method=epsilon_example_methods()),
+        data=STUDY.robustness_data(),
+        records=lambda wildcards: ours("eval/{model}/noise_robustness.json", model=epsilon_example_models()),
+        generators=lambda wildcards: ours("eval/{model}/an_generators.pt", model=epsilon_example_models()),
     output:
-        fig3=report(results("figures/fig3_gaussian_eps_examples.png"), caption="../report/fig3.rst", category="Figures"),
+        fig3=figure_output("fig3_gaussian_eps_examples"),
         fig3_pdf=results("figures/fig3_gaussian_eps_examples.pdf"),
-        fig8=report(results("figures/fig8_eps_examples.png"), caption="../report/fig8.rst", category="Figures"),
+        fig8=figure_output("fig8_eps_examples"),
         fig8_pdf=results("figures/fig8_eps_examples.pdf"),
     log:
         results("logs/figure_epsilon_examples.log"),
@@ -180,6 +295,7 @@ rule figure_epsilon_examples:
     params:
         index=config["report"]["example_index"],
         seed=config["seed"],
+        report_code=REPORT_CODE,
     shell:
         logged(
             "python {input.script:q} --data {input.data:q} --records {input.records:q} "
@@ -193,7 +309,7 @@ rule figure_epsilon_examples:
 rule benchmarks_table:
     input:
         script=script("collect_benchmarks"),
-        finished=lambda wildcards: table_targets() + figure_targets(),
+        finished=STUDY.targets(),
     output:
         md=results("report/benchmarks.md"),
         html=report(results("report/benchmarks.html"), caption="../report/benchmarks.rst", category="Compute cost"),
@@ -203,8 +319,10 @@ rule benchmarks_table:
         "../envs/noisetrain.yaml"
     params:
         benchmarks=results("benchmarks"),
+        dataset=STUDY.name,
+        report_code=REPORT_CODE,
     shell:
         logged(
-            "python {input.script:q} --benchmarks {params.benchmarks:q} --dataset {wildcards.dataset:q} "
+            "python {input.script:q} --benchmarks {params.benchmarks:q} --dataset {params.dataset:q} "
             "--md {output.md:q} --html {output.html:q}"
         )

@@ -1,14 +1,17 @@
-# Training: vanilla and the adversarial-training baselines (pgd_at, ddn_at) from scratch; every
-# noise method fine-tuned from the vanilla model.
-# Per-epoch checkpoints live in an undeclared folder, so a failed or killed job keeps them and a
-# rerun resumes; only the final model and its log are declared outputs.
+# Training, one job per model. Arrays (digits, MNIST): vanilla and the adversarial-training
+# baselines (pgd_at, ddn_at) from scratch, every noise method fine-tuned from the vanilla model.
+# Image folders (ImageNet, appendix B.1): the vanilla model is loaded (torchvision's pretrained
+# ResNet50), every other method fine-tuned from it or its own init_weights, streaming the training
+# folder on train.gpus_per_job GPUs (data-parallel through torchrun when more than one).
+# Checkpoints live in an undeclared folder, so a preempted, killed or failed job keeps them and a
+# rerun resumes (SIGTERM / SIGUSR1 from slurm make the job checkpoint and stop); only the final
+# model and its logs are declared outputs.
 
 
 rule train:
     input:
         unpack(train_inputs),
-        script=script("train"),
-        data=results("data/clean.npz"),
+        script=script("train_images" if STUDY.image_folders else "train"),
     output:
         model=results("models/{method}.pt"),
         log_csv=results("train_logs/{method}.csv"),
@@ -17,23 +20,24 @@ rule train:
         results("logs/train/{method}.log"),
     benchmark:
         results("benchmarks/train/{method}.tsv")
+    wildcard_constraints:
+        method=names_regex(STUDY.trained),
     conda:
         "../envs/noisetrain.yaml"
-    threads: config["train"]["threads"]
+    threads: STUDY.job_threads("train")
     resources:
-        mem_mb=8000,
-        runtime="24h",
-        gpu=GPU,
+        **STUDY.job_resources("train"),
     params:
+        launcher=STUDY.launcher(),
+        data=train_data_args,
         spec=spec_json,
-        optional=optional_args,
         checkpoints=results("checkpoints/{method}"),
         checkpoint_minutes=config["train"]["checkpoint_minutes"],
         device=config["device"],
         code_version=CODE_VERSION,
     shell:
         logged(
-            "python {input.script:q} --data {input.data:q} {params.optional} --spec {params.spec:q} "
+            "{params.launcher} {input.script:q} {params.data} --spec {params.spec:q} "
             "--checkpoint-dir {params.checkpoints:q} --checkpoint-minutes {params.checkpoint_minutes} "
             "--device {params.device} --threads {threads} "
             "--out {output.model:q} --log-csv {output.log_csv:q} --steps-csv {output.steps_csv:q}"
@@ -45,8 +49,8 @@ rule train:
 checkpoint choose_sweep:
     input:
         script=script("choose_sweep"),
-        records=ours("eval/{method}/corruptions.json", method=SWEEP),
-        data=results("data/clean.npz"),
+        records=ours("eval/{method}/corruptions.json", method=STUDY.sweep),
+        data=rules.prepare_dataset.output[0],
     output:
         SWEEP_CHOICE,
     log:
@@ -71,7 +75,7 @@ checkpoint choose_sweep:
 rule choose_eps:
     input:
         script=script("choose_eps"),
-        records=ours("eval/{method}/corruptions.json", method=EPS_CANDIDATES),
+        records=ours("eval/{method}/corruptions.json", method=STUDY.eps_candidates),
     output:
         EPS_CHOICE,
     log:
@@ -84,13 +88,13 @@ rule choose_eps:
         mem_mb=2000,
         runtime="10m",
     params:
-        candidates=lambda wildcards: json.dumps(EPS_CANDIDATES, sort_keys=True),
+        candidates=lambda wildcards: json.dumps(STUDY.eps_candidates, sort_keys=True),
         code_version=CODE_VERSION,
     shell:
         logged("python {input.script:q} --records {input.records:q} --candidates {params.candidates:q} --out {output:q}")
 
 
-if SEARCHED:
+if STUDY.searched:
 
     # The searched method (eps 'search', no factor) is the winning candidate: the paper's line search
     # keeps the model it picked, and training it again would give the same model bit for bit.
@@ -98,9 +102,9 @@ if SEARCHED:
         input:
             script=script("adopt_eps_choice"),
             choice=EPS_CHOICE,
-            models=ours("models/{method}.pt", method=EPS_CANDIDATES),
-            log_csvs=ours("train_logs/{method}.csv", method=EPS_CANDIDATES),
-            steps_csvs=ours("train_logs/{method}_steps.csv", method=EPS_CANDIDATES),
+            models=ours("models/{method}.pt", method=STUDY.eps_candidates),
+            log_csvs=ours("train_logs/{method}.csv", method=STUDY.eps_candidates),
+            steps_csvs=ours("train_logs/{method}_steps.csv", method=STUDY.eps_candidates),
         output:
             model=results("models/{method}.pt"),
             log_csv=results("train_logs/{method}.csv"),
@@ -110,12 +114,12 @@ if SEARCHED:
         benchmark:
             results("benchmarks/adopt_eps_choice/{method}.tsv")
         wildcard_constraints:
-            method="|".join(re.escape(m) for m in SEARCHED),
+            method=names_regex(STUDY.searched),
         localrule: True
         conda:
             "../envs/noisetrain.yaml"
         params:
-            candidates=list(EPS_CANDIDATES),
+            candidates=list(STUDY.eps_candidates),
         shell:
             logged(
                 "python {input.script:q} --choice {input.choice:q} --candidates {params.candidates:q} "

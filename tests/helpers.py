@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from noisetrain.data.imagenet_c_names import IMAGENET_C_CORRUPTIONS
+from noisetrain.data.corruption_names import IMAGENET_C_CORRUPTIONS
 from noisetrain.train.preemption import StopRequest
 
 WNIDS = ["n01440764", "n01443537", "n01484850"]

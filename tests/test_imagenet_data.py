@@ -206,7 +206,7 @@ def test_corruption_names_follow_the_paper():
 def test_config_time_modules_import_no_numpy():
     # Snakemake's config validation imports these while it builds the job graph.
     code = (
-        "import sys, noisetrain.data.imagenet_c_names, noisetrain.data.imagenet_layout; "
+        "import sys, noisetrain.data.corruption_names, noisetrain.data.imagenet_layout; "
         "heavy = {'numpy', 'torch', 'PIL'} & set(sys.modules); assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -18,8 +18,8 @@ from conftest import BIN, ENV, REPO
 from helpers import fake_imagenet
 
 from noisetrain.config import expand_methods, validate_config
+from noisetrain.data.corruption_names import IMAGENET_C_CORRUPTIONS
 from noisetrain.data.imagenet import corrupted_transform, eval_transform, image_folder, read_val_list, write_val_list
-from noisetrain.data.imagenet_c_names import IMAGENET_C_CORRUPTIONS
 from noisetrain.data.sample_images import make_sample_imagenet
 from noisetrain.data.set_index import write_set_index
 from noisetrain.errors import NoisetrainError
@@ -70,6 +70,16 @@ def test_smoke_study_writes_every_table_and_figure(smoke):
                  "fig3_gaussian_eps_examples", "fig8_eps_examples"]:
         for ext in ["png", "pdf"]:
             assert (out / "figures" / f"{name}.{ext}").stat().st_size > 0
+
+
+def test_smoke_study_counts_its_cost_and_reruns_nothing(smoke):
+    """The same rule set as the small datasets': the compute-cost table of every job, and a rerun
+    of a finished study has nothing to do (before the tests below change the study)."""
+    cost = (results(smoke) / "report" / "benchmarks.md").read_text()
+    for job in ("| train ", "| predict ", "| generate_imagenet_c ", "| index_image_set ", "| measure_robustness "):
+        assert job in cost, job
+    result = snakemake(smoke, REPO / "config" / "imagenet_smoke.yaml", "-n", "--cores", "2")
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr, result.stderr[-2000:]
 
 
 def test_robustness_tables_have_the_measured_models(smoke):
@@ -259,7 +269,7 @@ def test_a_truncated_image_stops_its_set_naming_the_file(tmp_path):
     out = tmp_path / "predictions" / "m" / "manifest.json"
     result = subprocess.run(
         [str(BIN / "python"), str(REPO / "workflow_scripts" / "predict_model.py"), "--sets", str(index),
-         "--files", str(tmp_path / "val_files.json"), "--model",
+         "--files", str(tmp_path / "val_files.json"), "--model-spec",
          json.dumps({"architecture": "squeezenet1_1", "weights": "random"}), "--workers", "1", "--device", "cpu",
          "--out", str(out)],
         capture_output=True, text=True, timeout=120, env=ENV,

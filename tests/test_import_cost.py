@@ -24,7 +24,8 @@ def test_corruption_choice_and_report_jobs_import_no_torch():
 
 @pytest.mark.slow
 def test_small_data_jobs_import_no_torchvision_and_still_record_its_version():
-    statement = ("import evaluate, train; from noisetrain.report.records import provenance; "
+    statement = ("import score_model, train; from noisetrain.measure import evaluation; "
+                 "from noisetrain.report.records import provenance; "
                  "assert provenance({})['versions']['torchvision'][0].isdigit()")
     assert imported_heavy(statement) == {"torch"}  # foolbox only where an attack runs
     assert imported_heavy("import measure_robustness") == {"torch", "foolbox"}
@@ -33,4 +34,5 @@ def test_small_data_jobs_import_no_torchvision_and_still_record_its_version():
 @pytest.mark.slow
 def test_evaluation_jobs_import_no_pandas_or_scipy():
     # pandas serves the table jobs, scipy the corruptions' generation: neither an evaluation.
-    assert imported_heavy("import evaluate", heavy=("pandas", "scipy")) == set()
+    statement = "import predict_model, score_model; from noisetrain.measure import evaluation"
+    assert imported_heavy(statement, heavy=("pandas", "scipy")) == set()

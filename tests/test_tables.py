@@ -241,3 +241,40 @@ def test_fig6_names_each_sigma_set_as_the_tables_do():
     legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
     assert {"GNT mult: σ from a set", "GNT mult σ 0.25–1.5: σ from a set", "Speckle"} <= set(legend)
     figures.plt.close(fig)
+
+
+def test_every_figure_is_saved_atomically_as_png_and_pdf(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from noisetrain.report import figures, imagenet_figures
+
+    assert imagenet_figures.save is figures.save  # one save for every figure
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    figures.save(fig, tmp_path / "fig" / "a.png")
+    assert (tmp_path / "fig" / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "fig" / "a.pdf").read_bytes()[:5] == b"%PDF-"
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["a.pdf", "a.png"]  # no temporary file left
+
+    fig, _ = plt.subplots()
+    monkeypatch.setattr(fig, "savefig", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    before = (tmp_path / "fig" / "a.png").read_bytes()
+    with pytest.raises(Exception, match="cannot write .*a.png"):
+        figures.save(fig, tmp_path / "fig" / "a.png")
+    assert (tmp_path / "fig" / "a.png").read_bytes() == before  # the previous figure stays whole
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["a.pdf", "a.png"]
+
+
+def test_source_hash_follows_the_code(tmp_path):
+    from noisetrain.storage import source_hash
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    first = source_hash(tmp_path / "pkg")
+    (tmp_path / "pkg" / "notes.txt").write_text("not code")
+    assert source_hash(tmp_path / "pkg") == first  # only Python sources count
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    assert source_hash(tmp_path / "pkg") != first
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "b.py").write_text("")
+    assert source_hash(tmp_path / "pkg") != first  # a new module counts too

@@ -9,9 +9,18 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from conftest import CORRUPTIONS, FROM_SCRATCH, METHODS, REPO, snakemake
 
+from noisetrain.data import datasets
+from noisetrain.errors import InputError
 from noisetrain.measure.prediction_cache import accuracy_records
+
+
+def save_arrays(path, images, labels):
+    """A prepared dataset whose training and test arrays are the same images."""
+    split = datasets.Split(images, labels)
+    datasets.save(datasets.PreparedData(split, split, np.arange(len(labels)), "digits"), path)
 
 
 def test_every_target_exists(study):
@@ -164,18 +173,42 @@ def test_every_cli_has_help(script, monkeypatch):
 
 @pytest.mark.slow
 def test_cli_reports_a_missing_model_in_one_line(tmp_path):
+    model = tmp_path / "m.pt"
+    data = tmp_path / "d.npz"
+    save_arrays(data, np.zeros((4, 1, 8, 8), np.uint8), np.arange(4) % 2)
+    out = tmp_path / "x" / "manifest.json"
     result = subprocess.run(
-        [sys.executable, str(REPO / "workflow_scripts" / "evaluate.py"), "--model", str(tmp_path / "m.pt"),
-         "--data", str(tmp_path / "d.npz"), "--sets", str(tmp_path / "fog.npz"), "--method", "x",
-         "--predictions-out", str(tmp_path / "x" / "manifest.json"), "--clean-out", str(tmp_path / "o.json"),
-         "--corruptions-out", str(tmp_path / "c.json"), "--correct-out", str(tmp_path / "k.npz")],
+        [sys.executable, str(REPO / "workflow_scripts" / "predict_model.py"), "--model", str(model), "--data", str(data),
+         "--sets", str(tmp_path / "fog.npz"), "--out", str(out)],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1
-    model = tmp_path / "m.pt"
     expected = f"error: {model} does not exist: run the rule that writes it (snakemake {model})"
     assert result.stderr.strip().splitlines() == [expected]
-    assert not (tmp_path / "o.json").exists()
+    assert not out.exists()
+
+
+def test_scores_refuse_predictions_of_another_model(tmp_path):
+    """score_model reads the cache only where its entries are this model file's on these arrays."""
+    from noisetrain.measure.evaluation import correct_by_set, predict_arrays, test_arrays
+    from noisetrain.models.architectures import build_model
+    from noisetrain.models.model_file import save_model
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (12, 1, 28, 28), dtype=np.uint8), np.arange(12) % 3
+    save_arrays(tmp_path / "d.npz", images, labels)
+    models = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        models.append(tmp_path / f"m{seed}.pt")
+        save_model(build_model("madry_cnn", 1, 3), models[-1], arch="madry_cnn", in_channels=1, num_classes=3, info={})
+    out = tmp_path / "p" / "manifest.json"
+    predict_arrays(models[0], tmp_path / "d.npz", [], out, batch_size=5, device=torch.device("cpu"))
+    arrays = test_arrays(datasets.load(tmp_path / "d.npz"), [])
+    correct = correct_by_set(out, models[0], arrays)["clean"]
+    assert correct.shape == (12,) and correct.dtype == bool
+    with pytest.raises(InputError, match="rerun predict_model"):
+        correct_by_set(out, models[1], arrays)
 
 
 @pytest.mark.slow

@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from noisetrain.config_names import imagenet_c_corruptions, looks_like_file, sample_stylized_dir
-from noisetrain.data.corruption_names import MNIST_C_CORRUPTIONS
-from noisetrain.data.imagenet_c_names import IMAGENET_C_CORRUPTIONS, IMAGENET_C_EXTRAS
+from noisetrain.data.corruption_names import IMAGENET_C_CORRUPTIONS, IMAGENET_C_EXTRAS, MNIST_C_CORRUPTIONS
 from noisetrain.data.imagenet_layout import check_imagenet_c, check_imagenet_root
 from noisetrain.errors import ConfigError
 from noisetrain.models.architecture_names import TORCHVISION_ARCHITECTURES

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from noisetrain.data.imagenet_c_names import IMAGENET_C_CORRUPTIONS, IMAGENET_C_EXTRAS
+from noisetrain.data.corruption_names import IMAGENET_C_CORRUPTIONS, IMAGENET_C_EXTRAS
 from noisetrain.data.imagenet_layout import available_extras
 from noisetrain.models.architecture_names import DEFAULT_INPUT_SIZE, SMALL_DATA_ARCHITECTURES, TORCHVISION_ARCHITECTURES
 

@@ -95,3 +95,13 @@ def file_fingerprint(path: str | Path, chunk: int = 1 << 22) -> str:
     except OSError as exc:
         raise CheckpointError(f"cannot read {path} ({exc.strerror or exc})") from exc
     return f"file:{size}:{digest.hexdigest()[:16]}"
+
+
+def source_hash(folder: str | Path) -> str:
+    """Short hash of the Python sources under ``folder`` (names and bytes): a rule parameter, so that
+    a change in that code reruns the jobs it shapes."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*.py")):
+        digest.update(f"{path.relative_to(folder)}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from noisetrain.data.corruption_names import CATEGORIES, MNIST_C_CORRUPTIONS
+from noisetrain.data.corruption_names import MNIST_C_CATEGORIES as CATEGORIES
+from noisetrain.data.corruption_names import MNIST_C_CORRUPTIONS
 from noisetrain.data.datasets import PreparedData, load_npz, to_uint8
 from noisetrain.errors import DataError, InputError
 from noisetrain.storage import atomic_write

@@ -27,17 +27,16 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from noisetrain.data.imagenet import CROP_SIZE, eval_crop, image_folder, relative_files, save_jpeg
-
 # Names live in a numpy-free module, so the config validation can import them.
-from noisetrain.data.imagenet_c_names import (
+from noisetrain.data.corruption_names import (
     ALL_CORRUPTIONS,
-    CATEGORIES,
     IMAGENET_C_CORRUPTIONS,
     IMAGENET_C_EXTRAS,
     NOISE_CORRUPTIONS,
     SEVERITIES,
 )
+from noisetrain.data.corruption_names import IMAGENET_C_CATEGORIES as CATEGORIES
+from noisetrain.data.imagenet import CROP_SIZE, eval_crop, image_folder, relative_files, save_jpeg
 
 # The layout checks are standard-library only (the config validation runs them); re-exported here.
 from noisetrain.data.imagenet_layout import IMAGENET_C_LAYOUT, available_extras, check_corruption_names, check_imagenet_c

@@ -12,7 +12,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from noisetrain.data.imagenet_c_names import CATEGORIES, IMAGENET_C_EXTRAS, SEVERITIES
+from noisetrain.data.corruption_names import IMAGENET_C_CATEGORIES as CATEGORIES
+from noisetrain.data.corruption_names import IMAGENET_C_EXTRAS, SEVERITIES
 from noisetrain.errors import ConfigError, DataError
 
 LAYOUT = "<root>/{train,val}/<wnid>/<image>.JPEG"

@@ -38,7 +38,8 @@ from scipy import ndimage
 from skimage import feature
 
 # Names and categories live in a numpy-free module, so the config validation can import them.
-from noisetrain.data.corruption_names import CATEGORIES, MNIST_C_CORRUPTIONS
+from noisetrain.data.corruption_names import MNIST_C_CATEGORIES as CATEGORIES
+from noisetrain.data.corruption_names import MNIST_C_CORRUPTIONS
 from noisetrain.errors import InputError
 
 __all__ = ["MNIST_C_CORRUPTIONS", "CATEGORIES", "corrupt_image", "corrupt_images"]

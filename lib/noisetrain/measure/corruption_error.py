@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from noisetrain.data.imagenet_c_names import IMAGENET_C_CORRUPTIONS, IMAGENET_C_EXTRAS, SEVERITIES
+from noisetrain.data.corruption_names import IMAGENET_C_CORRUPTIONS, IMAGENET_C_EXTRAS, SEVERITIES
 from noisetrain.errors import InputError
 
 # The 15 benchmark corruptions in Table 9 / Table 10 order, and the four extras (not in the mCE).

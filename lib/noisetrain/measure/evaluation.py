@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from noisetrain.data import corruptions, datasets
 from noisetrain.data.datasets import array_hash, to_float
 from noisetrain.errors import InputError
-from noisetrain.measure.prediction_cache import ImageSet, top1_correct
+from noisetrain.measure.prediction_cache import ImageSet, cached_entries, entry_key, evaluate_model, top1_correct
+from noisetrain.models.model_file import load_model
+from noisetrain.storage import file_fingerprint
 
 
 @torch.no_grad()
@@ -104,3 +108,42 @@ def correct_in_order(entries: Mapping[int, dict], severities: np.ndarray | None,
     for level, entry in entries.items():
         correct[levels == level] = top1_correct(entry)
     return correct
+
+
+def test_arrays(data: datasets.PreparedData, set_paths: list[str | Path]) -> dict[str, dict]:
+    """The clean test arrays and each corrupted test set (<corruption>.npz), by name: images,
+    labels and each image's severity (None for the clean set). Unknown corruption names fail first."""
+    names = [Path(path).stem for path in set_paths]
+    corruptions.categories(names)
+    arrays = {"clean": {"images": data.test.images, "labels": data.test.labels, "severities": None}}
+    arrays.update({name: corruptions.load_set(path) for name, path in zip(names, set_paths)})
+    return arrays
+
+
+def predict_arrays(model_path: str | Path, data_path: str | Path, set_paths: list[str | Path], out: str | Path, *,
+                   batch_size: int, device: torch.device) -> dict:
+    """Bring the prediction cache of one model file up to date on the clean test set and every
+    corrupted set, each severity a set; ``out`` is its manifest, ``<model>/manifest.json``."""
+    model, _ = load_model(model_path)
+    data = datasets.load(data_path)
+    arrays = test_arrays(data, set_paths)
+    sets = [s for name, a in arrays.items()
+            for s in array_sets(name, a["images"], a["labels"], a["severities"], batch_size=batch_size)]
+    fingerprint = file_fingerprint(model_path)  # the file's hash: architecture and weights
+    return evaluate_model(Path(out).parent, fingerprint, lambda: model, sets, data.test.images.shape[-1], device, amp=False)
+
+
+def correct_by_set(manifest: str | Path, model_path: str | Path, arrays: Mapping[str, dict]) -> dict[str, np.ndarray]:
+    """Per-image top-1 correctness of each array set, in the arrays' order, from the cache of the
+    model in ``model_path``; predictions of another model file or of other images are refused."""
+    entries: dict[str, dict] = {}
+    for listed, entry in cached_entries(manifest):
+        entries.setdefault(listed["corruption"], {})[listed["severity"]] = entry
+    fingerprint = file_fingerprint(model_path)
+    for name, a in arrays.items():
+        for image_set in array_sets(name, a["images"], a["labels"], a["severities"]):
+            entry = entries.get(name, {}).get(image_set.severity)
+            if entry is None or entry["key"] != entry_key(fingerprint, image_set.content):
+                raise InputError(f"{manifest} holds no predictions of {model_path} on the current {name} set "
+                                 f"(severity {image_set.severity}): rerun predict_model for this model")
+    return {name: correct_in_order(entries[name], a["severities"], len(a["labels"])) for name, a in arrays.items()}

@@ -69,3 +69,8 @@ def load_weights(model: nn.Module, state_dict: dict, source: str | Path) -> None
         first = str(exc).strip().splitlines()
         raise CheckpointError(f"{source} does not fit the {type(model).__name__} being built: "
                               f"{' '.join(line.strip() for line in first[1:3]) or first[0]}") from exc
+
+
+def read_info(path: str | Path) -> dict:
+    """The provenance a model file stores (its training spec, data and code version)."""
+    return read_model_file(path).get("info", {})

@@ -18,17 +18,22 @@ from noisetrain import methods  # noqa: E402
 from noisetrain.report.paper import PAPER_DATASETS, paper_value  # noqa: E402
 from noisetrain.report.sweep_choice import is_main_model, sweep_sigmas  # noqa: E402
 from noisetrain.report.tables import method_label  # noqa: E402
+from noisetrain.storage import atomic_write  # noqa: E402
 
 if TYPE_CHECKING:
     import torch
 
 
 def save(fig, png_path: str | Path, pdf_path: str | Path | None = None) -> None:
+    """The figure as PNG (150 dpi) and PDF (beside it unless ``pdf_path``), each written atomically:
+    a killed job never leaves a half-written figure under its final name. Every figure goes through here."""
     png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=150, bbox_inches="tight")
-    fig.savefig(pdf_path or png_path.with_suffix(".pdf"), bbox_inches="tight")
-    plt.close(fig)
+    pdf_path = Path(pdf_path) if pdf_path is not None else png_path.with_suffix(".pdf")
+    try:
+        for path, fmt, options in ((png_path, "png", {"dpi": 150}), (pdf_path, "pdf", {})):
+            atomic_write(path, lambda tmp, fmt=fmt, options=options: fig.savefig(tmp, format=fmt, bbox_inches="tight", **options))
+    finally:
+        plt.close(fig)
 
 
 def sigma_set(spec: dict) -> list[float]:

@@ -27,23 +27,12 @@ from PIL import Image, ImageOps  # noqa: E402
 
 from noisetrain.errors import InputError  # noqa: E402
 from noisetrain.measure.corruption_error import BENCHMARK_CORRUPTIONS  # noqa: E402
+from noisetrain.report.figures import save  # noqa: E402  (the one atomic save of every figure)
 from noisetrain.report.imagenet_tables import NOISE_CORRUPTIONS, REQUIRED_COLUMNS, Measured  # noqa: E402
-from noisetrain.storage import atomic_write  # noqa: E402
 
 POSTERIZE_BITS = (1, 2, 3, 4)
 # ImageNet-C images are the validation images resized to 256 (shorter side) and centre-cropped to 224.
 RESIZE, CROP = 256, 224
-
-
-def save(fig, png_path: str | Path, pdf_path: str | Path | None = None) -> None:
-    """The figure as PNG (150 dpi) and PDF (beside it unless ``pdf_path``), each written atomically."""
-    png_path = Path(png_path)
-    pdf_path = Path(pdf_path) if pdf_path is not None else png_path.with_suffix(".pdf")
-    try:
-        for path, fmt, options in ((png_path, "png", {"dpi": 150}), (pdf_path, "pdf", {})):
-            atomic_write(path, lambda tmp, fmt=fmt, options=options: fig.savefig(tmp, format=fmt, bbox_inches="tight", **options))
-    finally:
-        plt.close(fig)
 
 
 def accuracy_vs_severity(accuracy: pd.DataFrame, models: Mapping[str, dict] | None = None, selected: Sequence[str] | None = None):
