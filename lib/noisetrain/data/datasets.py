@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from noisetrain.data.stratified import stratified_subset
 from noisetrain.errors import DataError, InputError
 from noisetrain.storage import atomic_write
 
@@ -91,17 +92,6 @@ def array_hash(*arrays) -> str:
 
 def data_hash(data: PreparedData) -> str:
     return array_hash(data.train.images, data.train.labels, data.test.images, data.test.labels)
-
-
-def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
-    """Indices of a class-balanced subset of ``size`` items (all indices when size is None)."""
-    from sklearn.model_selection import train_test_split
-
-    index = np.arange(len(labels))
-    if size is None or size >= len(labels):
-        return index
-    chosen, _ = train_test_split(index, train_size=size, stratify=labels, random_state=seed)
-    return np.sort(chosen)
 
 
 def digits_images() -> tuple[np.ndarray, np.ndarray]:

@@ -1,13 +1,32 @@
-"""Stratified subsets of labelled items, without torchvision (the small datasets' robustness jobs
-need none, and importing the ImageNet modules costs seconds a job)."""
+"""Stratified subsets of labelled items, every sampler of the pipeline in one place, without
+torchvision (the small datasets' jobs need none, and importing the ImageNet modules costs seconds).
+
+Two algorithms, each kept for the draws it has always made (the tables depend on them):
+
+- :func:`stratified_subset`: scikit-learn's stratified split, for the small datasets' train and
+  test subsets and their measured images;
+- :func:`stratified_indices`: equal shares per class by water-filling, for image folders, whose
+  sets hold as few as one image per class (scikit-learn's split refuses those). The val list, the
+  held-out training images and the robustness set draw their files through it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from noisetrain.config_names import IMAGE_FOLDER_DATASETS
-from noisetrain.data.datasets import stratified_subset
 from noisetrain.errors import ConfigError
+
+
+def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
+    """Indices of a class-balanced subset of ``size`` items (all indices when size is None)."""
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(labels))
+    if size is None or size >= len(labels):
+        return index
+    chosen, _ = train_test_split(index, train_size=size, stratify=labels, random_state=seed)
+    return np.sort(chosen)
 
 
 def _quotas(counts: dict[str, int], n: int, rng: np.random.Generator) -> dict[str, int]:
