@@ -235,14 +235,15 @@ rule figure_accuracy:
     params:
         models=json.dumps(STUDY.eval_models, sort_keys=True),
         val=STUDY.val_dir,
-        jpeg_dir=STUDY.jpeg_dir(),
+        # Fig 9 only with jpeg_compression: no flag at all without it (an empty quoted value vanishes).
+        jpeg=f"--jpeg-dir {shell_quote(STUDY.jpeg_dir())}" if STUDY.jpeg_dir() else "",
         example=config["report"]["example_index"],
         out_dir=output_dir,
         report_code=REPORT_CODE,
     shell:
         logged(
             "python {input.script:q} --accuracy {input.accuracy:q} --models {params.models:q} --val {params.val:q} "
-            "--files {input.files:q} --jpeg-dir {params.jpeg_dir:q} --example-index {params.example} --out-dir {params.out_dir:q}"
+            "--files {input.files:q} {params.jpeg} --example-index {params.example} --out-dir {params.out_dir:q}"
         )
 
 

@@ -58,6 +58,12 @@ def test_validation_does_not_modify_the_input():
          "methods.x", "'sigmas' was unexpected"),
         ({"dataset": {"name": "cifar"}}, "dataset.name", "'cifar' is not one of"),
         ({"train": {"clean_fraction": 1.5}}, "train.clean_fraction", "1.5 is greater than the maximum of 1"),
+        # issue 20: each of these started jobs that then failed
+        ({"dataset": {"name": "digits", "seed": -1}}, "dataset.seed", "-1 is less than the minimum of 0"),
+        ({"seed": -3}, "seed", "-3 is less than the minimum of 0"),
+        ({"dataset": {"name": "digits", "subset_train": 5}}, "dataset.subset_train",
+         "5 images cannot hold each of the 10 classes"),
+        ({"dataset": {"name": "digits", "subset_test": 9}}, "dataset.subset_test", "ask for 10 or more"),
     ],
 )
 def test_malformed_config_names_key_and_expectation(patch, where, expected):
@@ -225,6 +231,13 @@ methods:
   ant3x3: {<<: *ant, kernel: "3x3"}  # overriding a merged key is not a duplicate
   ant1x1: {kind: ant, eps: 3.0}
 """
+
+
+def test_a_config_that_is_not_a_mapping_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- dataset\n- methods\n")
+    with pytest.raises(ConfigError, match=r"list.yaml holds a YAML list, not a mapping of keys \(dataset:, methods:"):
+        cfg.load_yaml_strict(path)
 
 
 def test_duplicate_yaml_keys_are_rejected(tmp_path):

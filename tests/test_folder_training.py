@@ -123,3 +123,37 @@ def test_a_stylized_folder_that_does_not_mirror_train_is_refused(images, tmp_pat
     next(stylized.rglob("*.JPEG")).unlink()
     with pytest.raises(DataError, match="lacks 1 of the 12 listed images"):
         FolderSource(images / "train", images / "val", None, CLASSES, 0, stylized_dir=stylized)
+
+
+def test_file_names_that_are_not_utf8_train_and_index(tmp_path):
+    """Real file systems hold names that are not UTF-8 (byte 0xff): the training source's identity,
+    the set index and ImageNet-C's per-image seed take them (issue 20, case 11), and UTF-8 names
+    give the same ids as before (their bytes, as str.encode gave them)."""
+    import os
+    import zlib
+
+    import numpy as np
+
+    from noisetrain.data.datasets import array_hash
+    from noisetrain.data.imagenet import relative_files
+    from noisetrain.data.imagenet_c import _seed_state
+    from noisetrain.data.set_index import write_set_index
+
+    root = tmp_path / "images"
+    make_sample_imagenet(root, classes=3, train_per_class=2, val_per_class=1, size=48)
+    plain = FolderSource(root / "train", root / "val", None, CLASSES, 0)
+    as_before = array_hash(np.frombuffer("\n".join(plain.files).encode(), np.uint8),
+                           np.frombuffer("\n".join(relative_files(plain.heldout)).encode(), np.uint8),
+                           np.asarray(plain.dataset.images.targets))
+    assert plain.identity() == as_before
+    seeds = np.random.SeedSequence([0, zlib.crc32(b"fog"), 3, zlib.crc32(b"n00000000/a.JPEG")]).generate_state(4)
+    assert np.array_equal(_seed_state(0, "fog", 3, "n00000000/a.JPEG"), seeds)
+
+    first = sorted((root / "train" / CLASSES[0]).iterdir())[0]
+    os.rename(first, os.path.join(os.fsencode(first.parent), b"\xff" + os.fsencode(first.name)))
+    source = FolderSource(root / "train", root / "val", None, CLASSES, 0)
+    odd = next(name for name in source.files if "\udcff" in name)
+    assert source.identity() != plain.identity()
+    assert len(_seed_state(0, "fog", 3, odd)) == 4
+    index = write_set_index(root / "train", source.files, CLASSES, "clean", 0, tmp_path / "index.json")
+    assert index["images"] == len(source.files)

@@ -344,3 +344,49 @@ def test_sample_imagenet_is_deterministic_and_large_enough(sample_root, tmp_path
 def test_too_many_sample_classes_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match=f"{len(PHOTOS) + 1} sample classes .* only {len(PHOTOS)}"):
         make_sample_imagenet(tmp_path, classes=len(PHOTOS) + 1)
+
+
+# ------------------------------------------------------------------ odd files (issue 20, cases 4, 5, 10)
+
+
+def test_a_16_bit_image_is_scaled_to_8_bits_not_clipped_to_white(tmp_path):
+    grey = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)
+    Image.fromarray(grey).save(tmp_path / "g16.JPEG", format="PNG")  # a 16-bit PNG named .JPEG
+    Image.fromarray(np.rint(grey / 257).astype(np.uint8)).save(tmp_path / "g8.png")
+    got, want = np.asarray(inet.load_rgb(tmp_path / "g16.JPEG")), np.asarray(inet.load_rgb(tmp_path / "g8.png"))
+    assert got.shape == (64, 64, 3) and np.array_equal(got, want)
+    assert abs(got.mean() - grey.mean() / 257) < 0.5  # not 255 throughout, as PIL's own conversion gives
+
+
+def test_32_bit_pixels_are_refused_naming_the_file(tmp_path):
+    Image.fromarray(np.full((8, 8), 70000, np.int32), mode="I").save(tmp_path / "deep.JPEG", format="TIFF")
+    with pytest.raises(DataError, match=r"deep\.JPEG holds I pixels .*convert it to an 8-bit image"):
+        inet.load_rgb(tmp_path / "deep.JPEG")
+
+
+def test_an_oversized_image_is_named_as_too_large_not_corrupt(tmp_path, monkeypatch):
+    write_solid(tmp_path / "big.JPEG", (10, 20, 30), size=64)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64 // 4)  # PIL refuses above twice the limit
+    with pytest.raises(DataError) as caught:
+        inet.load_rgb(tmp_path / "big.JPEG")
+    assert "big.JPEG has more pixels than PIL reads" in str(caught.value) and "corrupt" not in str(caught.value)
+
+
+def test_links_that_lead_to_no_file_are_named(tmp_path):
+    make_sample_imagenet(tmp_path, classes=2, train_per_class=1, val_per_class=3, size=48)
+    wnid = sorted(p.name for p in (tmp_path / "val").iterdir())[0]
+    (tmp_path / "val" / wnid / "gone.JPEG").symlink_to(tmp_path / "nowhere.JPEG")
+    with pytest.raises(DataError, match=rf"{wnid} holds 1 link\(s\) that lead to no file \(gone\.JPEG\)"):
+        inet.write_val_list(tmp_path / "val", None, 0, tmp_path / "files.json")
+    assert not (tmp_path / "files.json").exists()
+
+
+def test_an_imagenet_c_file_of_another_size_is_named(tmp_path):
+    classes = WNIDS[:2]
+    for i, wnid in enumerate(classes):
+        write_solid(tmp_path / "fog" / wnid / "a.JPEG", COLOURS[i], size=224)
+    Image.new("RGB", (200, 224)).save(tmp_path / "fog" / classes[1] / "b.JPEG")
+    dataset = inet.image_folder(tmp_path / "fog", inet.corrupted_transform(224), classes=classes, size=(224, 224))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=3)
+    with pytest.raises(DataError, match=r"b\.JPEG is 200x224, not the 224x224 of the set's other images"):
+        next(iter(loader))

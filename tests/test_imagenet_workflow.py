@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +196,22 @@ def test_regenerated_imagenet_c_is_evaluated_anew(smoke, tmp_path):
         direct = model(images).topk(4, dim=1).indices.numpy()
     entry = np.load(results(smoke) / "predictions" / "vanilla" / "gaussian_noise" / f"{SEVERITIES[0]}.npz")
     assert np.array_equal(entry["top5"], direct)
+
+
+@pytest.mark.slow
+def test_a_study_without_jpeg_compression_plans_no_fig9(tmp_path):
+    """Fig 9 shows an ImageNet-C JPEG image: without jpeg_compression the study neither plans it nor
+    asks the figure job for it, and that job's command line parses (issue 20, case 12)."""
+    config = dict(SMOKE, imagenet_c={**SMOKE["imagenet_c"], "corruptions": ["gaussian_noise", "defocus_blur"]})
+    result = snakemake(tmp_path, write_config(tmp_path / "nojpeg.yaml", config), "-n", "-p", "--cores", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "fig9" not in result.stdout and "jpeg_compression" not in result.stdout
+    command = next(line for line in result.stdout.splitlines() if "python " in line and "plot_imagenet.py" in line)
+    args = shlex.split(command[command.index("plot_imagenet.py") :].split(" 2>&1")[0])[1:]
+    sys.path.insert(0, str(REPO / "workflow_scripts"))
+    import plot_imagenet
+
+    assert plot_imagenet.get_parser().parse_args(args).jpeg_dir is None
 
 
 # ---------------------------------------------------------------- the paper's config, dry-run

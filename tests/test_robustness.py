@@ -6,6 +6,7 @@ import torch
 from helpers import fit_full_batch
 from torch import nn
 
+from noisetrain.errors import TrainingError
 from noisetrain.measure import robustness
 from noisetrain.measure.evaluation import accuracy
 
@@ -70,3 +71,15 @@ def test_adversarial_rows_record_the_budget():
                                                             "l2_ddn": {"epsilon": 0.5, "steps": 5, "gamma": 0.05}}, seed=0)
     assert [(r["corruption"], r["severity"]) for r in rows] == [("linf_pgd", 0.05), ("l2_ddn", 0.5)]
     assert all(0.0 <= r["value"] <= accuracy(net, x[:50], y[:50]) for r in rows)
+
+
+def test_a_diverging_fresh_generator_stops_in_one_line_naming_its_learning_rate():
+    """robustness.an_lr too high: the same guard as training's generators (issue 20), not an index
+    error from the rescaling of non-finite noise."""
+    net, x, y = trained_net()
+    with pytest.raises(TrainingError) as caught:
+        robustness.noise_robustness(net, x[:20], y[:20], x, y, seed=0, rel_tol=1e-2, an_seeds=2, an_steps=5, an_lr=1e30,
+                                    an_eps=1.5, an_batch_size=64)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("eps*_AN: fresh generator 1 of 2: the noise generator diverged")
+    assert message.endswith("(robustness.an_lr, now 1e+30)")

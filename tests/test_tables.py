@@ -264,17 +264,3 @@ def test_every_figure_is_saved_atomically_as_png_and_pdf(tmp_path, monkeypatch):
     assert (tmp_path / "fig" / "a.png").read_bytes() == before  # the previous figure stays whole
     assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["a.pdf", "a.png"]
 
-
-def test_source_hash_follows_the_code(tmp_path):
-    from noisetrain.storage import source_hash
-
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
-    first = source_hash(tmp_path / "pkg")
-    (tmp_path / "pkg" / "notes.txt").write_text("not code")
-    assert source_hash(tmp_path / "pkg") == first  # only Python sources count
-    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
-    assert source_hash(tmp_path / "pkg") != first
-    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
-    (tmp_path / "pkg" / "b.py").write_text("")
-    assert source_hash(tmp_path / "pkg") != first  # a new module counts too

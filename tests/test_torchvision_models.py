@@ -316,6 +316,23 @@ def test_an_existing_file_is_a_file_whatever_its_name(tmp_path, monkeypatch):
     assert not is_torchvision_weights("DEFAULT")
 
 
+@pytest.mark.parametrize("weights", ["ext.pkl", "w.gz", "w.zip", "w.safetensors", "sub/ext", "./ext",
+                                     "ResNet50_Weights.IMAGENET1K_V1", "DEFAULT", "random", "ext"])
+def test_a_weights_entry_is_a_file_by_the_loaders_rule(weights, tmp_path, monkeypatch):
+    """Snakemake's inputs (config_names.looks_like_file) and the loader decide alike (issue 20, case 2):
+    every entry the loader reads as a file is an input, so that replacing it reruns its jobs."""
+    from noisetrain.config_names import looks_like_file
+    from noisetrain.measure.imagenet_evaluation import model_weights
+
+    monkeypatch.chdir(tmp_path)
+    loaded = model_weights({"weights": weights})  # None: a random init
+    read_as_file = loaded is not None and not is_torchvision_weights(loaded)
+    assert looks_like_file(weights) is read_as_file
+    assert looks_like_file(weights) is (weights not in ("ResNet50_Weights.IMAGENET1K_V1", "DEFAULT", "random", "ext"))
+    (tmp_path / "ext").write_bytes(b"x")  # an existing file with a name-like name is a file, for both
+    assert looks_like_file("ext") and not is_torchvision_weights("ext")
+
+
 def test_unknown_weights_name_lists_the_valid_ones():
     with pytest.raises(ConfigError, match=r"IMAGENET1K_V9.*ResNet50_Weights\.IMAGENET1K_V1, ResNet50_Weights\.IMAGENET1K_V2"):
         load_classifier("resnet50", "IMAGENET1K_V9")

@@ -40,6 +40,8 @@ def main(args) -> None:
         jpeg = Path(args.jpeg_dir) / name.parent / f"{name.stem}.JPEG"
         write_fig9(jpeg, Path(args.val) / name, out / "fig9_jpeg_vs_posterize.png",
                    jpeg_title=f"ImageNet-C JPEG, severity {Path(args.jpeg_dir).name}")
+    else:
+        say("Fig 9 not drawn: imagenet_c.corruptions leaves out jpeg_compression, whose images it shows")
     say(f"figures -> {out}")
 
 

@@ -176,9 +176,13 @@ def load_yaml_strict(path: str | Path) -> dict:
         raise ConfigError(f"config error: file {path} does not exist")
     try:
         with open(path) as handle:
-            return yaml.load(handle, Loader=_StrictLoader) or {}
+            loaded = yaml.load(handle, Loader=_StrictLoader) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config error: {path} is not valid YAML ({exc.__class__.__name__})") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config error: {path} holds a YAML {type(loaded).__name__}, not a mapping of keys "
+                          "(dataset:, methods:, ...)")
+    return loaded
 
 
 def check_config_files(paths: list[str]) -> None:

@@ -11,7 +11,12 @@ from typing import Any
 
 from noisetrain.data.corruption_names import IMAGENET_C_CORRUPTIONS, IMAGENET_C_EXTRAS
 from noisetrain.data.imagenet_layout import available_extras
-from noisetrain.models.architecture_names import DEFAULT_INPUT_SIZE, SMALL_DATA_ARCHITECTURES, TORCHVISION_ARCHITECTURES
+from noisetrain.models.architecture_names import (
+    DEFAULT_INPUT_SIZE,
+    SMALL_DATA_ARCHITECTURES,
+    TORCHVISION_ARCHITECTURES,
+    is_torchvision_weights,
+)
 
 # In robustness.methods: the sweep's best single-sigma GNT model, known only once the sweep is evaluated.
 BEST_GNT = "best_gnt"
@@ -82,8 +87,10 @@ def imagenet_c_corruptions(config: dict) -> list[str]:
 
 
 def looks_like_file(weights: str) -> bool:
-    """A checkpoint path, as opposed to a torchvision weights name such as ResNet50_Weights.IMAGENET1K_V1."""
-    return "/" in weights or weights.endswith((".pt", ".pth", ".tar", ".ckpt", ".bin"))
+    """Whether a weights entry is a checkpoint file, by the one rule the loader uses too: anything
+    but a seeded random init and a torchvision weights name (architecture_names.is_torchvision_weights).
+    Such a file is an input of the jobs that read it, so that replacing it reruns them."""
+    return weights != RANDOM_WEIGHTS and not is_torchvision_weights(weights)
 
 
 def sweep_name(sigma: float) -> str:

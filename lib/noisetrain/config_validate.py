@@ -252,6 +252,21 @@ def _check_image_counts(config: dict) -> None:
         )
 
 
+# Classes of the small datasets: digits 0-9 in both.
+SMALL_DATA_CLASSES = 10
+
+
+def check_subsets(config: dict) -> None:
+    """A stratified subset holds at least one image of each class."""
+    for key in ("subset_train", "subset_test"):
+        size = config["dataset"][key]
+        if size is not None and size < SMALL_DATA_CLASSES:
+            raise ConfigError(
+                f"config error at 'dataset.{key}': {size} images cannot hold each of the {SMALL_DATA_CLASSES} classes "
+                f"of a stratified subset; ask for {SMALL_DATA_CLASSES} or more (null for all)"
+            )
+
+
 # ---------------------------------------------------------------------------------------------
 # Which checks each dataset kind runs
 
@@ -265,7 +280,8 @@ class Checks:
 
 CHECKS = {
     "arrays": Checks(
-        config=(check_architecture, check_small_data_keys, check_seeds, check_corruption_names, check_dataset_root),
+        config=(check_architecture, check_small_data_keys, check_subsets, check_seeds, check_corruption_names,
+                check_dataset_root),
         methods=(check_kinds, check_eps_choices, check_robustness_methods),
     ),
     "image_folders": Checks(

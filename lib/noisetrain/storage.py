@@ -29,11 +29,15 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = 
         path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         tmp.replace(path)
-    except OSError as exc:
+    except BaseException as exc:  # an interrupt too: a temporary file must never stay behind
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write {path} ({exc.strerror or exc}): check that its folder is writable "
-                              "and the disk has room") from exc
+        # torch.save reports a full disk as a RuntimeError ("PytorchStreamWriter failed writing file")
+        if isinstance(exc, OSError | RuntimeError):
+            cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip().splitlines()[-1]
+            raise CheckpointError(f"cannot write {path} ({cause}): check that its folder is writable "
+                                  "and the disk has room; the previous file, if any, is intact") from exc
+        raise
     return path
 
 
@@ -105,3 +109,9 @@ def source_hash(folder: str | Path) -> str:
         digest.update(f"{path.relative_to(folder)}\0".encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def name_bytes(name: str) -> bytes:
+    """The bytes of a file name as the file system holds them: names that are not UTF-8 (Python
+    decodes their bytes to surrogates) hash and seed like any other, and UTF-8 names as before."""
+    return name.encode("utf-8", "surrogateescape")

@@ -12,6 +12,7 @@ Corrupt or truncated files are errors naming the file, never silently padded ima
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -79,8 +80,9 @@ def corrupted_transform(input_size: int) -> transforms.Compose:
     return transforms.Compose([*steps, transforms.ToTensor()])
 
 
-def load_rgb(path: str | Path) -> Image.Image:
-    """Decode one image fully to RGB; a corrupt or truncated file is a DataError naming it."""
+def load_rgb(path: str | Path, size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode one image fully to RGB; a corrupt or truncated file, pixels deeper than 16 bits, and
+    (with ``size``: ImageNet-C's stored crops) an image of another width x height are DataErrors naming it."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise DataError(
             f"PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True (set by other code) while reading {path}: "
@@ -91,12 +93,31 @@ def load_rgb(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()  # decodes now, so a truncated file fails here and not later as grey padding
-            return image.convert("RGB")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            rgb = _eight_bit(image, path).convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise DataError(
+            f"image {path} has more pixels than PIL reads ({exc}): shrink it, or raise PIL.Image.MAX_IMAGE_PIXELS "
+            "if you trust the file"
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(
             f"cannot read image {path} ({exc.__class__.__name__}: {exc}): the file is corrupt or truncated; "
             "replace it with an intact copy"
         ) from exc
+    if size is not None and rgb.size != size:
+        raise DataError(f"image {path} is {rgb.size[0]}x{rgb.size[1]}, not the {size[0]}x{size[1]} of the set's other "
+                        "images: regenerate or re-extract the set")
+    return rgb
+
+
+def _eight_bit(image: Image.Image, path) -> Image.Image:
+    """8-bit pixels: 16-bit grey (PNG) scaled by 255 / 65535, as PIL's own conversion would clip it to white."""
+    if image.mode.startswith("I;16"):
+        pixels = np.asarray(image, dtype=np.float64) / 257.0
+        return Image.fromarray(np.rint(pixels).astype(np.uint8), mode="L")
+    if image.mode in ("I", "F"):
+        raise DataError(f"image {path} holds {image.mode} pixels (32-bit integer or float): convert it to an 8-bit image")
+    return image
 
 
 def save_jpeg(path: str | Path, image: np.ndarray, quality: int = 85) -> Path:
@@ -116,15 +137,17 @@ class ImageFolderSubset(ImageFolder):
     """An ImageFolder with a forced class list, an optional subset of files and a loader that fails loudly.
 
     ``classes`` fixes the label indices (an ImageNet-C folder uses the val classes); ``files`` keeps only
-    these ``<wnid>/<image>`` paths. Samples are sorted by class index, then file name.
+    these ``<wnid>/<image>`` paths; ``size`` (width, height) is every image's, where the set stores crops.
+    Samples are sorted by class index, then file name.
     """
 
     def __init__(
-        self, root: str | Path, transform=None, files: Iterable[str] | None = None, classes: Iterable[str] | None = None
+        self, root: str | Path, transform=None, files: Iterable[str] | None = None, classes: Iterable[str] | None = None,
+        size: tuple[int, int] | None = None,
     ):
         self._files = None if files is None else sorted({str(_relative(name)) for name in files})
         self._forced = None if classes is None else list(classes)
-        super().__init__(str(root), transform=transform, loader=load_rgb)
+        super().__init__(str(root), transform=transform, loader=partial(load_rgb, size=size))
 
     def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
         present = class_folders(directory)
@@ -170,10 +193,11 @@ class ImageFolderSubset(ImageFolder):
 
 
 def image_folder(
-    split_dir: str | Path, transform=None, files: Iterable[str] | None = None, classes: Iterable[str] | None = None
+    split_dir: str | Path, transform=None, files: Iterable[str] | None = None, classes: Iterable[str] | None = None,
+    size: tuple[int, int] | None = None,
 ) -> ImageFolderSubset:
     """Factory for :class:`ImageFolderSubset`."""
-    return ImageFolderSubset(split_dir, transform=transform, files=files, classes=classes)
+    return ImageFolderSubset(split_dir, transform=transform, files=files, classes=classes, size=size)
 
 
 def relative_files(dataset: ImageFolder) -> list[str]:

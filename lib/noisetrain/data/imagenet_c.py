@@ -41,6 +41,7 @@ from noisetrain.data.imagenet import CROP_SIZE, eval_crop, image_folder, relativ
 # The layout checks are standard-library only (the config validation runs them); re-exported here.
 from noisetrain.data.imagenet_layout import IMAGENET_C_LAYOUT, available_extras, check_corruption_names, check_imagenet_c
 from noisetrain.errors import InputError
+from noisetrain.storage import name_bytes
 
 __all__ = [
     "ALL_CORRUPTIONS",
@@ -65,7 +66,7 @@ _RECIPE = frozenset({"elastic_transform", "frost", "snow"})
 
 
 def _seed_state(seed: int, corruption: str, severity: int, key: str) -> np.ndarray:
-    entropy = [int(seed) % 2**64, zlib.crc32(corruption.encode()), int(severity), zlib.crc32(key.encode())]
+    entropy = [int(seed) % 2**64, zlib.crc32(corruption.encode()), int(severity), zlib.crc32(name_bytes(key))]
     return np.random.SeedSequence(entropy).generate_state(4)  # uint32 words
 
 

@@ -44,8 +44,16 @@ def class_folders(split_dir: str | Path) -> list[str]:
 
 
 def image_files(class_dir: str | Path) -> list[str]:
-    """Sorted image file names in one class folder."""
-    return sorted(entry.name for entry in os.scandir(class_dir) if entry.is_file() and is_image(entry.name))
+    """Sorted image file names in one class folder; links that lead to no file are named, never
+    left out in silence (the set would shrink unnoticed)."""
+    names, broken = [], []
+    for entry in os.scandir(class_dir):
+        if is_image(entry.name):
+            (names if entry.is_file() else broken if entry.is_symlink() else []).append(entry.name)
+    if broken:
+        raise DataError(f"{class_dir} holds {len(broken)} link(s) that lead to no file ({few(sorted(broken))}): "
+                        "restore their targets or remove the links")
+    return sorted(names)
 
 
 def _has_image(class_dir: Path) -> bool:

@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from noisetrain.errors import DataError, InputError
-from noisetrain.storage import read_json_file, write_json
+from noisetrain.storage import name_bytes, read_json_file, write_json
 
 INDEX_KEYS = ("corruption", "severity", "source", "images", "bytes", "listing", "content")
 
 
 def _update(digest, *parts: str) -> None:
     for part in parts:
-        digest.update(part.encode("utf-8", "surrogateescape"))
+        digest.update(name_bytes(part))
         digest.update(b"\0")  # no name contains NUL: the joined parts are unambiguous
 
 

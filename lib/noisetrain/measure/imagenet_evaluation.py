@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from noisetrain.config_names import RANDOM_WEIGHTS
-from noisetrain.data.imagenet import corrupted_transform, eval_transform, image_folder, read_val_list, relative_files
+from noisetrain.data.imagenet import CROP_SIZE, corrupted_transform, eval_transform, image_folder, read_val_list, relative_files
 from noisetrain.data.set_index import listing_hash, read_set_index
 from noisetrain.errors import DataError
 from noisetrain.measure.prediction_cache import ImageSet, evaluate_model
@@ -43,9 +43,9 @@ def cache_model(spec: dict, classes: list[str], seed: int = 0) -> tuple[str, par
     return fingerprint, partial(load_classifier, spec["architecture"], weights, num_classes=num_classes, seed=seed), size
 
 
-def _folder_loader(source: str, transform, files: list[str], classes: list[str], batch_size: int, workers: int,
-                   pin_memory: bool, size: int) -> DataLoader:
-    dataset = image_folder(source, transform(size), files=files, classes=classes)
+def _folder_loader(source: str, transform, stored: tuple[int, int] | None, files: list[str], classes: list[str],
+                   batch_size: int, workers: int, pin_memory: bool, size: int) -> DataLoader:
+    dataset = image_folder(source, transform(size), files=files, classes=classes, size=stored)
     if relative_files(dataset) != files:  # the cache's row i is the list's file i
         raise DataError(f"{source} yields its images in another order than the val list; rerun list_val_images")
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin_memory,
@@ -64,8 +64,9 @@ def folder_sets(set_indexes: list[str | Path], listing: dict, *, batch_size: int
         if index["listing"] != listed or index["images"] != len(files):
             raise DataError(f"{path} indexes another image list than the evaluation's: rerun the rule that writes it")
         set_name = (index["corruption"], index["severity"])
-        transform = eval_transform if set_name == CLEAN else corrupted_transform
-        loader = partial(_folder_loader, index["source"], transform, files, classes, batch_size, workers, pin_memory)
+        # ImageNet-C stores 224 x 224 crops: a file of another size is named, not a batch that fails to stack.
+        transform, stored = (eval_transform, None) if set_name == CLEAN else (corrupted_transform, (CROP_SIZE, CROP_SIZE))
+        loader = partial(_folder_loader, index["source"], transform, stored, files, classes, batch_size, workers, pin_memory)
         sets.append(ImageSet(*set_name, content=index["content"], images=index["images"], loader=loader))
     return sets
 

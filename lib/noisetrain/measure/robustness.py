@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from noisetrain.errors import TrainingError
 from noisetrain.measure.attacks import adversarial_accuracy
 from noisetrain.measure.decision_distance import (
     decision_distances,
@@ -136,18 +137,12 @@ def noise_robustness(
         log(f"eps*_{name.upper()} {median_epsilon(result.distances):.3f} ({result.forward_passes_per_image:.1f} passes/image)")
     medians, generators, diagnostics = [], [], []
     for k in range(an_seeds):
-        generator = fit_generator(
-            model,
-            train_x,
-            train_y,
-            eps=an_eps,
-            steps=an_steps,
-            lr=an_lr,
-            batch_size=an_batch_size,
-            depth=depth,
-            kernel=kernel,
-            seed=seed + 1000 * (k + 1),
-        )
+        try:
+            generator = fit_generator(model, train_x, train_y, eps=an_eps, steps=an_steps, lr=an_lr,
+                                      batch_size=an_batch_size, depth=depth, kernel=kernel, seed=seed + 1000 * (k + 1))
+        except TrainingError as exc:
+            where = f"eps*_AN: fresh generator {k + 1} of {an_seeds}"
+            raise TrainingError(f"{where}: {exc} (robustness.an_lr, now {an_lr:g})") from exc
         directions = generator_directions(generator, test_x.shape, seed + k)
         result = decision_distances(model, test_x, test_y, directions, rel_tol=rel_tol)
         medians.append(median_epsilon(result.distances))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import pickle
 import re
 import sys
@@ -32,6 +31,7 @@ from noisetrain.models.architecture_names import (
     INPUT_SIZE,
     TORCHVISION_ARCHITECTURES,
     input_size,
+    is_torchvision_weights,
 )
 from noisetrain.models.architectures import build_model, register_architecture
 from noisetrain.storage import file_fingerprint
@@ -59,10 +59,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # torchvision's slow truncated-normal init, and takes the input transform that torchvision's
 # pretrained InceptionV3 (and every model fine-tuned from it, as in the paper) expects.
 _BUILD_KWARGS: dict[str, dict] = {"inception_v3": {"aux_logits": True, "init_weights": False, "transform_input": True}}
-
-# Files whose name ends so are checkpoints, never a torchvision weights name.
-_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt", ".bin", ".pkl", ".gz", ".zip", ".safetensors")
-_WEIGHTS_NAME = re.compile(r"(?:[A-Za-z0-9_]+_weights\.)?[A-Za-z_][A-Za-z0-9_]*", re.IGNORECASE)
 
 # Containers a state dict is found under, in this order (training scripts, Lightning, robustness libraries).
 _STATE_DICT_KEYS = ("state_dict", "model", "model_state_dict", "net", "module")
@@ -137,22 +133,6 @@ for _architecture in TORCHVISION_ARCHITECTURES:
 
 
 # ---------------------------------------------------------------------------------------------- weights names
-
-
-def is_torchvision_weights(weights: str) -> bool:
-    """Whether ``weights`` names torchvision weights (``DEFAULT``, ``IMAGENET1K_V2``,
-    ``ResNet50_Weights.IMAGENET1K_V1``) rather than a checkpoint file.
-
-    An existing file, or a string that looks like a path (a folder separator, a checkpoint suffix
-    such as .pt / .pth / .tar), is a file, whether or not it exists.
-    """
-    if not isinstance(weights, str) or not weights:
-        return False
-    if "/" in weights or "\\" in weights or weights.startswith(("~", ".")) or weights.lower().endswith(_CHECKPOINT_SUFFIXES):
-        return False
-    if _WEIGHTS_NAME.fullmatch(weights) is None:
-        return False
-    return not os.path.exists(weights)
 
 
 def _full_name(weights) -> str:

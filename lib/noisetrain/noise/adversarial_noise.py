@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from noisetrain.errors import InputError
+from noisetrain.errors import InputError, TrainingError
 from noisetrain.noise.generators import NoiseGenerator
 from noisetrain.noise.rescaling import rescale_to_norm
 
@@ -26,8 +26,11 @@ def perturb(
     eps: float | torch.Tensor,
     rng: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Images ``x`` plus one generator noise sample each, clipped to [0, 1], change norm ``eps``."""
+    """Images ``x`` plus one generator noise sample each, clipped to [0, 1], change norm ``eps``.
+    A diverged generator's non-finite noise is a TrainingError, not garbage for the rescaling."""
     delta = generator(x, rng)
+    if not torch.isfinite(delta).all():
+        raise TrainingError("the noise generator diverged (non-finite noise)")
     return rescale_to_norm(x, delta.to(x.dtype), eps)
 
 
@@ -145,16 +148,27 @@ def fit_generator(
     generator.train()
     order = torch.empty(0, dtype=torch.long)
     with frozen(classifier):
-        for _ in range(steps):
+        for step in range(steps):
             if order.numel() < batch_size:
                 order = torch.randperm(n, generator=host_rng)
             idx, order = order[:batch_size], order[batch_size:]
             idx = idx.to(device)
-            loss = generator_loss(classifier, generator, images[idx], labels[idx], eps, noise_rng)
+            try:
+                loss = generator_loss(classifier, generator, images[idx], labels[idx], eps, noise_rng)
+            except TrainingError as exc:
+                raise _diverged(step, lr) from exc
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+    if not all(torch.isfinite(p).all() for p in generator.parameters()):
+        raise _diverged(steps, lr)
     return generator
+
+
+def _diverged(steps: int, lr: float) -> TrainingError:
+    """A generator whose learning rate is too high diverges to non-finite noise: stop, as training does."""
+    return TrainingError(f"the noise generator diverged (non-finite noise after {steps} of its Adam steps at lr {lr:g}): "
+                         "lower its learning rate")
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ from noisetrain.data.imagenet import eval_transform, image_folder, relative_file
 from noisetrain.data.imagenet_train import AugmentedImages, EpochOrder, train_loader, train_transform
 from noisetrain.errors import InputError
 from noisetrain.seeding import seed_of
+from noisetrain.storage import name_bytes
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.sources import Batch, chance_of
 
@@ -56,8 +57,8 @@ class FolderSource:
         return self.order.world_size
 
     def identity(self) -> str:
-        return array_hash(np.frombuffer("\n".join(self.files).encode(), np.uint8),
-                          np.frombuffer("\n".join(relative_files(self.heldout)).encode(), np.uint8),
+        return array_hash(np.frombuffer(name_bytes("\n".join(self.files)), np.uint8),
+                          np.frombuffer(name_bytes("\n".join(relative_files(self.heldout))), np.uint8),
                           np.asarray(self.dataset.images.targets))
 
     def steps_per_epoch(self, batch_size: int) -> int:
