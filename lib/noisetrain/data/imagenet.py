@@ -143,11 +143,11 @@ class ImageFolderSubset(ImageFolder):
 
     def __init__(
         self, root: str | Path, transform=None, files: Iterable[str] | None = None, classes: Iterable[str] | None = None,
-        size: tuple[int, int] | None = None,
+        size: tuple[int, int] | None = None, target_transform=None,
     ):
         self._files = None if files is None else sorted({str(_relative(name)) for name in files})
         self._forced = None if classes is None else list(classes)
-        super().__init__(str(root), transform=transform, loader=partial(load_rgb, size=size))
+        super().__init__(str(root), transform=transform, target_transform=target_transform, loader=partial(load_rgb, size=size))
 
     def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
         present = class_folders(directory)
@@ -194,10 +194,11 @@ class ImageFolderSubset(ImageFolder):
 
 def image_folder(
     split_dir: str | Path, transform=None, files: Iterable[str] | None = None, classes: Iterable[str] | None = None,
-    size: tuple[int, int] | None = None,
+    size: tuple[int, int] | None = None, target_transform=None,
 ) -> ImageFolderSubset:
     """Factory for :class:`ImageFolderSubset`."""
-    return ImageFolderSubset(split_dir, transform=transform, files=files, classes=classes, size=size)
+    return ImageFolderSubset(split_dir, transform=transform, files=files, classes=classes, size=size,
+                             target_transform=target_transform)
 
 
 def relative_files(dataset: ImageFolder) -> list[str]:
