@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -157,3 +158,17 @@ def test_file_names_that_are_not_utf8_train_and_index(tmp_path):
     assert len(_seed_state(0, "fog", 3, odd)) == 4
     index = write_set_index(root / "train", source.files, CLASSES, "clean", 0, tmp_path / "index.json")
     assert index["images"] == len(source.files)
+
+
+def test_a_corrupt_held_out_image_stops_training_before_any_step(images, tmp_path):
+    """Found after an epoch, the error would throw the epoch's work away (issue 20, case 8): the
+    held-out images are decoded once before training starts."""
+    root = tmp_path / "images"
+    shutil.copytree(images, root)
+    broken = sorted((root / "val" / CLASSES[1]).iterdir())[0]
+    broken.write_bytes(broken.read_bytes()[:200])
+    spec = spec_of(*GNT)
+    with pytest.raises(DataError, match=re.escape(str(broken))):
+        fit(root, spec, tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt" / "last.pt").exists()
+    assert not trainer.step_log_path(tmp_path / "ckpt").exists() or step_rows(tmp_path / "ckpt") == []

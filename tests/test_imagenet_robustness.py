@@ -190,7 +190,7 @@ def test_cuda_without_a_gpu_is_one_line(robustness_set, tmp_path, capsys):
             measure_robustness.main, measure_robustness.get_parser(), cli_args(robustness_set, tmp_path, "--device", "cuda")
         )
     assert info.value.code == 1
-    assert capsys.readouterr().err.startswith("error: config error at 'device': 'cuda' was asked for")
+    assert capsys.readouterr().err.startswith("error: config error at 'device': 'cuda' was asked for but this job cannot use")
     assert not (tmp_path / "noise_robustness.json").exists()
 
 

@@ -14,7 +14,7 @@ from noisetrain.cli import json_arg, run, say, set_threads
 from noisetrain.data import datasets
 from noisetrain.data.stratified import measured_subset
 from noisetrain.measure import robustness
-from noisetrain.models.devices import resolve_device
+from noisetrain.models.devices import describe_device, resolve_device
 from noisetrain.models.model_file import load_model
 from noisetrain.noise.generator_bank import GeneratorBank, write_bank
 from noisetrain.report import records
@@ -82,7 +82,7 @@ def main(args) -> None:
         model, info = load_model(args.model)
     model.to(device)
     say(
-        f"{args.method} on {device}: {len(data.test.labels)} test and {len(data.train.labels)} training images "
+        f"{args.method} on {describe_device(device)}: {len(data.test.labels)} test and {len(data.train.labels)} training images "
         f"of shape {tuple(data.test.images.shape[1:])}"
     )
     cfg = args.robustness
@@ -105,8 +105,7 @@ def main(args) -> None:
         an_batch_size=cfg["an_batch_size"],
         log=say,
     )
-    # Where it ran is part of the provenance when it was not the CPU (whose records stay as they were).
-    where = {} if device.type == "cpu" else {"device": device.type}
+    where = {"device": describe_device(device)}  # part of the provenance: the card, or the CPU
     settings = {"robustness": {**cfg, "an_eps": an_eps}, "seed": args.seed, **where}
     records.write_record(records.make_record(data.name, args.method, "noise_robustness", rows, info, settings), args.noise_out)
     write_bank(GeneratorBank.of(generators, an_eps), args.generators_out)

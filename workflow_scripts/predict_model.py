@@ -10,7 +10,7 @@ import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
 
 from noisetrain.cli import json_arg, run, say, set_threads
 from noisetrain.errors import InputError
-from noisetrain.models.devices import resolve_device
+from noisetrain.models.devices import describe_device, resolve_device
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -36,6 +36,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(args) -> None:
     set_threads(args.threads)
     device = resolve_device(args.device)
+    say(f"running on {describe_device(device)}")
     if (args.model is None) != (args.data is None):
         raise InputError("give --model with --data (arrays), or --model-spec with --files (image folders)")
     if args.files:  # imported here: the image-folder modules import torchvision (seconds a job)

@@ -42,6 +42,7 @@ from torch import nn
 from tqdm import tqdm
 
 from noisetrain.errors import DataError, InputError
+from noisetrain.models.devices import describe_device
 from noisetrain.storage import atomic_write, read_json_file, write_json
 
 TOP_K = 5
@@ -270,7 +271,9 @@ def evaluate_model(
                 "computed": computed,
             }
         )
-    manifest = {"model": model_dir.name, "fingerprint": fingerprint, "sets": listed}
+    # Where the sets computed now ran (the others keep their entries from before).
+    where = describe_device(torch.device(device))
+    manifest = {"model": model_dir.name, "fingerprint": fingerprint, "device": where, "sets": listed}
     write_json(manifest, model_dir / MANIFEST)
     return manifest
 

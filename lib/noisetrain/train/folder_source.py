@@ -87,6 +87,12 @@ class FolderSource:
         model.train(was_training)
         return correct / len(self.heldout)
 
+    def check_heldout(self) -> None:
+        """Decode every held-out image once before training: a corrupt one is named now, not after an
+        epoch whose work its error would lose."""
+        for _ in DataLoader(self.heldout, batch_size=_HELDOUT_BATCH, num_workers=self.workers):
+            pass
+
     def chance_level(self) -> float:
         return chance_of(torch.as_tensor(self.heldout.targets))
 

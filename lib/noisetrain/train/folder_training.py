@@ -13,7 +13,7 @@ from pathlib import Path
 
 from noisetrain.data.imagenet import read_val_list, stratified_files
 from noisetrain.measure.imagenet_evaluation import class_count, model_weights
-from noisetrain.models.devices import resolve_device
+from noisetrain.models.devices import describe_device, resolve_device
 from noisetrain.models.torchvision_models import input_size, load_classifier, weights_fingerprint
 from noisetrain.train import distributed, trainer
 from noisetrain.train.folder_source import FolderSource
@@ -53,7 +53,8 @@ def train_on_folder(spec: dict, *, train_dir: str | Path, val_dir: str | Path, v
                             device=str(resolved), amp=amp, divergence_guard=spec["divergence_guard"],
                             checkpoint_every=checkpoint_every, stop=stop, log=log, world=world)
         if world.is_main:
-            info = {**trainer.run_identity(spec, source, init_id), "dataset": "imagenet", "weights": weights}
+            info = {**trainer.run_identity(spec, source, init_id), "dataset": "imagenet", "weights": weights,
+                    "device": describe_device(state.precision.device)}
             trainer.finish(state, checkpoint_dir, info, out, log_csv, steps_csv, arch=spec["model"], in_channels=3,
                            num_classes=num_classes)
             log(f"saved {out}")
