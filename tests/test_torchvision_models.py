@@ -289,6 +289,41 @@ def test_objects_weights_only_refuses_are_named(source, tmp_path):
         load_classifier(SMALL, path, num_classes=CLASSES)
 
 
+class RunsCode:
+    """A pickle payload: loading it without weights_only would call print."""
+
+    def __reduce__(self):
+        return (print, ("loaded",))
+
+
+@pytest.mark.parametrize("how", ["legacy", "plain pickle"])
+def test_unsafe_pickles_in_the_legacy_format_are_refused_as_unsafe_not_corrupt(how, source, tmp_path, capsys):
+    """torch.save's pre-1.6 format and a bare pickle name no globals up front; the refusal still says
+    why (issue 20), and nothing runs."""
+    import pickle
+
+    path = tmp_path / "legacy.pth"
+    payload = {"state_dict": source.net.state_dict(), "hook": RunsCode()}
+    if how == "legacy":
+        torch.save(payload, path, _use_new_zipfile_serialization=False)
+    else:
+        path.write_bytes(pickle.dumps(payload))
+    with pytest.raises(CheckpointError) as caught:
+        load_classifier(SMALL, str(path), num_classes=CLASSES)
+    message = str(caught.value)
+    assert "holds Python objects that weights-only loading refuses" in message and "could run code" in message
+    assert "corrupt" not in message and "loaded" not in capsys.readouterr().out
+
+
+def test_a_noisetrain_file_with_foreign_objects_is_refused_as_unsafe(tmp_path):
+    from noisetrain.storage import load_torch
+
+    path = tmp_path / "last.pt"
+    torch.save({"hook": RunsCode()}, path, _use_new_zipfile_serialization=False)
+    with pytest.raises(CheckpointError, match=r"last.pt holds Python objects .*could run code.*not a noisetrain file"):
+        load_torch(path)
+
+
 # ------------------------------------------------------------------------------------ weights names
 
 

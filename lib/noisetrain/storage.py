@@ -76,11 +76,36 @@ def load_torch(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
+        if refused_as_unsafe(exc, path):
+            raise CheckpointError(f"{path} holds Python objects that weights-only loading refuses (loading them could run "
+                                  "code): it is not a noisetrain file; delete it and rerun the rule that writes it") from exc
         raise CheckpointError(f"{path} is not a readable checkpoint ({exc.__class__.__name__}): delete it and rerun") from exc
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a noisetrain file (a mapping): "
                               "delete it and rerun the rule that writes it")
     return obj
+
+
+# Pickle opcodes that import or call Python objects: what weights-only loading refuses to run.
+_CALLING_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"})
+
+
+def refused_as_unsafe(exc: BaseException, path: str | Path) -> bool:
+    """Whether torch.load(weights_only=True) refused a file for the Python objects it would build
+    (loading them could run code), as opposed to a truncated or corrupt file: torch names the global
+    in the legacy format; a bare pickle is read here as a pickle stream that imports or calls."""
+    import pickle
+    import pickletools
+
+    if not isinstance(exc, pickle.UnpicklingError):
+        return False
+    if "Unsupported global" in str(exc):
+        return True
+    try:
+        with open(path, "rb") as handle:
+            return any(op.name in _CALLING_OPCODES for op, _, _ in pickletools.genops(handle))
+    except Exception:  # not a pickle stream: corrupt
+        return False
 
 
 def file_fingerprint(path: str | Path, chunk: int = 1 << 22) -> str:

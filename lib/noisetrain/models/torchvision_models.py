@@ -34,7 +34,7 @@ from noisetrain.models.architecture_names import (
     is_torchvision_weights,
 )
 from noisetrain.models.architectures import build_model, register_architecture
-from noisetrain.storage import file_fingerprint
+from noisetrain.storage import file_fingerprint, refused_as_unsafe
 
 __all__ = [
     "DEFAULT_INPUT_SIZE",
@@ -217,11 +217,12 @@ def read_checkpoint(path: str | Path) -> Mapping:
     except PermissionError as exc:
         raise CheckpointError(f"cannot read {path} ({exc.strerror}): check its permissions") from exc
     except pickle.UnpicklingError as exc:
-        refused = _unsafe_globals(path)
-        if refused:
+        refused = _unsafe_globals(path)  # named only in the zip format; the legacy one says it in the message
+        if refused or refused_as_unsafe(exc, path):
+            named = f" ({', '.join(refused[:5])})" if refused else ""
             raise CheckpointError(
-                f"{path} holds Python objects that weights-only loading refuses ({', '.join(refused[:5])}): "
-                "save just its state dict (torch.save(checkpoint['state_dict'], ...)) from a copy you "
+                f"{path} holds Python objects that weights-only loading refuses{named}, as loading them could run "
+                "code: save just its state dict (torch.save(checkpoint['state_dict'], ...)) from a copy you "
                 "trust, and give that file"
             ) from exc
         raise CheckpointError(f"{path} is truncated or corrupt ({type(exc).__name__}): re-download it") from exc
