@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import re
 import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -94,21 +96,27 @@ def test_a_run_stopped_at_a_random_step_resumes_to_the_uninterrupted_run(images,
 
 
 @pytest.mark.slow
-def test_the_job_stops_on_sigterm_in_one_line_and_its_rerun_finishes(images, tmp_path):
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "loader-workers"])
+def test_the_job_stops_on_sigterm_in_one_line_and_its_rerun_finishes(workers, images, tmp_path):
+    """Slurm signals every process of the job, the DataLoader workers too (issue 20, case 6): the job
+    still checkpoints after its current step, says so in one line and exits for the retry."""
     spec = {**spec_of(*GNT), "epochs": 40}  # long enough to be stopped
     cmd = [str(BIN / "python"), str(REPO / "workflow_scripts" / "train_images.py"), "--train-dir", str(images / "train"),
            "--val-dir", str(images / "val"), "--val-files", str(images / "val_files.json"), "--spec", json.dumps(spec),
-           "--weights", "random", "--checkpoint-dir", str(tmp_path / "ckpt"), "--workers", "0", "--device", "cpu",
+           "--weights", "random", "--checkpoint-dir", str(tmp_path / "ckpt"), "--workers", str(workers), "--device", "cpu",
            "--out", str(tmp_path / "m.pt"), "--log-csv", str(tmp_path / "e.csv"), "--steps-csv", str(tmp_path / "s.csv")]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
     deadline = time.time() + 120
     while not (tmp_path / "ckpt" / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)  # the first epoch's checkpoint: training is under way
-    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)  # into the next epoch, its loader workers running
+    os.killpg(proc.pid, signal.SIGTERM)  # the whole process group, as slurm does
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1, stderr[-2000:]
     assert stderr.strip().splitlines()[-1].startswith("error: gnt_s0.5 epoch") and "stopped by SIGTERM" in stderr
     assert "Traceback" not in stderr and not (tmp_path / "m.pt").exists()
+    stopped_at = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
+    assert stopped_at["epoch"] * 3 + stopped_at["step"] > 3  # the checkpoint of the stop, past the first epoch's
     finished = subprocess.run([*cmd[:cmd.index("--spec") + 1], json.dumps({**spec, "epochs": 2}), *cmd[cmd.index("--spec") + 2:]],
                               capture_output=True, text=True, timeout=300, env=ENV)
     # Another epoch count is another run: its checkpoint is ignored, and it trains afresh to the end.
@@ -172,3 +180,24 @@ def test_a_corrupt_held_out_image_stops_training_before_any_step(images, tmp_pat
         fit(root, spec, tmp_path / "ckpt")
     assert not (tmp_path / "ckpt" / "last.pt").exists()
     assert not trainer.step_log_path(tmp_path / "ckpt").exists() or step_rows(tmp_path / "ckpt") == []
+
+
+def test_loader_workers_leave_the_stop_signal_to_the_training_process(images):
+    """Slurm's SIGTERM reaches every process of the job (issue 20, case 6): a loader worker that died
+    of it would make the next batch raise mid-step; the workers ignore it and the epoch goes on."""
+    from types import SimpleNamespace
+
+    from noisetrain.train.preemption import StopRequest
+
+    source = FolderSource(images / "train", images / "val", None, CLASSES, 0, workers=2, input_size=64, crop_size=64)
+    with StopRequest() as stop:
+        batches = source.epoch_batches(SimpleNamespace(epoch=0, step=0), 4)
+        next(batches)
+        children = Path("/proc/self/task").glob("*/children")
+        workers = [int(pid) for path in children for pid in path.read_text().split()]
+        assert len(workers) >= 2
+        for pid in workers:
+            os.kill(pid, signal.SIGTERM)
+        time.sleep(0.5)
+        assert len(list(batches)) == 2  # the rest of the epoch, from the same workers
+    assert stop.requested is False  # the signal went to the workers alone

@@ -19,6 +19,7 @@ from noisetrain.errors import InputError
 from noisetrain.seeding import seed_of
 from noisetrain.storage import name_bytes
 from noisetrain.train.precision import FP32, Precision
+from noisetrain.train.preemption import ignore_stop_signals
 from noisetrain.train.sources import Batch, chance_of
 
 _STYLIZED_STREAM = 7  # the stylized images' own augmentation stream (beside the training order's)
@@ -72,11 +73,13 @@ class FolderSource:
         self.order.set_epoch(state.epoch, state.step * batch_size)
         if self._stylized is not None:
             self._stylized.epoch = state.epoch
-        yield from train_loader(self.dataset, self.order, batch_size, workers=self.workers, pin_memory=self.pin_memory)
+        yield from train_loader(self.dataset, self.order, batch_size, workers=self.workers, pin_memory=self.pin_memory,
+                                worker_init_fn=ignore_stop_signals)
 
     @torch.no_grad()
     def heldout_accuracy(self, model: nn.Module, device: torch.device, precision: Precision = FP32) -> float:
-        loader = DataLoader(self.heldout, batch_size=_HELDOUT_BATCH, num_workers=self.workers, pin_memory=self.pin_memory)
+        loader = DataLoader(self.heldout, batch_size=_HELDOUT_BATCH, num_workers=self.workers, pin_memory=self.pin_memory,
+                            worker_init_fn=ignore_stop_signals)
         was_training = model.training
         model.eval()
         correct = 0
@@ -90,7 +93,8 @@ class FolderSource:
     def check_heldout(self) -> None:
         """Decode every held-out image once before training: a corrupt one is named now, not after an
         epoch whose work its error would lose."""
-        for _ in DataLoader(self.heldout, batch_size=_HELDOUT_BATCH, num_workers=self.workers):
+        for _ in DataLoader(self.heldout, batch_size=_HELDOUT_BATCH, num_workers=self.workers,
+                            worker_init_fn=ignore_stop_signals):
             pass
 
     def chance_level(self) -> float:
@@ -107,7 +111,8 @@ class FolderSource:
         done, epoch = 0, 0
         while done < steps:
             order.set_epoch(epoch)
-            for x, y, _ in train_loader(dataset, order, size, workers=self.workers, pin_memory=self.pin_memory):
+            for x, y, _ in train_loader(dataset, order, size, workers=self.workers, pin_memory=self.pin_memory,
+                                        worker_init_fn=ignore_stop_signals):
                 yield x, y
                 done += 1
                 if done == steps:

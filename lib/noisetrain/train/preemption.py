@@ -12,6 +12,14 @@ import threading
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
+def ignore_stop_signals(_worker_id: int | None = None) -> None:
+    """A DataLoader worker's init: slurm signals every process of the job, and a worker killed by
+    SIGTERM makes the loader raise mid-step; the workers ignore the stop signals and leave them to
+    the training process, which checkpoints after its step and ends them with itself."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 class StopRequest:
     """A context that turns the stop signals into a flag the training loop polls; the previous
     handlers come back on exit. Outside the main thread (where Python cannot take signals) it only
