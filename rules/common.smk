@@ -227,9 +227,9 @@ def table_outputs(names):
     ]
 
 
-def figure_output(name, caption=None):
-    """A figure's PNG, shown in the report with its caption (report/<figN>.rst by default)."""
-    caption = f"../report/{caption or name.split('_')[0]}.rst"
+def figure_output(name):
+    """A figure's PNG, shown in the report with its caption."""
+    caption = f"../report/{STUDY.figure_caption(name)}.rst"
     return in_report(results(f"figures/{name}.png"), caption=caption, category="Figures")
 
 

@@ -103,7 +103,7 @@ rule figure_corruptions:
         data=rules.prepare_dataset.output[0],
         sets=corrupted_sets,
     output:
-        png=figure_output("corruption_examples", caption="corruptions"),
+        png=figure_output("corruption_examples"),
         pdf=results("figures/corruption_examples.pdf"),
     log:
         results("logs/figure_corruptions.log"),

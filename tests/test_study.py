@@ -109,3 +109,16 @@ def test_the_study_imports_no_heavy_module():
             "print(sorted({'torch', 'torchvision', 'pandas', 'matplotlib', 'numpy'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO / "lib")
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("config", ["config.yaml", "test.yaml", "mnist.yaml", "imagenet_smoke.yaml"])
+def test_every_target_lies_under_the_study_and_every_figure_has_its_caption(config, tmp_path, monkeypatch):
+    """One rule set for every dataset: the same invariants hold for each study."""
+    monkeypatch.setenv("NOISETRAIN_MNIST_ROOT", str(tmp_path))
+    overrides = {"dataset": {"name": "mnist", "root": str(tmp_path), "download": True}} if config == "mnist.yaml" else None
+    study = Study(load_config(REPO / "config" / config, overrides))
+    targets = study.targets()
+    assert len(set(targets)) == len(targets) and all(t.startswith(study.prefix + "/") for t in targets)
+    for name in study.figures():
+        assert (REPO / "report" / f"{study.figure_caption(name)}.rst").is_file(), name
+    assert (REPO / "report" / "table.rst").is_file() and study.tables()

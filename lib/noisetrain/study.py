@@ -231,6 +231,11 @@ class Study:
             names += ["fig4_adversarial_noise"]
         return names
 
+    @staticmethod
+    def figure_caption(name: str) -> str:
+        """The report caption of a figure: report/<this>.rst (fig3_gaussian_eps_examples -> fig3)."""
+        return "corruptions" if name == "corruption_examples" else name.split("_")[0]
+
     def noise_levels(self) -> list[float]:
         """Fig 7's sigmas: report.noise_levels, else the sigma sweep's."""
         return self.config["report"]["noise_levels"] or self.config["sigma_sweep"]
