@@ -36,7 +36,6 @@ def get_parser() -> argparse.ArgumentParser:
 def main(args) -> None:
     set_threads(args.threads)
     device = resolve_device(args.device)
-    say(f"running on {describe_device(device)}")
     if (args.model is None) != (args.data is None):
         raise InputError("give --model with --data (arrays), or --model-spec with --files (image folders)")
     if args.files:  # imported here: the image-folder modules import torchvision (seconds a job)
@@ -50,7 +49,7 @@ def main(args) -> None:
         manifest = predict_arrays(args.model, args.data, args.sets, args.out, batch_size=args.batch_size, device=device)
     computed = [s["entry"][:-4] for s in manifest["sets"] if s["computed"]]
     say(f"{manifest['model']}: {len(manifest['sets'])} sets, computed {len(computed)} ({', '.join(computed[:6]) or 'none'}"
-        f"{', ...' if len(computed) > 6 else ''}), reused the rest -> {args.out}")
+        f"{', ...' if len(computed) > 6 else ''}), reused the rest, on {describe_device(device)} -> {args.out}")
 
 
 if __name__ == "__main__":

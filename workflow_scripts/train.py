@@ -11,7 +11,7 @@ import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
 
 from noisetrain.cli import json_arg, run, say, set_threads
 from noisetrain.data import datasets
-from noisetrain.models.devices import describe_device
+from noisetrain.models.devices import describe_device, resolve_device
 from noisetrain.models.model_file import load_model
 from noisetrain.report.sweep_choice import resolve_eps
 from noisetrain.train import trainer
@@ -44,7 +44,9 @@ def main(args) -> None:
     spec = resolve_eps(args.spec, args.eps_choice)
     data = datasets.load(args.data)
     init = load_model(args.init)[0].state_dict() if args.init else None
-    state = trainer.fit(spec, data, checkpoint_dir=args.checkpoint_dir, init_state=init, device=args.device,
+    device = resolve_device(args.device)
+    say(f"{spec['method']}: training on {describe_device(device)}")
+    state = trainer.fit(spec, data, checkpoint_dir=args.checkpoint_dir, init_state=init, device=device,
                         divergence_guard=spec["divergence_guard"], checkpoint_every=60 * args.checkpoint_minutes, log=say)
     info = {**trainer.run_identity(spec, data, init), "dataset": data.name, "device": describe_device(state.precision.device)}
     trainer.finish(state, args.checkpoint_dir, info, args.out, args.log_csv, args.steps_csv, arch=spec["model"],

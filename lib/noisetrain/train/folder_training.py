@@ -39,6 +39,9 @@ def train_on_folder(spec: dict, *, train_dir: str | Path, val_dir: str | Path, v
     classes = listing["classes"]
     world = distributed.world_from_env()
     resolved = distributed.device_for(world, resolve_device(device))
+    if world.is_main:
+        processes = f", {world.size} processes" if world.size > 1 else ""
+        log(f"{spec['method']}: training on {describe_device(resolved)}{processes}")
     with distributed.joined(world, resolved):
         source = FolderSource(train_dir, val_dir, heldout_files(listing, heldout_images, spec["seed"]), classes,
                               spec["seed"], workers=workers, pin_memory=resolved.type == "cuda", rank=world.rank,

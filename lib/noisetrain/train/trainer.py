@@ -47,7 +47,7 @@ from noisetrain.data.datasets import PreparedData, array_hash
 from noisetrain.errors import CheckpointError, ConfigError, Preempted, TrainingError
 from noisetrain.models import madry_cnn  # noqa: F401  (registers the small datasets' network)
 from noisetrain.models.architectures import build_model
-from noisetrain.models.devices import describe_device, resolve_device
+from noisetrain.models.devices import resolve_device
 from noisetrain.models.model_file import load_weights, save_model
 from noisetrain.noise.diagnostics import is_erasing
 from noisetrain.storage import atomic_write, load_torch, save_torch
@@ -317,7 +317,6 @@ def fit(
     if world.is_main:
         source.check_heldout()  # before any work that a corrupt held-out image would throw away
     state = build_state(spec, source, init_state, device, model, Precision(device, amp), world)
-    log(f"{spec['method']}: training on {describe_device(device)}")
     checkpoint = Path(checkpoint_dir) / "last.pt"
     _resume(state, checkpoint, fingerprint, spec["method"], log, world)
     step_log = StepLog(step_log_path(checkpoint_dir)) if world.is_main else None
