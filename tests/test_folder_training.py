@@ -184,20 +184,24 @@ def test_a_corrupt_held_out_image_stops_training_before_any_step(images, tmp_pat
 
 def test_loader_workers_leave_the_stop_signal_to_the_training_process(images):
     """Slurm's SIGTERM reaches every process of the job (issue 20, case 6): a loader worker that died
-    of it would make the next batch raise mid-step; the workers ignore it and the epoch goes on."""
+    of it would make the next batch raise mid-step; the workers ignore it and the epoch goes on. The
+    signal comes as soon as the workers exist, before the first batch."""
     from types import SimpleNamespace
 
     from noisetrain.train.preemption import StopRequest
 
+    def children() -> set[int]:
+        return {int(pid) for path in Path("/proc/self/task").glob("*/children") for pid in path.read_text().split()}
+
     source = FolderSource(images / "train", images / "val", None, CLASSES, 0, workers=2, input_size=64, crop_size=64)
+    before = children()
     with StopRequest() as stop:
         batches = source.epoch_batches(SimpleNamespace(epoch=0, step=0), 4)
-        next(batches)
-        children = Path("/proc/self/task").glob("*/children")
-        workers = [int(pid) for path in children for pid in path.read_text().split()]
-        assert len(workers) >= 2
+        first = next(batches)
+        workers = children() - before
+        assert len(workers) == 2
         for pid in workers:
             os.kill(pid, signal.SIGTERM)
         time.sleep(0.5)
-        assert len(list(batches)) == 2  # the rest of the epoch, from the same workers
+        assert len([first, *batches]) == 3  # the whole epoch, from the same workers
     assert stop.requested is False  # the signal went to the workers alone

@@ -177,7 +177,7 @@ def test_measure_robustness_of_a_model_spec(robustness_set, tmp_path):
     model = noise["provenance"]["model"]
     assert noise["provenance"]["spec"] == {"architecture": "squeezenet1_1", "weights": "random", "seed": 0}
     assert model["weights_fingerprint"] == "random-init:0" and model["num_classes"] == 3
-    where = "cuda:" if torch.cuda.is_available() else "cpu ("  # the card, or the CPU: every record names it
+    where = "cuda:" if torch.cuda.is_available() else "cpu"  # the card, or the CPU: every record names it
     assert noise["provenance"]["settings"]["device"].startswith(where)
     bank = read_bank(tmp_path / "an_generators.pt")
     assert bank.arch["channels"] == 3 and len(bank.states) == 2 and bank.eps == 135.0

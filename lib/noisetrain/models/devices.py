@@ -57,11 +57,12 @@ def resolve_device(name: str | torch.device) -> torch.device:
 
 
 def describe_device(device: torch.device) -> str:
-    """The device a job runs on, for its log and records: the card and CUDA version on a GPU."""
+    """The device a job runs on, for its log and records: the card and CUDA version on a GPU. Only
+    what shapes the numbers: a thread count would make equal weights' model files differ."""
     if device.type == "cuda":
         index = torch.cuda.current_device() if device.index is None else device.index
         return f"cuda:{index} ({torch.cuda.get_device_name(index)}, CUDA {torch.version.cuda})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    return "cpu"
 
 
 def model_device(model: nn.Module, fallback: torch.device) -> torch.device:

@@ -19,7 +19,7 @@ from noisetrain.errors import InputError
 from noisetrain.seeding import seed_of
 from noisetrain.storage import name_bytes
 from noisetrain.train.precision import FP32, Precision
-from noisetrain.train.preemption import ignore_stop_signals
+from noisetrain.train.preemption import ignore_stop_signals, worker_batches
 from noisetrain.train.sources import Batch, chance_of
 
 _STYLIZED_STREAM = 7  # the stylized images' own augmentation stream (beside the training order's)
@@ -73,8 +73,8 @@ class FolderSource:
         self.order.set_epoch(state.epoch, state.step * batch_size)
         if self._stylized is not None:
             self._stylized.epoch = state.epoch
-        yield from train_loader(self.dataset, self.order, batch_size, workers=self.workers, pin_memory=self.pin_memory,
-                                worker_init_fn=ignore_stop_signals)
+        yield from worker_batches(train_loader(self.dataset, self.order, batch_size, workers=self.workers,
+                                               pin_memory=self.pin_memory, worker_init_fn=ignore_stop_signals))
 
     @torch.no_grad()
     def heldout_accuracy(self, model: nn.Module, device: torch.device, precision: Precision = FP32) -> float:
@@ -83,7 +83,7 @@ class FolderSource:
         was_training = model.training
         model.eval()
         correct = 0
-        for x, y in loader:
+        for x, y in worker_batches(loader):
             with precision.autocast():
                 predicted = model(precision.prepare_batch(x.to(device, non_blocking=True))).argmax(1)
             correct += (predicted.cpu() == y).sum().item()
@@ -93,8 +93,8 @@ class FolderSource:
     def check_heldout(self) -> None:
         """Decode every held-out image once before training: a corrupt one is named now, not after an
         epoch whose work its error would lose."""
-        for _ in DataLoader(self.heldout, batch_size=_HELDOUT_BATCH, num_workers=self.workers,
-                            worker_init_fn=ignore_stop_signals):
+        for _ in worker_batches(DataLoader(self.heldout, batch_size=_HELDOUT_BATCH, num_workers=self.workers,
+                                           worker_init_fn=ignore_stop_signals)):
             pass
 
     def chance_level(self) -> float:
@@ -111,8 +111,8 @@ class FolderSource:
         done, epoch = 0, 0
         while done < steps:
             order.set_epoch(epoch)
-            for x, y, _ in train_loader(dataset, order, size, workers=self.workers, pin_memory=self.pin_memory,
-                                        worker_init_fn=ignore_stop_signals):
+            for x, y, _ in worker_batches(train_loader(dataset, order, size, workers=self.workers,
+                                                       pin_memory=self.pin_memory, worker_init_fn=ignore_stop_signals)):
                 yield x, y
                 done += 1
                 if done == steps:

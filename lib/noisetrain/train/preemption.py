@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterable, Iterator
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
@@ -18,6 +19,19 @@ def ignore_stop_signals(_worker_id: int | None = None) -> None:
     the training process, which checkpoints after its step and ends them with itself."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def worker_batches(loader: Iterable) -> Iterator:
+    """The batches of a DataLoader whose workers (their init: :func:`ignore_stop_signals`) never die of
+    a stop signal: the signals stay blocked while the workers are forked, so one that arrives before
+    a worker ignores them waits, in the training process, until the workers are started."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        iterator = iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    yield from iterator
 
 
 class StopRequest:
