@@ -121,9 +121,9 @@ def train_inputs(wildcards):
     starts from (arrays: the vanilla model of the same seed, paper section 4; image folders: its
     initial weights' file); ANT with eps 'auto' or 'search' also waits for that choice."""
     if STUDY.image_folders:
-        inputs = {"files": results("data/val_files.json"), "images": val_images()}
+        inputs = {"files": rules.list_val_images.output[0], "images": val_images()}
     else:
-        inputs = {"data": results("data/clean.npz"), **eps_choice_input(eps_choice(STUDY.method_names[wildcards.method]))}
+        inputs = {"data": rules.prepare_dataset.output[0], **eps_choice_input(eps_choice(STUDY.method_names[wildcards.method]))}
     init = STUDY.init_file(wildcards.method)
     return {**inputs, **({"init": init} if init else {})}
 
@@ -132,8 +132,8 @@ def predict_inputs(wildcards):
     """Every set a model is evaluated on (image folders: each set's index, which stands for its
     images; arrays: the clean and corrupted arrays) and its checkpoint."""
     if STUDY.image_folders:
-        return {"sets": set_indexes(), "files": results("data/val_files.json"), "model": model_file(wildcards)}
-    return {"data": results("data/clean.npz"), "sets": corrupted_sets(), "model": model_file(wildcards)}
+        return {"sets": set_indexes(), "files": rules.list_val_images.output[0], "model": model_file(wildcards)}
+    return {"data": rules.prepare_dataset.output[0], "sets": corrupted_sets(), "model": model_file(wildcards)}
 
 
 def robustness_inputs(wildcards):

@@ -154,7 +154,7 @@ rule figure_adversarial_noise:
 rule accuracy_table:
     input:
         script=script("collect_accuracy"),
-        manifests=[results(f"predictions/{model}/manifest.json") for model in STUDY.eval_models],
+        manifests=expand(rules.predict_model.output[0], model=list(STUDY.eval_models)),
     output:
         results("eval/accuracy.csv"),
     log:
