@@ -122,3 +122,18 @@ def test_every_target_lies_under_the_study_and_every_figure_has_its_caption(conf
     for name in study.figures():
         assert (REPO / "report" / f"{study.figure_caption(name)}.rst").is_file(), name
     assert (REPO / "report" / "table.rst").is_file() and study.tables()
+
+
+def test_the_slurm_profile_names_only_rules_that_exist():
+    """set-resources and set-threads of a renamed rule would silently stop applying (the profile
+    still named the removed predict_clean and evaluate)."""
+    import re
+
+    import yaml
+
+    rules = {name for path in (REPO / "rules").glob("*.smk")
+             for name in re.findall(r"^\s*(?:rule|checkpoint) (\w+):", path.read_text(), re.MULTILINE)}
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    named = set(profile["set-resources"]) | set(profile["set-threads"])
+    assert named <= rules, named - rules
+    assert {"train", "predict_model", "measure_robustness"} <= set(profile["set-resources"])  # the GPU jobs
