@@ -67,3 +67,12 @@ def test_source_hash_follows_the_code(tmp_path):
     (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
     (tmp_path / "pkg" / "b.py").write_text("")
     assert source_hash(tmp_path / "pkg") != first  # a new module counts too
+
+
+def test_a_failed_write_without_a_message_names_its_error_type(tmp_path):
+    def bare(tmp):
+        raise RuntimeError()
+
+    with pytest.raises(CheckpointError, match=r"cannot write .*out.pt \(RuntimeError\)"):
+        atomic_write(tmp_path / "out.pt", bare)
+    assert list(tmp_path.iterdir()) == []

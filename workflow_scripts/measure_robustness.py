@@ -69,15 +69,9 @@ def main(args) -> None:
     device = resolve_device(args.device)
     data = datasets.load(args.data)
     if args.model_spec is not None:  # imported here: the ImageNet modules import torchvision (seconds a job)
-        from noisetrain.data.imagenet import robustness_classes
-        from noisetrain.data.imagenet_classes import imagenet_labels, relabelled
-        from noisetrain.measure.imagenet_robustness import classifier_from_spec
+        from noisetrain.measure.imagenet_robustness import robustness_model
 
-        classes = robustness_classes(args.data)
-        model, info = classifier_from_spec(args.model_spec, classes, args.seed)
-        labels = imagenet_labels(classes, info["num_classes"])
-        if labels is not None:  # a 1,000-class model on some of ImageNet's classes: scored by ImageNet's index
-            data, info = relabelled(data, labels), {**info, "labels": "imagenet"}
+        model, info, data = robustness_model(args.model_spec, data, args.data, args.seed)
     else:
         model, info = load_model(args.model)
     model.to(device)

@@ -34,7 +34,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = 
             tmp.unlink(missing_ok=True)
         # torch.save reports a full disk as a RuntimeError ("PytorchStreamWriter failed writing file")
         if isinstance(exc, OSError | RuntimeError):
-            cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip().splitlines()[-1]
+            message = str(exc).strip()
+            cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else (
+                message.splitlines()[-1] if message else type(exc).__name__)
             raise CheckpointError(f"cannot write {path} ({cause}): check that its folder is writable "
                                   "and the disk has room; the previous file, if any, is intact") from exc
         raise

@@ -85,7 +85,7 @@ class AugmentedImages(Dataset):
 
 
 def train_loader(dataset: AugmentedImages, order: EpochOrder, batch_size: int, *, workers: int = 0,
-                 pin_memory: bool = False, worker_init_fn=None) -> DataLoader:
+                 pin_memory: bool = False) -> DataLoader:
     """The loader of the epoch ``order`` is set to (``dataset`` is set to the same epoch). Only
     whole batches: a step always sees ``batch_size`` images, so a resume position is step * batch."""
     dataset.epoch = order.epoch
@@ -93,4 +93,4 @@ def train_loader(dataset: AugmentedImages, order: EpochOrder, batch_size: int, *
     # the global stream, which the training's noise and initialisation use.
     generator = torch.Generator().manual_seed(seed_of(order.seed, order.epoch, order.rank))
     return DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=workers, pin_memory=pin_memory,
-                      drop_last=True, persistent_workers=False, generator=generator, worker_init_fn=worker_init_fn)
+                      drop_last=True, persistent_workers=False, generator=generator)

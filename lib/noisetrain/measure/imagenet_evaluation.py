@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -33,16 +34,18 @@ def class_count(spec: dict, classes: list[str]) -> int:
     return len(classes) if origin == RANDOM_WEIGHTS else IMAGENET_CLASSES
 
 
-def cache_model(spec: dict, classes: list[str], seed: int = 0) -> tuple[str, partial, int]:
-    """(fingerprint, factory, input size) of one model as evaluate_model takes them. The fingerprint
-    holds the architecture, the weights' identity, the class count, the input size (the preprocessing)
-    and, where a 1,000-class model scores a subset of ImageNet's classes, that its labels are ImageNet's."""
+def cache_model(spec: dict, classes: list[str], seed: int = 0) -> tuple[str, partial, int, np.ndarray | None]:
+    """(fingerprint, factory, input size, labels) of one model as evaluate_model takes them. ``labels``
+    is ImageNet's index of each folder where a 1,000-class model scores a subset of ImageNet's classes
+    (None: folder indices). The fingerprint holds the architecture, the weights' identity, the class
+    count, the input size (the preprocessing) and whether the labels are ImageNet's."""
     size = input_size(spec["architecture"])
     weights, num_classes = model_weights(spec), class_count(spec, classes)
     identity = weights_fingerprint(weights, seed, architecture=spec["architecture"])
-    labels = ":imagenet-labels" if imagenet_labels(classes, num_classes) is not None else ""
-    fingerprint = f"{spec['architecture']}:{identity}:{num_classes}:{size}px{labels}"
-    return fingerprint, partial(load_classifier, spec["architecture"], weights, num_classes=num_classes, seed=seed), size
+    labels = imagenet_labels(classes, num_classes)
+    fingerprint = f"{spec['architecture']}:{identity}:{num_classes}:{size}px{'' if labels is None else ':imagenet-labels'}"
+    factory = partial(load_classifier, spec["architecture"], weights, num_classes=num_classes, seed=seed)
+    return fingerprint, factory, size, labels
 
 
 def _folder_loader(source: str, transform, stored: tuple[int, int] | None, relabel: Relabel | None, files: list[str],
@@ -80,9 +83,7 @@ def predict_model(spec: dict, set_indexes: list[str | Path], files_json: str | P
     """Bring the prediction cache of one model (``spec``: architecture, weights, fine_tuned_from) up to
     date on every indexed set; ``out`` is its manifest, ``<model>/manifest.json``, its entries lie beside it."""
     listing = read_val_list(files_json)
-    classes = listing["classes"]
-    labels = imagenet_labels(classes, class_count(spec, classes))
+    fingerprint, factory, size, labels = cache_model(spec, listing["classes"], seed)
     sets = folder_sets(set_indexes, listing, batch_size=batch_size, workers=workers, pin_memory=device.type == "cuda",
                        relabel=None if labels is None else Relabel(labels))
-    fingerprint, factory, size = cache_model(spec, classes, seed)
     return evaluate_model(Path(out).parent, fingerprint, factory, sets, size, device, amp)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from noisetrain.data.datasets import PreparedData
+from noisetrain.data.imagenet import robustness_classes
+from noisetrain.data.imagenet_classes import imagenet_labels, relabelled
 from noisetrain.errors import ConfigError
 from noisetrain.measure.imagenet_evaluation import class_count, model_weights
 from noisetrain.models.torchvision_models import input_size, load_classifier, weights_fingerprint
@@ -30,3 +33,14 @@ def classifier_from_spec(spec: dict, classes: list[str], seed: int = 0) -> tuple
         "input_size": input_size(spec["architecture"]),
     }
     return model, info
+
+
+def robustness_model(spec: dict, data: PreparedData, data_path: str, seed: int = 0) -> tuple[nn.Module, dict, PreparedData]:
+    """The model of ``spec`` and the robustness set ``data`` (read from ``data_path``) it is measured
+    on; a 1,000-class model on some of ImageNet's classes is scored by ImageNet's index of each wnid."""
+    classes = robustness_classes(data_path)
+    model, info = classifier_from_spec(spec, classes, seed)
+    labels = imagenet_labels(classes, info["num_classes"])
+    if labels is not None:
+        data, info = relabelled(data, labels), {**info, "labels": "imagenet"}
+    return model, info, data

@@ -19,7 +19,7 @@ from noisetrain.errors import InputError
 from noisetrain.seeding import seed_of
 from noisetrain.storage import name_bytes
 from noisetrain.train.precision import FP32, Precision
-from noisetrain.train.preemption import ignore_stop_signals, worker_batches
+from noisetrain.train.preemption import worker_batches
 from noisetrain.train.sources import Batch, chance_of
 
 _STYLIZED_STREAM = 7  # the stylized images' own augmentation stream (beside the training order's)
@@ -74,16 +74,14 @@ class FolderSource:
         if self._stylized is not None:
             self._stylized.epoch = state.epoch
         yield from worker_batches(train_loader(self.dataset, self.order, batch_size, workers=self.workers,
-                                               pin_memory=self.pin_memory, worker_init_fn=ignore_stop_signals))
+                                               pin_memory=self.pin_memory))
 
     @torch.no_grad()
     def heldout_accuracy(self, model: nn.Module, device: torch.device, precision: Precision = FP32) -> float:
-        loader = DataLoader(self.heldout, batch_size=_HELDOUT_BATCH, num_workers=self.workers, pin_memory=self.pin_memory,
-                            worker_init_fn=ignore_stop_signals)
         was_training = model.training
         model.eval()
         correct = 0
-        for x, y in worker_batches(loader):
+        for x, y in self._heldout_batches():
             with precision.autocast():
                 predicted = model(precision.prepare_batch(x.to(device, non_blocking=True))).argmax(1)
             correct += (predicted.cpu() == y).sum().item()
@@ -93,9 +91,12 @@ class FolderSource:
     def check_heldout(self) -> None:
         """Decode every held-out image once before training: a corrupt one is named now, not after an
         epoch whose work its error would lose."""
-        for _ in worker_batches(DataLoader(self.heldout, batch_size=_HELDOUT_BATCH, num_workers=self.workers,
-                                           worker_init_fn=ignore_stop_signals)):
+        for _ in self._heldout_batches():
             pass
+
+    def _heldout_batches(self):
+        return worker_batches(DataLoader(self.heldout, batch_size=_HELDOUT_BATCH, num_workers=self.workers,
+                                         pin_memory=self.pin_memory))
 
     def chance_level(self) -> float:
         return chance_of(torch.as_tensor(self.heldout.targets))
@@ -111,8 +112,7 @@ class FolderSource:
         done, epoch = 0, 0
         while done < steps:
             order.set_epoch(epoch)
-            for x, y, _ in worker_batches(train_loader(dataset, order, size, workers=self.workers,
-                                                       pin_memory=self.pin_memory, worker_init_fn=ignore_stop_signals)):
+            for x, y, _ in worker_batches(train_loader(dataset, order, size, workers=self.workers, pin_memory=self.pin_memory)):
                 yield x, y
                 done += 1
                 if done == steps:

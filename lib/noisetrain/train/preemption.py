@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
@@ -22,10 +22,13 @@ def ignore_stop_signals(_worker_id: int | None = None) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
-def worker_batches(loader: Iterable) -> Iterator:
-    """The batches of a DataLoader whose workers (their init: :func:`ignore_stop_signals`) never die of
-    a stop signal: the signals stay blocked while the workers are forked, so one that arrives before
-    a worker ignores them waits, in the training process, until the workers are started."""
+def worker_batches(loader) -> Iterator:
+    """The batches of a DataLoader whose workers never die of a stop signal: their init is
+    :func:`ignore_stop_signals`, and the signals stay blocked while they are forked, so one that
+    arrives before a worker ignores them waits, in the training process, until the workers are started."""
+    if loader.worker_init_fn not in (None, ignore_stop_signals):
+        raise ValueError("worker_batches sets the workers' init itself: build the loader without worker_init_fn")
+    loader.worker_init_fn = ignore_stop_signals
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         iterator = iter(loader)
