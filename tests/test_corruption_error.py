@@ -12,12 +12,13 @@ from noisetrain.measure.corruption_error import (
     BENCHMARK_CORRUPTIONS,
     EXTRA_CORRUPTIONS,
     UndefinedCorruptionError,
+    benchmark_mean,
     corruption_error,
     mean_corruption_error,
     reference_from_model,
     severity_errors,
 )
-from noisetrain.report.paper import load_paper_values
+from noisetrain.report.paper import load_paper_values, paper_cell, paper_models, paper_value
 
 
 def scaled_alexnet(factor: float, corruptions=BENCHMARK_CORRUPTIONS) -> dict[str, list[float]]:
@@ -219,3 +220,23 @@ def test_paper_table_9_accuracies_give_paper_table_10_ces():
     consistent = [abs(d) for cell, (d, _) in deviations.items() if cell not in PAPER_INCONSISTENT]
     assert max(consistent) < 1.0
     assert max(abs(deviations[model, "mce"][0]) for model in set(table10.model)) < 0.5
+
+
+def test_benchmark_mean_averages_severities_first_and_needs_every_corruption():
+    values = {"a": {1: 0.2, 2: 0.4}, "b": {1: 0.9}}
+    assert benchmark_mean(values, ["a", "b"]) == pytest.approx((0.3 + 0.9) / 2)
+    assert benchmark_mean(values, ["b"]) == pytest.approx(0.9)
+    assert benchmark_mean(values, ["a", "c"]) is None  # c not evaluated: no mean over a and c
+    assert benchmark_mean({"a": {}}, ["a"]) is None and benchmark_mean(values, []) is None
+
+
+def test_one_paper_reader_keeps_the_printed_text_brackets_and_row_order_per_dataset():
+    values = load_paper_values()
+    assert paper_models("Table 11", "mnist")[0] == values[values.table == "Table 11"].model.iloc[0]
+    assert paper_models("Table 11", "imagenet") == [] and paper_models("Table 4", "mnist") == []
+    bracketed = values[values.note.str.contains("in brackets in the paper")].iloc[0]
+    printed = paper_cell(bracketed.table, bracketed.dataset, bracketed.model, bracketed.column)
+    assert printed.startswith("(") and float(printed.strip("()")) == bracketed.value
+    assert paper_value(bracketed.table, bracketed.dataset, bracketed.model, bracketed.column) == bracketed.value
+    assert paper_cell("Table 4", "imagenet", "no such model", "clean") is None
+    assert paper_value("Table 4", "imagenet", None, "clean") is None

@@ -1,4 +1,9 @@
-"""Corruption Error (CE) and mean Corruption Error (mCE) on ImageNet-C (paper appendix D, eq. 5).
+"""The metrics over a corruption benchmark, for every dataset: the mean accuracy over corruptions
+(:func:`benchmark_mean`), and on ImageNet-C the Corruption Error (CE) and mean Corruption Error
+(mCE) (paper appendix D, eq. 5).
+
+A benchmark mean averages each corruption over the severities evaluated, then the corruptions: the
+paper's "IN-C" and "C mean" columns, and without the noise category its "w/o Noises" column.
 
 For a classifier f and a corruption c with top-1 errors E_{s,c} at severities s = 1..5,
 
@@ -286,6 +291,13 @@ def mean_corruption_error(
         extras_mce=float(np.mean(extras)) if extras else None,
         severities={name: parsed[name][0] for name in order},
     )
+
+
+def benchmark_mean(per_severity: Mapping[str, Mapping[int, float]], names: Sequence[str]) -> float | None:
+    """Mean over the corruptions ``names`` of each one's values (``per_severity``: corruption ->
+    severity -> value) averaged over its severities; None unless every name has a value."""
+    means = [np.mean(list(per_severity[name].values())) for name in names if per_severity.get(name)]
+    return float(np.mean(means)) if names and len(means) == len(names) else None
 
 
 def severity_errors(records, model: str, *, partial: bool = False) -> dict[str, Errors]:

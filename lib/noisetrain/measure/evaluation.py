@@ -18,6 +18,7 @@ from torch import nn
 from noisetrain.data import corruptions, datasets
 from noisetrain.data.datasets import array_hash, to_float
 from noisetrain.errors import InputError
+from noisetrain.measure.corruption_error import benchmark_mean
 from noisetrain.measure.prediction_cache import ImageSet, cached_entries, entry_key, evaluate_model, top1_correct
 from noisetrain.models.model_file import load_model
 from noisetrain.storage import file_fingerprint
@@ -58,20 +59,17 @@ def severity_rows(name: str, category: str, correct: np.ndarray, severities: np.
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """Mean over corruptions (each first averaged over its severities), and the same without noise.
-
-    'Without noise' drops the noise category, as the paper's 'IN-C w/o Noises' column does.
-    """
-    per_corruption: dict[str, tuple[str, list[float]]] = {}
+    """The benchmark means of a model's per-severity rows: over every corruption, and over those
+    outside the noise category (the paper's 'IN-C w/o Noises' column)."""
+    per_severity: dict[str, dict[int, float]] = {}
     for row in rows:
-        per_corruption.setdefault(row["corruption"], (row["category"], []))[1].append(row["value"])
-    means = {name: (category, float(np.mean(values))) for name, (category, values) in per_corruption.items()}
-    summary = [{"corruption": "mean", "category": "aggregate", "severity": None,
-                "value": float(np.mean([v for _, v in means.values()]))}]
-    without_noise = [v for category, v in means.values() if category != "noise"]
+        per_severity.setdefault(row["corruption"], {})[row["severity"]] = row["value"]
+    names = list(per_severity)
+    without_noise = [row["corruption"] for row in rows if row["category"] != "noise"]
+    summary = [{"corruption": "mean", "category": "aggregate", "severity": None, "value": benchmark_mean(per_severity, names)}]
     if without_noise:
         summary.append({"corruption": "mean_without_noise", "category": "aggregate", "severity": None,
-                        "value": float(np.mean(without_noise))})
+                        "value": benchmark_mean(per_severity, list(dict.fromkeys(without_noise)))})
     return summary
 
 

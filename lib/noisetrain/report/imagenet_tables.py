@@ -35,8 +35,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +44,12 @@ from noisetrain.errors import InputError
 from noisetrain.measure.corruption_error import (
     BENCHMARK_CORRUPTIONS,
     UndefinedCorruptionError,
+    benchmark_mean,
     corruption_error,
     mean_corruption_error,
     reference_from_model,
 )
-from noisetrain.report import tables
+from noisetrain.report import paper, tables
 
 DATASET = "imagenet"
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -116,7 +115,6 @@ PAPER_LABELS = {
     "ant1x1_densenet121": "ANT 1x1 DN121",
     **{f"ant1x1_depth{depth}": f"ANT 1x1, generator depth {depth}" for depth in range(1, 6)},
 }
-BRACKET_NOTE = "in brackets in the paper"
 PUBLISHED = "published"  # mce_reference: AlexNet's published errors (the config's evaluation.mce_reference)
 MISSING = "–"  # how tables.render shows a missing cell (None) in markdown and HTML (LaTeX: --)
 
@@ -212,37 +210,17 @@ IMAGENET_TABLE_NAMES = tuple(TABLES)
 
 
 # ---------------------------------------------------------------------------------------------
-# The paper's values, at their printed precision
-
-
-@lru_cache(maxsize=1)
-def _paper_text() -> pd.DataFrame:
-    """paper_values.csv with every value as printed (text), ImageNet rows only."""
-    with resources.files("noisetrain.report").joinpath("paper_values.csv").open() as handle:
-        values = pd.read_csv(handle, dtype=str, keep_default_na=False)
-    return values[values.dataset == DATASET]
-
-
-@lru_cache(maxsize=1)
-def _paper_index() -> tuple[dict[str, list[str]], dict[tuple[str, str, str], str]]:
-    """The paper's models per table (row order) and each cell as printed, bracketed where the paper brackets it."""
-    order: dict[str, list[str]] = {}
-    cells: dict[tuple[str, str, str], str] = {}
-    for table, model, column, value, note in _paper_text()[["table", "model", "column", "value", "note"]].itertuples(index=False):
-        if model not in order.setdefault(table, []):
-            order[table].append(model)
-        cells[(table, model, column)] = f"({value})" if BRACKET_NOTE in note else value
-    return order, cells
+# The paper's values (ImageNet's), at their printed precision
 
 
 def paper_models(paper_table: str) -> list[str]:
-    """The paper's models of one table, in the order of its rows."""
-    return list(_paper_index()[0].get(paper_table, []))
+    """The paper's ImageNet models of one table, in the order of its rows."""
+    return paper.paper_models(paper_table, DATASET)
 
 
 def paper_cell(paper_table: str, paper_model: str, column: str) -> str | None:
-    """The paper's value as printed (bracketed where the paper brackets it), or None."""
-    return _paper_index()[1].get((paper_table, paper_model, column))
+    """The paper's ImageNet value as printed (bracketed where the paper brackets it), or None."""
+    return paper.paper_cell(paper_table, DATASET, paper_model, column)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,8 +282,7 @@ class Measured:
     def aggregate(self, model: str, key: str) -> float | None:
         """A mean over corruptions (AGGREGATES); None unless every corruption it averages was evaluated."""
         names, which = AGGREGATES[key]
-        means = [self.corruption_mean(model, name, which) for name in names]
-        return None if any(mean is None for mean in means) else float(np.mean(means))
+        return benchmark_mean({name: self.accuracies(model, name, which) for name in names}, names)
 
     def errors(self, model: str, corruptions: Sequence[str] = BENCHMARK_CORRUPTIONS) -> dict[str, dict[int, float]]:
         """Top-1 errors (fractions) per corruption evaluated and severity: the input of the CE."""
