@@ -193,7 +193,7 @@ rule imagenet_tables:
 # Tables 2, 3 and 5 (epsilon* and the attacks) of the measured models, clean accuracy from the cache.
 rule robustness_tables:
     input:
-        script=script("make_imagenet_robustness_tables"),
+        script=script("make_robustness_tables"),
         accuracy=rules.accuracy_table.output[0],
         records=(
             ours("eval/{model}/{metric}.json", model=STUDY.measured(), metric=["noise_robustness", "adversarial"])
@@ -209,12 +209,13 @@ rule robustness_tables:
     params:
         dataset=STUDY.name,  # the report's caption names the study
         models=json.dumps(STUDY.eval_models, sort_keys=True),
+        records_of=config["dataset"]["name"],
         out_dir=output_dir,
         report_code=REPORT_CODE,
     shell:
         logged(
             "python {input.script:q} --accuracy {input.accuracy:q} --records {input.records:q} --models {params.models:q} "
-            "--out-dir {params.out_dir:q}"
+            "--dataset {params.records_of:q} --out-dir {params.out_dir:q}"
         )
 
 

@@ -26,7 +26,13 @@ from noisetrain.errors import ConfigError
 from noisetrain.measure import robustness
 from noisetrain.noise.generator_bank import read_bank
 from noisetrain.noise.generators import NoiseGenerator
-from noisetrain.report.imagenet_robustness_tables import ROBUSTNESS_TABLE_NAMES, build_robustness_table, write_robustness_tables
+from noisetrain.report.robustness_tables import (
+    Robustness,
+    build_robustness_table,
+    clean_from_cache,
+    table_names,
+    write_robustness_tables,
+)
 from noisetrain.report.records import read_record
 
 sys.path.insert(0, str(REPO / "workflow_scripts"))
@@ -303,8 +309,12 @@ ACCURACY = pd.DataFrame(
 )
 
 
+def _table(name):
+    return build_robustness_table(name, Robustness(RECORDS, "imagenet"), clean_from_cache(ACCURACY), MODELS)
+
+
 def test_robustness_tables_put_the_papers_values_below_ours():
-    table3 = build_robustness_table("table3", RECORDS, ACCURACY, MODELS)
+    table3 = _table("table3")
     assert list(table3.columns) == ["model", "source", "clean", "ε*_GN", "ε*_UN", "ε*_AN"]
     rows = table3.set_index(["model", "source"])
     assert list(rows.loc[("Vanilla", "ours")]) == ["76.1", "38.0", "40.0", "16.0 ± 0.6"]
@@ -312,17 +322,17 @@ def test_robustness_tables_put_the_papers_values_below_ours():
     assert rows.loc[("ANT 1x1", "paper (Table 3), not evaluated here")]["ε*_AN"] == "95.4 ± 5.7"
     assert list(rows.loc[("Tiny net", "ours")]) == ["10.0", "∞", "3.0", "2.0 ± 0.1 †"]  # its generators erase
     assert list(table3.model) == ["Vanilla", "Vanilla RN50", "GNT σ=0.5", "ANT 1x1", "Tiny net"]
-    table2 = build_robustness_table("table2", RECORDS, ACCURACY, MODELS)
+    table2 = _table("table2")
     assert table2.iloc[0]["ε*_AN"] == "15.5" and table2.iloc[1]["ε*_AN"] == "16.2"  # one generator, as the paper's
-    table5 = build_robustness_table("table5", RECORDS, ACCURACY, MODELS)
+    table5 = _table("table5")
     assert list(table5.columns) == ["model", "source", "clean", "L2 acc (ε=0.125)", "L∞ acc (ε=0.001)"]
     assert list(table5.iloc[0])[2:] == ["76.1", "40.0", "20.0"] and list(table5.iloc[1])[2:] == ["75.2", "41.1", "18.1"]
     assert pd.isna(table5.iloc[-1]["L2 acc (ε=0.125)"])  # the tiny net was not attacked
 
 
 def test_robustness_tables_are_written_with_captions(tmp_path):
-    write_robustness_tables(RECORDS, ACCURACY, MODELS, tmp_path)
-    for name in ROBUSTNESS_TABLE_NAMES:
+    write_robustness_tables(RECORDS, "imagenet", clean_from_cache(ACCURACY), MODELS, tmp_path, image_folders=True)
+    for name in table_names(image_folders=True):
         for ext in ("md", "tex", "html"):
             assert (tmp_path / f"{name}.{ext}").stat().st_size > 0
     text = (tmp_path / "table3.md").read_text()

@@ -8,7 +8,8 @@ from conftest import REPO
 
 from noisetrain.config import load_config
 from noisetrain.report.outputs import TABLE_NAMES
-from noisetrain.study import IMAGENET_C_TABLES, ROBUSTNESS_TABLES, Study
+from noisetrain.report.outputs import ROBUSTNESS_TABLES
+from noisetrain.study import IMAGENET_C_TABLES, Study
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +64,8 @@ def test_image_folder_study_names_its_sets_models_tables_and_figures(sample):
     assert sample.image_sets() == [("clean", "0"), ("gaussian_noise", "2"), ("defocus_blur", "2"), ("jpeg_compression", "2")]
     assert sample.set_source("clean", "0") == "results/imagenet_sample/data/images/val"
     assert sample.set_source("defocus_blur", "2") == "results/imagenet_sample/data/imagenet_c/defocus_blur/2"
-    assert sample.tables() == [*IMAGENET_C_TABLES, *ROBUSTNESS_TABLES]
-    assert sample.tables_of("records") == [] and sample.tables_of("robustness") == list(ROBUSTNESS_TABLES)
+    assert sample.tables() == [*IMAGENET_C_TABLES, "table2", "table3", "table5"]
+    assert sample.tables_of("records") == [] and sample.tables_of("robustness") == list(ROBUSTNESS_TABLES[True])
     assert sample.figures() == ["fig2_accuracy_vs_sigma", "fig5_accuracy_per_severity", "fig9_jpeg_vs_posterize",
                                 "fig7_noise_levels", "fig3_gaussian_eps_examples", "fig8_eps_examples"]
     assert sample.jpeg_dir() == "results/imagenet_sample/data/imagenet_c/jpeg_compression/2"

@@ -24,17 +24,16 @@ from noisetrain.config import (
 )
 from noisetrain.config_names import BEST_GNT, dataset_kind, replicate_name, study_name
 from noisetrain.methods import kind_of
-from noisetrain.report.outputs import TABLE_NAMES
+from noisetrain.report.outputs import ROBUSTNESS_TABLES, TABLE_NAMES
 from noisetrain.report.sweep_choice import sweep_sigmas
 
 # Tables of an image-folder study: from the ImageNet-C accuracies, and from the robustness records.
 IMAGENET_C_TABLES = ("table1", "table4", "table8", "table9", "table10", "table13", "table14", "table15", "table16")
-ROBUSTNESS_TABLES = ("table2", "table3", "table5")
 # Which tables each table builder writes, by data form (image folders or not). A study's tables are
 # its builders' (the builders become one with the tables' specs).
 TABLE_BUILDERS = {
     False: {"records": TABLE_NAMES, "claims": ("claims",)},
-    True: {"imagenet_c": IMAGENET_C_TABLES, "robustness": ROBUSTNESS_TABLES},
+    True: {"imagenet_c": IMAGENET_C_TABLES, "robustness": ROBUSTNESS_TABLES[True]},
 }
 EPSILON_FIGURES = ("fig3_gaussian_eps_examples", "fig8_eps_examples")
 # Where a choice record lies, by the eps it gives: 'auto' (the sigma sweep's) or 'search'.

@@ -85,36 +85,6 @@ AGGREGATES = {
     "c_mean_without_noise_top5": (WITHOUT_NOISE, "top5"),
     "mce": (BENCHMARK_CORRUPTIONS, "top1"),
 }
-# The paper's printed name of each of its models (the ``model`` ids of paper_values.csv).
-PAPER_LABELS = {
-    "vanilla": "Vanilla RN50",
-    "shift_inv": "Shift Inv [Zhang, 2019]",
-    "patch_gn": "Patch GN [Lopes et al., 2019]",
-    "sin_in": "SIN+IN [Geirhos et al., 2019]",
-    "augmix": "AugMix [Hendrycks et al., 2020]",
-    "speckle": "Speckle",
-    "gnt_mult": "GNT mult",
-    "gnt_s0.5": "GNT σ=0.5",
-    "gnt_s0.5_sin": "GNT σ=0.5 + SIN",
-    "ant1x1": "ANT 1x1",
-    "ant1x1_sin": "ANT 1x1 + SIN",
-    "ant1x1_noreplay": "ANT 1x1 w/o EP",
-    "ant3x3": "ANT 3x3",
-    "ant3x3_sin": "ANT 3x3 + SIN",
-    "shafahi_at": "AT RN50 [Shafahi et al., 2019]",
-    "vanilla_rn152": "Vanilla RN152",
-    "at_rn152_denoise": "AT RN152 + denoising [Xie et al., 2019b]",
-    "vanilla_alexnet": "Vanilla AlexNet",
-    "uat_alexnet": "UAT AlexNet [Shafahi et al., 2018]",
-    "ford_inception_v3_vanilla": "Vanilla InceptionV3 [Ford et al., 2019]",
-    "ford_inception_v3_gn0.4": "Gaussian (σ=0.4) InceptionV3 [Ford et al., 2019]",
-    "vanilla_inception_v3": "Vanilla InceptionV3",
-    "gnt_s0.4_inception_v3": "GNT σ=0.4 InceptionV3",
-    "gnt_s0.5_inception_v3": "GNT σ=0.5 InceptionV3",
-    "vanilla_densenet121": "Vanilla DN121",
-    "ant1x1_densenet121": "ANT 1x1 DN121",
-    **{f"ant1x1_depth{depth}": f"ANT 1x1, generator depth {depth}" for depth in range(1, 6)},
-}
 PUBLISHED = "published"  # mce_reference: AlexNet's published errors (the config's evaluation.mce_reference)
 MISSING = "–"  # how tables.render shows a missing cell (None) in markdown and HTML (LaTeX: --)
 
@@ -466,7 +436,8 @@ def build_table(name: str, accuracy: pd.DataFrame | Measured, models: Mapping[st
 
 
 def rows_beside_paper(paper_table: str, ours: Sequence[str], models: Mapping[str, dict],
-                      our_cells: Callable[[str], dict], paper_cells: Callable[[str], dict]) -> list[dict]:
+                      our_cells: Callable[[str], dict], paper_cells: Callable[[str], dict],
+                      dataset: str = DATASET) -> list[dict]:
     """The rows of a table in the paper's order: for each of its models, ours of that paper model
     (source 'ours') and below them the paper's row (marked 'not evaluated here' without ours),
     then our models the paper's table does not have."""
@@ -474,12 +445,12 @@ def rows_beside_paper(paper_table: str, ours: Sequence[str], models: Mapping[str
         return {"model": _spec(models, model).get("label") or model, "source": "ours", **our_cells(model)}
 
     rows = []
-    paper_rows = paper_models(paper_table)
+    paper_rows = paper.paper_models(paper_table, dataset)
     for paper_model in paper_rows:
         mine = [m for m in ours if _spec(models, m).get("paper_model") == paper_model]
         rows.extend(our_row(m) for m in mine)
         source = f"paper ({paper_table})" + ("" if mine else ", not evaluated here")
-        rows.append({"model": PAPER_LABELS.get(paper_model, paper_model), "source": source, **paper_cells(paper_model)})
+        rows.append({"model": paper.paper_label(paper_model, dataset), "source": source, **paper_cells(paper_model)})
     rows.extend(our_row(m) for m in ours if _spec(models, m).get("paper_model") not in paper_rows)
     return rows
 

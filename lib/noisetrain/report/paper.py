@@ -14,6 +14,49 @@ import pandas as pd
 # Datasets on which the paper reports numbers; others (digits) get no paper column.
 PAPER_DATASETS = ("mnist", "imagenet")
 BRACKET_NOTE = "in brackets in the paper"
+# The paper's printed name of each of its models (the ``model`` ids of paper_values.csv), by dataset.
+PAPER_LABELS = {
+    "imagenet": {
+        "vanilla": "Vanilla RN50",
+        "shift_inv": "Shift Inv [Zhang, 2019]",
+        "patch_gn": "Patch GN [Lopes et al., 2019]",
+        "sin_in": "SIN+IN [Geirhos et al., 2019]",
+        "augmix": "AugMix [Hendrycks et al., 2020]",
+        "speckle": "Speckle",
+        "gnt_mult": "GNT mult",
+        "gnt_s0.5": "GNT σ=0.5",
+        "gnt_s0.5_sin": "GNT σ=0.5 + SIN",
+        "ant1x1": "ANT 1x1",
+        "ant1x1_sin": "ANT 1x1 + SIN",
+        "ant1x1_noreplay": "ANT 1x1 w/o EP",
+        "ant3x3": "ANT 3x3",
+        "ant3x3_sin": "ANT 3x3 + SIN",
+        "shafahi_at": "AT RN50 [Shafahi et al., 2019]",
+        "vanilla_rn152": "Vanilla RN152",
+        "at_rn152_denoise": "AT RN152 + denoising [Xie et al., 2019b]",
+        "vanilla_alexnet": "Vanilla AlexNet",
+        "uat_alexnet": "UAT AlexNet [Shafahi et al., 2018]",
+        "ford_inception_v3_vanilla": "Vanilla InceptionV3 [Ford et al., 2019]",
+        "ford_inception_v3_gn0.4": "Gaussian (σ=0.4) InceptionV3 [Ford et al., 2019]",
+        "vanilla_inception_v3": "Vanilla InceptionV3",
+        "gnt_s0.4_inception_v3": "GNT σ=0.4 InceptionV3",
+        "gnt_s0.5_inception_v3": "GNT σ=0.5 InceptionV3",
+        "vanilla_densenet121": "Vanilla DN121",
+        "ant1x1_densenet121": "ANT 1x1 DN121",
+        **{f"ant1x1_depth{depth}": f"ANT 1x1, generator depth {depth}" for depth in range(1, 6)},
+    },
+    "mnist": {
+        "vanilla": "Vanilla",
+        "gnt_s0.5": "GNT σ=0.5",
+        "ant1x1": "ANT 1x1",
+        "vanilla_madry_baseline": "Vanilla of [Madry et al., 2017]",
+        "madry_pgd_at": "[Madry et al., 2017]",
+        "vanilla_wong_baseline": "Vanilla of [Wong et al., 2018]",
+        "wong_certified": "[Wong et al., 2018] (certified)",
+        "vanilla_ddn_baseline": "Vanilla of DDN Tr [Rony et al., 2019]",
+        "rony_ddn_at": "DDN Tr [Rony et al., 2019]",
+    },
+}
 
 
 @lru_cache(maxsize=1)
@@ -60,3 +103,8 @@ def paper_value(table: str, dataset: str, model: str | None, column: str) -> flo
     """The paper's value of one cell as a number, or None where the paper reports none."""
     found = _index()[1].get((table, dataset, model, column))
     return None if found is None else float(found[0])
+
+
+def paper_label(model: str, dataset: str) -> str:
+    """The paper's printed name of one of its models (its id where none is recorded)."""
+    return PAPER_LABELS.get(dataset, {}).get(model, model)

@@ -11,6 +11,7 @@ from noisetrain.data import datasets
 from noisetrain.report import bootstrap, figures, tables
 from noisetrain.report.paper import PAPER_DATASETS, paper_value
 from noisetrain.report.records import to_frame
+from noisetrain.report.robustness_tables import Clean, write_robustness_tables
 from noisetrain.report.sweep_choice import is_main_model
 
 
@@ -70,15 +71,11 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
     rows = tables.standard_rows(summary, specs, main, best_gnt)
     listed = {row.method for row in rows}
     every_row = rows + [tables.Row(m, m, None) for m in main if m in summary.index and m not in listed]
-    measured = [r for r in every_row if "eps_gn" in summary.columns and pd.notna(summary.at[r.method, "eps_gn"])]
-    attack_eps = frame[frame.metric == "adversarial"].groupby("corruption").severity.first().to_dict()
     notes = {m: tables.training_note(d) for m, d in training_diagnostics_from_records(records).items()}
     summary_rows = tables.summary_table(summary, rows, dataset, "Table 11", spread if replicated else None)
     summary_rows = tables.add_note_column(summary_rows, [r.method for r in rows], notes)
     depths = tables.depth_table(summary, specs, datasets.CHANNELS[dataset], dataset)
     depths = tables.add_note_column(depths, depths["model"].tolist(), notes)
-    table2 = tables.epsilon_table(summary, [r for r in rows if r.method == "vanilla"], dataset, False, "Table 2")
-    table3 = tables.epsilon_table(summary, measured, dataset, True, "Table 3")
     built = {
         "table11": (
             tables.corruption_table(summary, tables.table11_rows(rows), corruptions, dataset, "Table 11"),
@@ -97,25 +94,6 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
             "layout); generator parameters are counted for this dataset's channels."
             + _imagenet_note(dataset, "Table 16") + tables.notes_caption(depths),
         ),
-        "table2": (
-            table2,
-            "Median L2 size ε* of the smallest change along Gaussian (GN), uniform (UN) and adversarial noise "
-            f"(AN, of one fresh generator, as in the paper) that flips the vanilla model's decision on {dataset} "
-            "(Table 2 layout); lower means the noise is more severe." + _imagenet_note(dataset, "Table 2")
-            + tables.erasing_caption(table2),
-        ),
-        "table3": (
-            table3,
-            f"Clean accuracy [%] and median ε* along Gaussian, uniform and adversarial noise on {dataset} "
-            "(Table 3 layout; the paper's rows first, then every other model whose robustness was measured, "
-            "see robustness.methods); higher ε* is more robust."
-            + _imagenet_note(dataset, "Table 3") + tables.erasing_caption(table3),
-        ),
-        "adversarial": (
-            tables.adversarial_table(summary, rows, dataset, attack_eps),
-            f"Accuracy [%] on {dataset} under L2 DDN and L∞ PGD attacks (foolbox; Table 5 / Table 12 layout)."
-            + _paper_note(dataset, "Table 12" if dataset == "mnist" else "Table 5"),
-        ),
         "eps_search": (
             tables.eps_search_table(summary, specs),
             f"Top-1 accuracy [%] on {dataset} of the ANT models of the eps search, one per candidate eps "
@@ -131,7 +109,12 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
     out_dir = Path(out_dir)
     for name, (table, caption) in built.items():
         tables.write(table, caption, out_dir, name)
-    return {name: table for name, (table, _) in built.items()}
+    robust = [r for r in records if r["metric"] in ("noise_robustness", "adversarial")]
+    models = {row.method: {"label": row.label, "paper_model": row.paper_model} for row in every_row}
+    clean = Clean({m: 100.0 * summary.at[m, "clean"] for m in summary.index if pd.notna(summary.at[m, "clean"])},
+                  f"top-1 on the {dataset} test set" + (", the mean over its seeds for a model of several" if replicated else ""))
+    built_robustness = write_robustness_tables(robust, dataset, clean, models, out_dir, image_folders=False)
+    return {name: table for name, (table, _) in built.items()} | built_robustness
 
 
 def figure_sigma_sweep(records: list[dict], dataset: str, png: str | Path) -> None:

@@ -9,7 +9,6 @@ with the paper's values alone.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -19,21 +18,17 @@ from tabulate import tabulate
 
 from noisetrain import methods
 from noisetrain.noise.diagnostics import ERASING_THRESHOLD, SATURATED_PIXEL_FRACTION, is_erasing
-from noisetrain.report.paper import PAPER_DATASETS, paper_value
+from noisetrain.report.paper import PAPER_DATASETS, paper_label, paper_value
 from noisetrain.report.sweep_choice import sweep_sigmas
 from noisetrain.storage import atomic_write
 
 SUMMARY_COLUMNS = {"clean": "clean", "c_mean": "C mean", "c_mean_without_noise": "C w/o noise"}
 # Table 11's adversarially trained baselines (appendix E), by the paper's model (its key in
 # paper_values.csv), with the paper's name for it. Each is compared against its own vanilla model.
-TABLE11_BASELINES = {"madry_pgd_at": "[Madry et al., 2017]", "rony_ddn_at": "DDN Tr [Rony et al., 2019]"}
+TABLE11_BASELINES = {model: paper_label(model, "mnist") for model in ("madry_pgd_at", "rony_ddn_at")}
 # Table 11's rows with no model of ours: shown with the paper's values only, on the paper's datasets.
-WONG_ROWS = (
-    ("Vanilla of [Wong et al., 2018]", "vanilla_wong_baseline"),
-    ("[Wong et al., 2018] (certified)", "wong_certified"),
-)
-RONY_VANILLA = ("Vanilla of DDN Tr [Rony et al., 2019]", "vanilla_ddn_baseline")
-
+WONG_ROWS = tuple((paper_label(model, "mnist"), model) for model in ("vanilla_wong_baseline", "wong_certified"))
+RONY_VANILLA = (paper_label("vanilla_ddn_baseline", "mnist"), "vanilla_ddn_baseline")
 
 def method_label(method: str, spec: dict) -> str:
     """How a model is named in tables and figures: by its kind (a record without a spec, by its name)."""
@@ -285,9 +280,9 @@ ERASING_DEFINITION = (f"more than {ERASING_THRESHOLD:.0%} of the perturbed image
                       f"{SATURATED_PIXEL_FRACTION:.0%} of their pixels black (or white)")
 
 
-def an_generators_erase(summary: pd.DataFrame, method: str) -> bool:
-    """Whether the fresh eps*_AN generators of ``method`` erase the images (mean over generators)."""
-    return is_erasing({"an_erased_fraction": _cell(summary, method, "an_erased_fraction")})
+def an_generators_erase(erased_fraction: float | None) -> bool:
+    """Whether a model's fresh eps*_AN generators erase the images (their mean erased fraction)."""
+    return is_erasing({"an_erased_fraction": erased_fraction})
 
 
 def erasing_caption(table: pd.DataFrame) -> str:
@@ -298,17 +293,6 @@ def erasing_caption(table: pd.DataFrame) -> str:
     return (f" {ERASING_MARK}: the fresh adversarial-noise generators of this model erase the images at the eps they "
             f"were trained at ({ERASING_DEFINITION}; 'an_erased_fraction' in its noise_robustness record): "
             "ε*_AN then measures how far erasing the image is from the decision, not a noise pattern.")
-
-
-def _eps_an(summary: pd.DataFrame, method: str, single: bool) -> str | None:
-    """eps*_AN with one decimal, as the paper prints it: one generator's (Table 2) or the mean ±
-    std over the fresh generators (Table 3); marked where those generators erase the images."""
-    mean = _cell(summary, method, "eps_an_seed0" if single else "eps_an")
-    if mean is None:
-        return None
-    std = None if single else _cell(summary, method, "eps_an_std")
-    text = f"{mean:.1f} ± {std:.1f}" if std is not None and math.isfinite(mean) else f"{mean:.1f}"
-    return f"{text} {ERASING_MARK}" if an_generators_erase(summary, method) else text
 
 
 def training_note(diagnostics: dict | None) -> str | None:
@@ -339,37 +323,3 @@ def notes_caption(table: pd.DataFrame) -> str:
     return (" 'note': the ANT model's noise generators erased the training images in its last epoch or "
             f"earlier ({ERASING_DEFINITION}; 'erased_fraction' and 'replay_erased_fraction' in its training log), "
             "so much of its noisy training data was blank images.")
-
-
-def epsilon_table(summary: pd.DataFrame, rows: list[Row], dataset: str, with_clean: bool, paper_table: str) -> pd.DataFrame:
-    """Tables 2 and 3: median epsilon* along Gaussian (GN), uniform (UN) and adversarial noise
-    (Table 2: one generator, as the paper's; Table 3: mean ± std over fresh generators); Table 3
-    adds clean accuracy. Paper values are ImageNet's."""
-    records = []
-    for row in rows:
-        record = {"model": row.label}
-        if with_clean:
-            record["clean"] = _cell(summary, row.method, "clean", 100.0)
-        record.update({"ε*_GN": _cell(summary, row.method, "eps_gn"), "ε*_UN": _cell(summary, row.method, "eps_un"),
-                       "ε*_AN": _eps_an(summary, row.method, single=not with_clean)})
-        if dataset == "imagenet":
-            for key, title in (("eps_gn", "ε*_GN"), ("eps_un", "ε*_UN"), ("eps_an", "ε*_AN")):
-                record[f"{title} (paper)"] = paper_value(paper_table, dataset, row.paper_model, key)
-        records.append(record)
-    return pd.DataFrame(records)
-
-
-def adversarial_table(summary: pd.DataFrame, rows: list[Row], dataset: str, eps: dict[str, float]) -> pd.DataFrame:
-    """Tables 5 / 12: clean accuracy and accuracy under L2 DDN and L-infinity PGD."""
-    paper_table = "Table 12" if dataset == "mnist" else "Table 5"
-    l2, linf = f"L2 acc (ε={eps.get('l2_ddn', float('nan')):g})", f"L∞ acc (ε={eps.get('linf_pgd', float('nan')):g})"
-    records = []
-    for row in rows:
-        record = {"model": row.label, "clean": _cell(summary, row.method, "clean", 100.0),
-                  l2: _cell(summary, row.method, "l2_ddn", 100.0), linf: _cell(summary, row.method, "linf_pgd", 100.0)}
-        if dataset in PAPER_DATASETS:
-            record.update({"clean (paper)": paper_value(paper_table, dataset, row.paper_model, "clean"),
-                           f"{l2} (paper)": paper_value(paper_table, dataset, row.paper_model, "l2_acc"),
-                           f"{linf} (paper)": paper_value(paper_table, dataset, row.paper_model, "linf_acc")})
-        records.append(record)
-    return pd.DataFrame(records)
