@@ -398,3 +398,13 @@ def test_every_dataset_of_the_schema_has_a_kind_with_its_checks():
 
     assert set(DATASET_KINDS) == set(load_schema()["properties"]["dataset"]["properties"]["name"]["enum"])
     assert {kind.name for kind in DATASET_KINDS.values()} == set(CHECKS)
+
+
+def test_the_dataset_registry_is_the_one_list_of_datasets():
+    from noisetrain.config_names import ARRAY_DATASETS, DATASETS, PAPER_DATASETS
+    from noisetrain.data.datasets import PREPARERS
+    from noisetrain.report.paper import load_paper_values
+
+    assert set(PREPARERS) == set(ARRAY_DATASETS) == {"digits", "mnist"}  # every array dataset can be prepared
+    assert set(PAPER_DATASETS) == set(load_paper_values().dataset)  # the paper's values name exactly these
+    assert (DATASETS["mnist"].channels, DATASETS["imagenet"].channels) == (1, 3)

@@ -26,6 +26,7 @@ from noisetrain.errors import ConfigError
 from noisetrain.measure import robustness
 from noisetrain.noise.generator_bank import read_bank
 from noisetrain.noise.generators import NoiseGenerator
+from noisetrain.report.records import read_record
 from noisetrain.report.robustness_tables import (
     Robustness,
     build_robustness_table,
@@ -33,7 +34,6 @@ from noisetrain.report.robustness_tables import (
     table_names,
     write_robustness_tables,
 )
-from noisetrain.report.records import read_record
 
 sys.path.insert(0, str(REPO / "workflow_scripts"))
 import measure_robustness  # noqa: E402  (the CLI, run in this process)

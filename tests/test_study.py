@@ -7,8 +7,7 @@ import pytest
 from conftest import REPO
 
 from noisetrain.config import load_config
-from noisetrain.report.outputs import TABLE_NAMES
-from noisetrain.report.outputs import ROBUSTNESS_TABLES
+from noisetrain.report.outputs import ROBUSTNESS_TABLES, TABLE_NAMES
 from noisetrain.study import IMAGENET_C_TABLES, Study
 
 

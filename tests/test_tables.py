@@ -57,14 +57,12 @@ def test_table11_cells_with_paper_rows_for_mnist(tmp_path):
     assert list(table.columns) == ["model", "source", "clean", "C mean", "shot_noise", "fog"]
     ours = table[table.source == "ours"].set_index("model")
     assert list(ours.index) == ["Vanilla", "GNT σ=0.6 (best)", "GNT mult"]
-    assert ours.at["Vanilla", "clean"] == pytest.approx(99.0)
-    assert ours.at["Vanilla", "C mean"] == pytest.approx(70.0)
-    assert ours.at["GNT σ=0.6 (best)", "shot_noise"] == pytest.approx(98.0)
-    assert ours.at["GNT mult", "fog"] == pytest.approx(60.0)
+    assert ours.at["Vanilla", "clean"] == "99.0" and ours.at["Vanilla", "C mean"] == "70.0"  # (90 + 50) / 2
+    assert ours.at["GNT σ=0.6 (best)", "shot_noise"] == "98.0"
+    assert ours.at["GNT mult", "fog"] == "60.0"
     paper = table[table.source == "paper (Table 11)"].set_index("model")
-    # the paper's MNIST values: vanilla 99.1 / 86.9, shot 98, fog 50; GNT sigma 0.5: 99.3 / 92.4
-    assert paper.at["Vanilla", "clean"] == 99.1 and paper.at["Vanilla", "C mean"] == 86.9
-    assert paper.at["Vanilla", "fog"] == 50
+    # the paper's MNIST values as printed: vanilla 99.1 / 86.9, shot 98, fog 50
+    assert (paper.at["Vanilla", "clean"], paper.at["Vanilla", "C mean"], paper.at["Vanilla", "fog"]) == ("99.1", "86.9", "50")
     # the paper's GNT is sigma 0.5: its row sits beside ours only where ours is sigma 0.5
     assert "GNT σ=0.6 (best)" not in paper.index
     assert "GNT mult" not in paper.index  # the paper has no MNIST GNT_mult row
@@ -126,6 +124,8 @@ def test_replicates_fold_into_their_model_as_mean_and_std(tmp_path):
     assert summary.at["Vanilla", "seeds"] == 2 and summary.at["GNT mult", "seeds"] == 1
     assert summary.at["GNT mult", "clean"] == "99.2"  # one seed: the mean alone
     assert "vanilla_seed1" not in set(built["table11"].model)  # no row of its own
+    assert built["table11"].set_index("model").at["Vanilla", "clean"] == "98.0"  # the mean over both seeds
+    assert built["table3"].empty or "vanilla_seed1" not in set(built["table3"].model)
     assert "mean over them" in (tmp_path / "summary.md").read_text()
 
 
@@ -156,26 +156,30 @@ def test_table11_shows_the_adversarial_baselines_beside_the_papers(tmp_path):
     table = report.write_tables(at_records("mnist"), "mnist", ["shot_noise", "fog"], order, tmp_path, BEST)["table11"]
     shown = list(zip(table.model, table.source))
     paper = "paper (Table 11)"
-    # The paper's order: vanilla, Madry's PGD, Wong's vanilla and certified model, DDN's vanilla and
-    # DDN, then the noise-trained models; each of ours followed by the paper's row beside it.
+    alone = "paper (Table 11), not evaluated here"
+    # The paper's row order (appendix E): Madry's vanilla and PGD model, Wong's vanilla and certified
+    # model, DDN's vanilla and DDN, the vanilla model and the noise-trained models; each of ours
+    # right above the paper's row of its model, then ours that the paper's table does not have.
     assert shown == [
-        ("Vanilla", "ours"), ("Vanilla", paper),
+        ("Vanilla of [Madry et al., 2017]", alone),
         ("PGD AT (Madry et al.'s recipe)", "ours"), ("[Madry et al., 2017]", paper),
-        ("Vanilla of [Wong et al., 2018]", paper), ("[Wong et al., 2018] (certified)", paper),
-        ("Vanilla of DDN Tr [Rony et al., 2019]", paper),
+        ("Vanilla of [Wong et al., 2018]", alone), ("[Wong et al., 2018] (certified)", alone),
+        ("Vanilla of DDN Tr [Rony et al., 2019]", alone),
         ("DDN AT (Rony et al.'s recipe)", "ours"), ("DDN Tr [Rony et al., 2019]", paper),
+        ("Vanilla", "ours"), ("Vanilla", paper), ("GNT σ=0.5", alone), ("ANT 1x1", alone),
         ("GNT σ=0.6 (best)", "ours"), ("GNT mult", "ours"),
     ]
     cells = table.set_index(["model", "source"])
-    assert cells.loc[("PGD AT (Madry et al.'s recipe)", "ours"), "clean"] == pytest.approx(97.0)
-    assert cells.loc[("PGD AT (Madry et al.'s recipe)", "ours"), "C mean"] == pytest.approx(67.5)
-    assert cells.loc[("DDN AT (Rony et al.'s recipe)", "ours"), "fog"] == pytest.approx(45.0)
-    # the paper's values (appendix E, Table 11)
-    assert tuple(cells.loc[("[Madry et al., 2017]", paper), ["clean", "C mean", "shot_noise", "fog"]]) == (98.5, 75.6, 98, 63)
-    assert tuple(cells.loc[("[Wong et al., 2018] (certified)", paper), ["clean", "C mean", "fog"]]) == (98.2, 68.6, 25)
-    assert tuple(cells.loc[("Vanilla of [Wong et al., 2018]", paper), ["clean", "C mean"]]) == (98.8, 74.3)
-    assert tuple(cells.loc[("DDN Tr [Rony et al., 2019]", paper), ["clean", "C mean", "fog"]]) == (99.0, 87.0, 64)
-    assert tuple(cells.loc[("Vanilla of DDN Tr [Rony et al., 2019]", paper), ["clean", "C mean"]]) == (99.5, 89.8)
+    assert cells.loc[("PGD AT (Madry et al.'s recipe)", "ours"), "clean"] == "97.0"
+    assert cells.loc[("PGD AT (Madry et al.'s recipe)", "ours"), "C mean"] == "67.5"  # (95 + 40) / 2
+    assert cells.loc[("DDN AT (Rony et al.'s recipe)", "ours"), "fog"] == "45.0"
+    # the paper's values (appendix E, Table 11), as printed
+    madry = cells.loc[("[Madry et al., 2017]", paper), ["clean", "C mean", "shot_noise", "fog"]]
+    assert tuple(madry) == ("98.5", "75.6", "98", "63")
+    assert tuple(cells.loc[("[Wong et al., 2018] (certified)", alone), ["clean", "C mean", "fog"]]) == ("98.2", "68.6", "25")
+    assert tuple(cells.loc[("Vanilla of [Wong et al., 2018]", alone), ["clean", "C mean"]]) == ("98.8", "74.3")
+    assert tuple(cells.loc[("DDN Tr [Rony et al., 2019]", paper), ["clean", "C mean", "fog"]]) == ("99.0", "87.0", "64")
+    assert tuple(cells.loc[("Vanilla of DDN Tr [Rony et al., 2019]", alone), ["clean", "C mean"]]) == ("99.5", "89.8")
     # Wong et al.'s model is the paper's value only: no row of ours, and the caption says so
     assert not table[table.model.str.contains("Wong") & (table.source == "ours")].size
     md = (tmp_path / "table11.md").read_text()
@@ -189,10 +193,11 @@ def test_table11_shows_the_adversarial_baselines_beside_the_papers(tmp_path):
 def test_table11_lists_the_papers_baselines_we_did_not_train(tmp_path):
     table = report.write_tables(records("mnist"), "mnist", ["shot_noise", "fog"], list(VALUES), tmp_path, BEST)["table11"]
     paper_only = table[~table.model.isin(table[table.source == "ours"].model)]
-    assert list(paper_only.model) == ["[Madry et al., 2017]", "Vanilla of [Wong et al., 2018]",
-                                      "[Wong et al., 2018] (certified)", "Vanilla of DDN Tr [Rony et al., 2019]",
-                                      "DDN Tr [Rony et al., 2019]"]
-    assert set(paper_only.source) == {"paper (Table 11)"}
+    assert list(paper_only.model) == ["Vanilla of [Madry et al., 2017]", "[Madry et al., 2017]",
+                                      "Vanilla of [Wong et al., 2018]", "[Wong et al., 2018] (certified)",
+                                      "Vanilla of DDN Tr [Rony et al., 2019]", "DDN Tr [Rony et al., 2019]",
+                                      "GNT σ=0.5", "ANT 1x1"]
+    assert set(paper_only.source) == {"paper (Table 11), not evaluated here"}
     assert "train from scratch" not in (tmp_path / "table11.md").read_text()  # no adversarial model of ours
 
 
@@ -216,7 +221,8 @@ def test_the_papers_gnt_row_sits_beside_our_sigma_half_model(tmp_path):
     assert ("GNT σ=0.6 (best)", "paper (Table 11)") not in labels
     assert labels.index(("GNT σ=0.5", "ours")) + 1 == labels.index(("GNT σ=0.5", "paper (Table 11)"))
     best_half = report.write_tables(recs + half, "mnist", ["shot_noise", "fog"], list(VALUES), tmp_path / "b", "gnt_s0.5")
-    assert ("GNT σ=0.5 (best)", "paper (Table 11)") in list(zip(best_half["table11"].model, best_half["table11"].source))
+    labels = list(zip(best_half["table11"].model, best_half["table11"].source))
+    assert labels.index(("GNT σ=0.5 (best)", "ours")) + 1 == labels.index(("GNT σ=0.5", "paper (Table 11)"))
 
 
 def test_models_are_named_by_what_they_are():

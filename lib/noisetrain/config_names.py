@@ -39,10 +39,28 @@ class DatasetKind:
     architectures: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset the pipeline knows: its kind, its images' channels, and whether the paper reports
+    numbers on it (the tables then show the paper's values beside ours)."""
+
+    kind: DatasetKind
+    channels: int
+    in_paper: bool
+
+
 ARRAYS = DatasetKind("arrays", False, SMALL_DATA_ARCHITECTURES)
 IMAGE_FOLDERS = DatasetKind("image_folders", True, TORCHVISION_ARCHITECTURES)
-DATASET_KINDS = {"digits": ARRAYS, "mnist": ARRAYS, "imagenet": IMAGE_FOLDERS}
+# The one list of datasets (the schema's enum must match it; a test checks).
+DATASETS = {
+    "digits": Dataset(ARRAYS, channels=1, in_paper=False),  # scikit-learn's bundled 8x8 digits, framed as MNIST
+    "mnist": Dataset(ARRAYS, channels=1, in_paper=True),
+    "imagenet": Dataset(IMAGE_FOLDERS, channels=3, in_paper=True),
+}
+DATASET_KINDS = {name: dataset.kind for name, dataset in DATASETS.items()}
 IMAGE_FOLDER_DATASETS = frozenset(name for name, kind in DATASET_KINDS.items() if kind.image_folders)
+ARRAY_DATASETS = tuple(name for name, kind in DATASET_KINDS.items() if not kind.image_folders)
+PAPER_DATASETS = tuple(name for name, dataset in DATASETS.items() if dataset.in_paper)
 
 
 def dataset_kind(config: dict) -> DatasetKind:

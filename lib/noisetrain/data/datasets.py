@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from noisetrain.config_names import ARRAY_DATASETS
 from noisetrain.data.stratified import stratified_subset
 from noisetrain.errors import DataError, InputError
 from noisetrain.storage import atomic_write
@@ -22,8 +23,6 @@ from noisetrain.storage import atomic_write
 if TYPE_CHECKING:  # torch is imported where tensors are made: the corruption and report jobs need none
     import torch
 
-DATASETS = ("digits", "mnist")
-CHANNELS = {"digits": 1, "mnist": 1, "imagenet": 3}
 
 # sklearn's digits are 8x8 with values 0..16. MNIST digits were size-normalised into a 20x20 box
 # and centred in a 28x28 frame (LeCun et al.); doing the same keeps the MNIST-C affine
@@ -142,15 +141,19 @@ def prepare_mnist(root: str | None, download: bool) -> tuple[Split, Split, np.nd
     return split(train), test_split, np.arange(len(test_split.labels))
 
 
+# How each array dataset of the registry (config_names.DATASETS) reads its source.
+PREPARERS = {
+    "digits": lambda cfg: prepare_digits(cfg["test_fraction"], cfg["seed"]),
+    "mnist": lambda cfg: prepare_mnist(cfg.get("root"), cfg.get("download", False)),
+}
+
+
 def prepare(dataset_cfg: dict) -> PreparedData:
     """Build the clean train/test arrays described by the config's ``dataset`` section."""
     name = dataset_cfg["name"]
-    if name == "digits":
-        train, test, test_index = prepare_digits(dataset_cfg["test_fraction"], dataset_cfg["seed"])
-    elif name == "mnist":
-        train, test, test_index = prepare_mnist(dataset_cfg.get("root"), dataset_cfg.get("download", False))
-    else:
-        raise DataError(f"unknown dataset '{name}'; known: {', '.join(DATASETS)}")
+    if name not in PREPARERS:
+        raise DataError(f"unknown dataset '{name}'; known: {', '.join(ARRAY_DATASETS)}")
+    train, test, test_index = PREPARERS[name](dataset_cfg)
     keep_train = stratified_subset(train.labels, dataset_cfg.get("subset_train"), dataset_cfg["seed"])
     keep_test = stratified_subset(test.labels, dataset_cfg.get("subset_test"), dataset_cfg["seed"])
     return PreparedData(

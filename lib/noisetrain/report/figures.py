@@ -15,7 +15,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from noisetrain import methods  # noqa: E402
-from noisetrain.report.paper import PAPER_DATASETS, paper_value  # noqa: E402
+from noisetrain.config_names import PAPER_DATASETS  # noqa: E402
+from noisetrain.report.paper import paper_value  # noqa: E402
 from noisetrain.report.sweep_choice import is_main_model, sweep_sigmas  # noqa: E402
 from noisetrain.report.tables import method_label  # noqa: E402
 from noisetrain.storage import atomic_write  # noqa: E402

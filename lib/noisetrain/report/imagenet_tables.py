@@ -76,15 +76,32 @@ SHORT_NAMES = {
     "pixelate": "Pixel",
     "jpeg_compression": "JPEG",
 }
-# Averages: key -> (the corruptions averaged, the accuracy averaged). Each corruption is first
-# averaged over its five severities (those evaluated), then the corruptions are averaged.
-AGGREGATES = {
-    "c_mean": (BENCHMARK_CORRUPTIONS, "top1"),
-    "c_mean_top5": (BENCHMARK_CORRUPTIONS, "top5"),
-    "c_mean_without_noise": (WITHOUT_NOISE, "top1"),
-    "c_mean_without_noise_top5": (WITHOUT_NOISE, "top5"),
-    "mce": (BENCHMARK_CORRUPTIONS, "top1"),
-}
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """The corruptions a study's means average (all, and those outside the noise category) and the
+    severities of its protocol: ImageNet-C's 15 at five severities, or a small dataset's own."""
+
+    names: tuple[str, ...]
+    without_noise: tuple[str, ...]
+    severities: tuple[int, ...]
+
+    @property
+    def aggregates(self) -> dict[str, tuple[tuple[str, ...], str]]:
+        """Averages: key -> (the corruptions averaged, the accuracy averaged). Each corruption is first
+        averaged over its severities (those evaluated), then the corruptions are averaged."""
+        return {
+            "c_mean": (self.names, "top1"),
+            "c_mean_top5": (self.names, "top5"),
+            "c_mean_without_noise": (self.without_noise, "top1"),
+            "c_mean_without_noise_top5": (self.without_noise, "top5"),
+            "mce": (self.names, "top1"),
+        }
+
+
+IMAGENET_C = Benchmark(BENCHMARK_CORRUPTIONS, WITHOUT_NOISE, SEVERITIES)
+AGGREGATES = IMAGENET_C.aggregates  # the keys are every benchmark's; the corruptions ImageNet-C's
 PUBLISHED = "published"  # mce_reference: AlexNet's published errors (the config's evaluation.mce_reference)
 MISSING = "–"  # how tables.render shows a missing cell (None) in markdown and HTML (LaTeX: --)
 
@@ -203,7 +220,8 @@ class Measured:
     A corruption may have been evaluated at some severities only, or not at all: per-corruption
     values cover the severities evaluated, and are None for a corruption not evaluated."""
 
-    def __init__(self, accuracy: pd.DataFrame):
+    def __init__(self, accuracy: pd.DataFrame, benchmark: Benchmark = IMAGENET_C):
+        self.benchmark = benchmark
         missing = [c for c in REQUIRED_COLUMNS if c not in accuracy.columns]
         if missing:
             raise InputError(
@@ -222,7 +240,7 @@ class Measured:
         self._cells = frame.set_index(["model", "corruption", "severity"])[["top1", "top5"]].to_dict("index")
         levels: dict[tuple[str, str], list[int]] = {}
         for model, corruption, severity in self._cells:
-            if corruption != "clean" and severity in SEVERITIES:
+            if corruption != "clean" and severity in benchmark.severities:
                 levels.setdefault((model, corruption), []).append(int(severity))
         self._levels = {key: tuple(sorted(found)) for key, found in levels.items()}
 
@@ -236,9 +254,9 @@ class Measured:
         """The severities at which ``model`` was evaluated on ``corruption`` (empty: not evaluated)."""
         return self._levels.get((model, corruption), ())
 
-    def evaluated(self, model: str, corruptions: Sequence[str] = BENCHMARK_CORRUPTIONS) -> list[str]:
-        """The corruptions of ``corruptions`` that ``model`` was evaluated on (at any severity)."""
-        return [name for name in corruptions if self.severities(model, name)]
+    def evaluated(self, model: str, corruptions: Sequence[str] | None = None) -> list[str]:
+        """The corruptions of ``corruptions`` (the benchmark's) that ``model`` was evaluated on (at any severity)."""
+        return [name for name in corruptions or self.benchmark.names if self.severities(model, name)]
 
     def accuracies(self, model: str, corruption: str, which: str = "top1") -> dict[int, float]:
         """severity -> accuracy [%] of one corruption, over the severities evaluated."""
@@ -250,11 +268,11 @@ class Measured:
         return float(np.mean(list(values.values()))) if values else None
 
     def aggregate(self, model: str, key: str) -> float | None:
-        """A mean over corruptions (AGGREGATES); None unless every corruption it averages was evaluated."""
-        names, which = AGGREGATES[key]
+        """A mean over corruptions (the benchmark's aggregates); None unless every corruption it averages was evaluated."""
+        names, which = self.benchmark.aggregates[key]
         return benchmark_mean({name: self.accuracies(model, name, which) for name in names}, names)
 
-    def errors(self, model: str, corruptions: Sequence[str] = BENCHMARK_CORRUPTIONS) -> dict[str, dict[int, float]]:
+    def errors(self, model: str, corruptions: Sequence[str] | None = None) -> dict[str, dict[int, float]]:
         """Top-1 errors (fractions) per corruption evaluated and severity: the input of the CE."""
         return {
             name: {s: 1.0 - a / 100.0 for s, a in self.accuracies(model, name).items()}
@@ -275,7 +293,7 @@ class Measured:
     def mce(self, model: str, reference: Mapping | None) -> float | None:
         """mCE [%]; None unless all 15 benchmark corruptions were evaluated and each CE is defined."""
         errors = self.errors(model)
-        if len(errors) < len(BENCHMARK_CORRUPTIONS):
+        if len(errors) < len(self.benchmark.names):
             return None
         try:
             return mean_corruption_error(errors, reference).mce
@@ -330,9 +348,9 @@ def _trained_on(spec: dict) -> set[str]:
     return set(spec.get("trained_on") or ())
 
 
-def _bracketed(spec: dict, key: str) -> bool:
+def _bracketed(spec: dict, key: str, benchmark: Benchmark) -> bool:
     """Whether a cell of ours is an average over test corruptions one of which the model trained on."""
-    return key in AGGREGATES and bool(_trained_on(spec) & set(AGGREGATES[key][0]))
+    return key in AGGREGATES and bool(_trained_on(spec) & set(benchmark.aggregates[key][0]))
 
 
 def _ours(measured: Measured, model: str, key: str, per_corruption: str, reference) -> float | None:
@@ -411,17 +429,27 @@ def build_table(name: str, accuracy: pd.DataFrame | Measured, models: Mapping[st
     """One of the paper's ImageNet-C tables (``name`` in IMAGENET_TABLE_NAMES) as display text."""
     if name not in TABLES:
         raise InputError(f"unknown ImageNet table {name!r}; known: {', '.join(TABLES)}")
-    spec = TABLES[name]
     measured = accuracy if isinstance(accuracy, Measured) else Measured(accuracy)
     reference, _ = resolve_reference(measured, mce_reference) if name == "table10" else (None, "")
-    keys = [key for key, _ in spec.columns]
     ours = listed_models(name, measured, models)
-    if name == "table16":
-        models = depth_view(models)
+    return spec_table(TABLES[name], measured, depth_view(models) if name == "table16" else models, ours, reference)
+
+
+def spec_table(spec: TableSpec, measured: Measured, models: Mapping[str, dict], ours: Sequence[str], reference=None,
+               dataset: str = DATASET) -> pd.DataFrame:
+    """A table of the paper's layout as display text, for any dataset: the columns of ``spec``, a row
+    per model of ``ours`` with the paper's row of its paper model below it. A model whose spec lists
+    ``replicates`` (the same model trained with other seeds) shows the mean over all of its seeds."""
+    keys = [key for key, _ in spec.columns]
+
+    def value(model: str, key: str) -> float | None:
+        seeds = [model, *_spec(models, model).get("replicates", ())]
+        values = [_ours(measured, seed, key, spec.per_corruption, reference) for seed in seeds]
+        return None if any(v is None for v in values) else float(np.mean(values)) if len(values) > 1 else values[0]
 
     def our_cells(model: str) -> dict:
         model_spec = _spec(models, model)
-        cells = {key: _text(_ours(measured, model, key, spec.per_corruption, reference), _bracketed(model_spec, key))
+        cells = {key: _text(value(model, key), _bracketed(model_spec, key, measured.benchmark))
                  for key in keys if key != "params"}
         if "params" in keys:  # a count, not a percentage
             count = generator_parameters(model_spec)
@@ -429,9 +457,9 @@ def build_table(name: str, accuracy: pd.DataFrame | Measured, models: Mapping[st
         return cells
 
     def paper_cells(paper_model: str) -> dict:
-        return {key: paper_cell(spec.paper_table, paper_model, key) for key in keys}
+        return {key: paper.paper_cell(spec.paper_table, dataset, paper_model, key) for key in keys}
 
-    rows = rows_beside_paper(spec.paper_table, ours, models, our_cells, paper_cells)
+    rows = rows_beside_paper(spec.paper_table, ours, models, our_cells, paper_cells, dataset)
     return pd.DataFrame(rows, columns=["model", "source", *keys]).rename(columns=dict(spec.columns))
 
 

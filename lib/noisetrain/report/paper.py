@@ -11,8 +11,6 @@ from importlib import resources
 
 import pandas as pd
 
-# Datasets on which the paper reports numbers; others (digits) get no paper column.
-PAPER_DATASETS = ("mnist", "imagenet")
 BRACKET_NOTE = "in brackets in the paper"
 # The paper's printed name of each of its models (the ``model`` ids of paper_values.csv), by dataset.
 PAPER_LABELS = {

@@ -107,3 +107,20 @@ def to_frame(records: list[dict]) -> pd.DataFrame:
         for row in r["rows"]
     ]
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def accuracy_frame(records: list[dict]) -> pd.DataFrame:
+    """The clean and corruptions records as the accuracy table of an image-folder study (columns
+    ``model, corruption, severity, top1, top5, category``; top-1 in percent, the clean set at
+    severity 0; no top-5: the arrays' records keep top-1), so that every table reads one format."""
+    import pandas as pd
+
+    rows = [
+        {"model": r["method"], "corruption": row["corruption"], "severity": row["severity"] or 0,
+         "top1": 100.0 * row["value"], "top5": float("nan"), "category": row["category"]}
+        for r in records
+        if r["metric"] in ("clean", "corruptions")
+        for row in r["rows"]
+        if row["category"] != "aggregate"
+    ]
+    return pd.DataFrame(rows, columns=["model", "corruption", "severity", "top1", "top5", "category"])

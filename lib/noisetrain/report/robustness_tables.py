@@ -200,8 +200,9 @@ def robustness_caption(name: str, robust: Robustness, clean: Clean, image_folder
         )
     if spec.paper_table in ("Table 5", "Table 12") and attacks:
         pgd, ddn = attacks.get("linf_pgd", {}), attacks.get("l2_ddn", {})
+        attacked = "of the robustness set's val images" if image_folders else f"{robust.dataset} test images"
         text += (
-            f" Ours: {attacks['images']} images; PGD {pgd.get('steps')} steps of {pgd.get('step_size', 0):g} within L∞ "
+            f" Ours: {attacks['images']} {attacked}; PGD {pgd.get('steps')} steps of {pgd.get('step_size', 0):g} within L∞ "
             f"{pgd.get('epsilon', 0):g}; DDN {ddn.get('steps')} steps, γ {ddn.get('gamma', 0):g}, L2 budget "
             f"{ddn.get('epsilon', 0):g}"
             + (" (appendix F: 0.125; the paper's Table 5 prints 0.12)." if spec.paper_table == "Table 5" else ".")

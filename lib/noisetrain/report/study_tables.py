@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from noisetrain.data import datasets
+from noisetrain.config_names import DATASETS, PAPER_DATASETS
 from noisetrain.report import bootstrap, figures, tables
-from noisetrain.report.paper import PAPER_DATASETS, paper_value
-from noisetrain.report.records import to_frame
+from noisetrain.report.imagenet_tables import Benchmark, Measured, TableSpec, _printable, spec_table
+from noisetrain.report.paper import paper_value
+from noisetrain.report.records import accuracy_frame, to_frame
 from noisetrain.report.robustness_tables import Clean, write_robustness_tables
 from noisetrain.report.sweep_choice import is_main_model
 
@@ -44,9 +45,9 @@ def _baselines_note(dataset: str, specs: dict[str, dict]) -> str:
     if any(tables.is_table11_baseline(spec) for spec in specs.values()):
         note = (" The adversarially trained models (PGD AT, DDN AT) train from scratch with the vanilla schedule, "
                 "as their authors trained them, so our Vanilla row is their own vanilla.")
-    if paper_value("Table 11", dataset, tables.WONG_ROWS[-1][1], "clean") is not None:
-        note += (" Wong et al.'s certified model and the paper's own vanilla models of Wong et al. and of DDN Tr "
-                 "are not trained here: their rows are the paper's values only.")
+    if paper_value("Table 11", dataset, "wong_certified", "clean") is not None:
+        note += (" Wong et al.'s certified model and the paper's own vanilla models of Madry et al., Wong et al. and "
+                 "DDN Tr are not trained here: their rows are the paper's values only ('not evaluated here').")
     return note
 
 
@@ -55,6 +56,28 @@ def _imagenet_note(dataset: str, table: str) -> str:
     if dataset == "imagenet":
         return _paper_note(dataset, table)
     return f" The paper reports {table} for ImageNet only; every number here is computed by this pipeline."
+
+
+def table11(records: list[dict], specs: dict[str, dict], rows: list[tables.Row], corruptions: list[str],
+            dataset: str) -> pd.DataFrame:
+    """Table 11 (appendix E), by the builder of every paper table: clean, C mean and each corruption
+    of vanilla, the adversarially trained baselines (PGD AT, DDN AT) and the noise-trained models,
+    each model the mean over its seeds, with the paper's row of its paper model below it."""
+    frame = accuracy_frame(records)
+    categories = dict(zip(frame.corruption, frame.category))
+    severities = tuple(sorted({int(s) for s in frame[frame.corruption != "clean"].severity}))
+    benchmark = Benchmark(tuple(corruptions), tuple(c for c in corruptions if categories.get(c) != "noise"), severities)
+    baselines = [row for row in rows if tables.is_table11_baseline(specs.get(row.method, {}))]
+    order = [*(row for row in rows if row.method == "vanilla"), *baselines,
+             *(row for row in rows if row.method != "vanilla" and row not in baselines)]
+    replicates: dict[str, list[str]] = {}
+    for method, spec in specs.items():
+        if "replicate_of" in spec:
+            replicates.setdefault(spec["replicate_of"], []).append(method)
+    models = {row.method: {"label": row.label, "paper_model": row.paper_model, "replicates": replicates.get(row.method, [])}
+              for row in order}
+    spec = TableSpec("Table 11", (("clean", "clean"), ("c_mean", "C mean"), *((c, c) for c in corruptions)), True)
+    return spec_table(spec, Measured(frame, benchmark), models, list(models), dataset=dataset)
 
 
 def write_tables(records: list[dict], dataset: str, corruptions: list[str], method_order: list[str], out_dir: str | Path,
@@ -74,11 +97,11 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
     notes = {m: tables.training_note(d) for m, d in training_diagnostics_from_records(records).items()}
     summary_rows = tables.summary_table(summary, rows, dataset, "Table 11", spread if replicated else None)
     summary_rows = tables.add_note_column(summary_rows, [r.method for r in rows], notes)
-    depths = tables.depth_table(summary, specs, datasets.CHANNELS[dataset], dataset)
+    depths = tables.depth_table(summary, specs, DATASETS[dataset].channels, dataset)
     depths = tables.add_note_column(depths, depths["model"].tolist(), notes)
     built = {
         "table11": (
-            tables.corruption_table(summary, tables.table11_rows(rows), corruptions, dataset, "Table 11"),
+            table11(records, specs, rows, corruptions, dataset),
             f"Top-1 accuracy [%] on {dataset} clean test data and on each corruption of the MNIST-C benchmark "
             "(Table 11 layout); 'C mean' averages the corruptions. GNT is shown at the sigma with the best C mean."
             + seeds_note + _baselines_note(dataset, specs) + _paper_note(dataset, "Table 11"),
@@ -108,7 +131,7 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
     }
     out_dir = Path(out_dir)
     for name, (table, caption) in built.items():
-        tables.write(table, caption, out_dir, name)
+        tables.write(_printable(table), caption, out_dir, name)
     robust = [r for r in records if r["metric"] in ("noise_robustness", "adversarial")]
     models = {row.method: {"label": row.label, "paper_model": row.paper_model} for row in every_row}
     clean = Clean({m: 100.0 * summary.at[m, "clean"] for m in summary.index if pd.notna(summary.at[m, "clean"])},

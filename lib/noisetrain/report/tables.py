@@ -1,10 +1,9 @@
-"""The paper's tables, built from the tidy result frame alone (markdown and LaTeX via tabulate).
+"""The arrays' own tables from the tidy result frame (summary, sigma sweep, eps search, depths), the
+rows every table of the arrays shows, and rendering (markdown, LaTeX and HTML via tabulate).
 
 Accuracies are stored as fractions and shown in percent. Where the dataset is one the paper
-reports on, each row of ours is followed by the paper's row (Table 11) or each column by the
-paper's column (summary), with the paper's table named in the caption; Table 11 also lists the
-paper's models we do not train (Wong et al.'s certified model, the baselines' own vanilla models)
-with the paper's values alone.
+reports on, the summary puts the paper's column beside each of ours. The paper's own tables
+(Table 11, the robustness tables) are laid out by the one builder of :mod:`noisetrain.report.imagenet_tables`.
 """
 
 from __future__ import annotations
@@ -17,8 +16,9 @@ import pandas as pd
 from tabulate import tabulate
 
 from noisetrain import methods
+from noisetrain.config_names import PAPER_DATASETS
 from noisetrain.noise.diagnostics import ERASING_THRESHOLD, SATURATED_PIXEL_FRACTION, is_erasing
-from noisetrain.report.paper import PAPER_DATASETS, paper_label, paper_value
+from noisetrain.report.paper import paper_label, paper_value
 from noisetrain.report.sweep_choice import sweep_sigmas
 from noisetrain.storage import atomic_write
 
@@ -26,9 +26,6 @@ SUMMARY_COLUMNS = {"clean": "clean", "c_mean": "C mean", "c_mean_without_noise":
 # Table 11's adversarially trained baselines (appendix E), by the paper's model (its key in
 # paper_values.csv), with the paper's name for it. Each is compared against its own vanilla model.
 TABLE11_BASELINES = {model: paper_label(model, "mnist") for model in ("madry_pgd_at", "rony_ddn_at")}
-# Table 11's rows with no model of ours: shown with the paper's values only, on the paper's datasets.
-WONG_ROWS = tuple((paper_label(model, "mnist"), model) for model in ("vanilla_wong_baseline", "wong_certified"))
-RONY_VANILLA = (paper_label("vanilla_ddn_baseline", "mnist"), "vanilla_ddn_baseline")
 
 def method_label(method: str, spec: dict) -> str:
     """How a model is named in tables and figures: by its kind (a record without a spec, by its name)."""
@@ -41,11 +38,6 @@ class Row:
     method: str | None  # our method name; None for a row of the paper's values only
     paper_model: str | None  # the paper's model whose numbers sit beside it, if any
     paper_label: str | None = None  # the paper's name for that model, where it differs from label
-
-
-def paper_only(label: str, paper_model: str) -> Row:
-    """A row of the paper's values only (a model the paper reports and we do not train)."""
-    return Row(label, None, paper_model)
 
 
 def _cell(summary: pd.DataFrame, method: str, column: str, scale: float = 1.0):
@@ -115,22 +107,6 @@ def standard_rows(summary: pd.DataFrame, specs: dict[str, dict], extra: list[str
     return rows
 
 
-def table11_rows(rows: list[Row]) -> list[Row]:
-    """Table 11's order (appendix E): vanilla, the adversarially trained baselines - PGD AT beside
-    [Madry et al.], Wong et al.'s vanilla and certified model (the paper's values only), the paper's
-    vanilla of DDN Tr, DDN AT beside DDN Tr [Rony et al.] - then the noise-trained models. A
-    baseline we did not train is shown with the paper's values only, so on the paper's datasets the
-    table has every row of the paper's; elsewhere rows of the paper's values only drop out."""
-    def baseline(model):
-        return [row for row in rows if row.paper_model == model] or [paper_only(TABLE11_BASELINES[model], model)]
-
-    adversarial = [*baseline("madry_pgd_at"), *(paper_only(*wong) for wong in WONG_ROWS), paper_only(*RONY_VANILLA),
-                   *baseline("rony_ddn_at")]
-    vanilla = [row for row in rows if row.method == "vanilla"]
-    shown = {id(row) for row in vanilla + adversarial}
-    return vanilla + adversarial + [row for row in rows if id(row) not in shown]
-
-
 def depth_table(summary: pd.DataFrame, specs: dict[str, dict], channels: int, dataset: str) -> pd.DataFrame:
     """Table 16: ANT1x1 with generators of depth 1..5 (replay on, no stylization); the default
     depth-4 model is ant1x1 itself. Parameter counts are those of our generators for the
@@ -155,23 +131,6 @@ def depth_table(summary: pd.DataFrame, specs: dict[str, dict], channels: int, da
         records.append(record)
     return pd.DataFrame(records, columns=["depth", "model", "generator parameters", *SUMMARY_COLUMNS.values()]
                         + ([f"{t} (paper)" for t in SUMMARY_COLUMNS.values()] if with_paper else []))
-
-
-def corruption_table(summary: pd.DataFrame, rows: list[Row], corruptions: list[str], dataset: str,
-                     paper_table: str) -> pd.DataFrame:
-    """Table 11's layout: clean, C mean and every corruption, one row per model (and the paper's
-    rows); a row without a method of ours shows the paper's values alone, where the paper has them."""
-    columns = ["clean", "c_mean", *corruptions]
-    records = []
-    for row in rows:
-        if row.method is not None:
-            records.append({"model": row.label, "source": "ours",
-                            **{c: _cell(summary, row.method, c, 100.0) for c in columns}})
-        if dataset in PAPER_DATASETS:
-            paper = {c: paper_value(paper_table, dataset, row.paper_model, c) for c in columns}
-            if any(v is not None for v in paper.values()):
-                records.append({"model": row.paper_label or row.label, "source": f"paper ({paper_table})", **paper})
-    return pd.DataFrame(records, columns=["model", "source", *columns]).rename(columns={"c_mean": "C mean"})
 
 
 def summary_table(summary: pd.DataFrame, rows: list[Row], dataset: str, paper_table: str,
@@ -249,8 +208,8 @@ def render(table: pd.DataFrame, caption: str) -> dict[str, str]:
 
 # Characters pdflatex cannot typeset from a plain table, and what typesets them.
 LATEX_TEXT = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#"}
-LATEX_UNICODE = {"σ": r"$\sigma$", "ε": r"$\epsilon$", "±": r"$\pm$", "∞": r"$\infty$", "–": "--", "×": r"$\times$",
-                 "≤": r"$\leq$", "≥": r"$\geq$", "†": r"$\dagger$"}
+LATEX_UNICODE = {"σ": r"$\sigma$", "ε": r"$\epsilon$", "γ": r"$\gamma$", "±": r"$\pm$", "∞": r"$\infty$", "–": "--",
+                 "×": r"$\times$", "≤": r"$\leq$", "≥": r"$\geq$", "†": r"$\dagger$"}
 
 
 def latex_escape(text: str) -> str:
