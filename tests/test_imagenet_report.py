@@ -8,7 +8,7 @@ from PIL import Image
 from noisetrain.errors import InputError
 from noisetrain.measure.corruption_error import ALEXNET_ERRORS, ALEXNET_SEVERITY_ERRORS, BENCHMARK_CORRUPTIONS
 from noisetrain.report import imagenet_figures as figs
-from noisetrain.report import imagenet_tables as it
+from noisetrain.report import paper_tables as it
 from noisetrain.report.paper import PAPER_LABELS, paper_value
 
 IMAGES = 1000

@@ -8,7 +8,7 @@ import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
 import pandas as pd
 
 from noisetrain.cli import json_arg, run, say
-from noisetrain.report.imagenet_tables import write_imagenet_tables
+from noisetrain.report.paper_tables import write_imagenet_tables
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@
 
 * Fig 5: top-1 accuracy against corruption severity, one panel per benchmark corruption (3 x 5),
   one line per model, clean accuracy drawn at severity 0; from the tidy accuracy frame alone
-  (``model, corruption, severity, top1, ...``; see :mod:`noisetrain.report.imagenet_tables`).
+  (``model, corruption, severity, top1, ...``; see :mod:`noisetrain.report.paper_tables`).
 * Fig 9: an ImageNet-C JPEG-compression image beside the same clean crop after
   ``PIL.ImageOps.posterize`` with 1-4 bits (appendix J: AugMix's Posterize looks like the JPEG
   corruption of the test set).
@@ -28,7 +28,7 @@ from PIL import Image, ImageOps  # noqa: E402
 from noisetrain.errors import InputError  # noqa: E402
 from noisetrain.measure.corruption_error import BENCHMARK_CORRUPTIONS  # noqa: E402
 from noisetrain.report.figures import save  # noqa: E402  (the one atomic save of every figure)
-from noisetrain.report.imagenet_tables import NOISE_CORRUPTIONS, REQUIRED_COLUMNS, Measured  # noqa: E402
+from noisetrain.report.paper_tables import NOISE_CORRUPTIONS, REQUIRED_COLUMNS, Measured  # noqa: E402
 
 POSTERIZE_BITS = (1, 2, 3, 4)
 # ImageNet-C images are the validation images resized to 256 (shorter side) and centre-cropped to 224.

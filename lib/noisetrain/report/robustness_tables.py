@@ -1,7 +1,7 @@
 """The paper's robustness tables for every dataset: Tables 2 and 3 (median epsilon* along Gaussian,
 uniform and adversarial noise) and the accuracy under the PGD / DDN attacks (ImageNet's Table 5,
 MNIST's Table 12), from the robustness records, laid out like the ImageNet-C tables of
-:mod:`noisetrain.report.imagenet_tables`: each measured model's row ('ours'), the paper's row of its
+:mod:`noisetrain.report.paper_tables`: each measured model's row ('ours'), the paper's row of its
 paper model right below where the paper reports the dataset, the paper's models this run did not
 measure with the paper's values only, then our models without a paper row.
 
@@ -20,9 +20,8 @@ import pandas as pd
 
 from noisetrain.errors import InputError
 from noisetrain.report import outputs, tables
-from noisetrain.report.imagenet_tables import Measured, _printable, _text
-from noisetrain.report.imagenet_tables import rows_beside_paper as _rows_beside_paper
 from noisetrain.report.paper import paper_cell, paper_models
+from noisetrain.report.paper_tables import Measured, cell_text, printable, rows_beside_paper
 
 
 @dataclass(frozen=True)
@@ -117,10 +116,10 @@ def clean_from_cache(accuracy: pd.DataFrame) -> Clean:
 def _our_robustness_cell(robust: Robustness, clean: Clean, model: str, key: str, paper_table: str) -> str | None:
     if key == "clean":
         value = clean.accuracy.get(model)  # None: a model without a clean evaluation
-        return None if value is None else _text(value, False)
+        return None if value is None else cell_text(value, False)
     if key in _ATTACKS:
         value = robust.value(model, _ATTACKS[key][0])
-        return None if value is None else _text(100.0 * value, False)
+        return None if value is None else cell_text(100.0 * value, False)
     if key != "eps_an":
         return _number(robust.value(model, key))
     if paper_table == "Table 2":  # one generator, as the paper's Table 2
@@ -164,7 +163,7 @@ def build_robustness_table(name: str, robust: Robustness, clean: Clean, models: 
         raise InputError(f"unknown robustness table {name!r}; known: {', '.join(ROBUSTNESS_TABLES)}")
     spec = ROBUSTNESS_TABLES[name]
     keys = [key for key, _ in spec.columns]
-    rows = _rows_beside_paper(
+    rows = rows_beside_paper(
         spec.paper_table, listed_models(name, robust, models), models,
         lambda model: {key: _our_robustness_cell(robust, clean, model, key, spec.paper_table) for key in keys},
         lambda paper_model: {key: _paper_robustness_cell(spec.paper_table, robust.dataset, paper_model, key) for key in keys},
@@ -229,6 +228,6 @@ def write_robustness_tables(records: Sequence[Mapping], dataset: str, clean: Cle
     built = {}
     for name in table_names(image_folders):
         table = build_robustness_table(name, robust, clean, models)
-        tables.write(_printable(table), robustness_caption(name, robust, clean, image_folders, table), out_dir, name)
+        tables.write(printable(table), robustness_caption(name, robust, clean, image_folders, table), out_dir, name)
         built[name] = table
     return built

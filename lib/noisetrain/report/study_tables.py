@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from noisetrain import methods
 from noisetrain.config_names import DATASETS, PAPER_DATASETS
 from noisetrain.report import bootstrap, figures, tables
-from noisetrain.report.imagenet_tables import Benchmark, Measured, TableSpec, _printable, spec_table
 from noisetrain.report.paper import paper_value
+from noisetrain.report.paper_tables import Benchmark, Measured, TableSpec, printable, spec_table
 from noisetrain.report.records import accuracy_frame, to_frame
 from noisetrain.report.robustness_tables import Clean, write_robustness_tables
 from noisetrain.report.sweep_choice import is_main_model
@@ -58,26 +59,66 @@ def _imagenet_note(dataset: str, table: str) -> str:
     return f" The paper reports {table} for ImageNet only; every number here is computed by this pipeline."
 
 
-def table11(records: list[dict], specs: dict[str, dict], rows: list[tables.Row], corruptions: list[str],
-            dataset: str) -> pd.DataFrame:
-    """Table 11 (appendix E), by the builder of every paper table: clean, C mean and each corruption
-    of vanilla, the adversarially trained baselines (PGD AT, DDN AT) and the noise-trained models,
-    each model the mean over its seeds, with the paper's row of its paper model below it."""
+# The summary's columns, as the arrays' tables title them.
+_SUMMARY_TITLES = tuple(tables.SUMMARY_COLUMNS.items())
+
+
+def measured_records(records: list[dict], corruptions: list[str]) -> Measured:
+    """The clean and corruptions records as the accuracy table every paper table reads, over the
+    study's own benchmark: its corruptions, those outside the noise category, its severities."""
     frame = accuracy_frame(records)
     categories = dict(zip(frame.corruption, frame.category))
     severities = tuple(sorted({int(s) for s in frame[frame.corruption != "clean"].severity}))
-    benchmark = Benchmark(tuple(corruptions), tuple(c for c in corruptions if categories.get(c) != "noise"), severities)
+    without_noise = tuple(c for c in corruptions if categories.get(c) != "noise")
+    return Measured(frame, Benchmark(tuple(corruptions), without_noise, severities))
+
+
+def replicates_of(specs: dict[str, dict]) -> dict[str, list[str]]:
+    """Each model's replicates (the same training with other seeds), whose mean the tables show."""
+    found: dict[str, list[str]] = {}
+    for method, spec in specs.items():
+        if "replicate_of" in spec:
+            found.setdefault(spec["replicate_of"], []).append(method)
+    return found
+
+
+def table11(measured: Measured, specs: dict[str, dict], rows: list[tables.Row], dataset: str) -> pd.DataFrame:
+    """Table 11 (appendix E), by the builder of every paper table: clean, C mean and each corruption
+    of vanilla, the adversarially trained baselines (PGD AT, DDN AT) and the noise-trained models,
+    each model the mean over its seeds, with the paper's row of its paper model below it."""
     baselines = [row for row in rows if tables.is_table11_baseline(specs.get(row.method, {}))]
     order = [*(row for row in rows if row.method == "vanilla"), *baselines,
              *(row for row in rows if row.method != "vanilla" and row not in baselines)]
-    replicates: dict[str, list[str]] = {}
-    for method, spec in specs.items():
-        if "replicate_of" in spec:
-            replicates.setdefault(spec["replicate_of"], []).append(method)
+    replicates = replicates_of(specs)
     models = {row.method: {"label": row.label, "paper_model": row.paper_model, "replicates": replicates.get(row.method, [])}
               for row in order}
-    spec = TableSpec("Table 11", (("clean", "clean"), ("c_mean", "C mean"), *((c, c) for c in corruptions)), True)
-    return spec_table(spec, Measured(frame, benchmark), models, list(models), dataset=dataset)
+    corruptions = tuple((c, c) for c in measured.benchmark.names)
+    spec = TableSpec("Table 11", (("clean", "clean"), ("c_mean", "C mean"), *corruptions), True)
+    return spec_table(spec, measured, models, list(models), dataset=dataset)
+
+
+def table16(measured: Measured, specs: dict[str, dict], summary: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, list[str]]:
+    """Table 16's layout: ANT 1x1 with generators of depth 1 to 5 (replay on, no +SIN; the default
+    depth 4 is ant1x1 itself), the generators' parameters counted for this dataset's channels (the
+    paper's 12 / 143 / 563 / 983 / 1403 are for 3 channels); and the models, in the rows' order."""
+    by_depth: dict[int, str] = {}
+    for method, spec in specs.items():
+        keys = methods.noise_keys(spec)
+        depth = keys.get("generator_depth")
+        if keys.get("depth_ablation") and method in summary.index and (depth not in by_depth or method == "ant1x1"):
+            by_depth[depth] = method
+    replicates = replicates_of(specs)
+    channels = DATASETS[dataset].channels
+    models = {method: {**methods.noise_keys(specs[method]), "label": tables.method_label(method, specs[method]),
+                       "channels": channels, "replicates": replicates.get(method, [])}
+              for _, method in sorted(by_depth.items())}
+    spec = TableSpec("Table 16", (("params", "generator parameters"), *_SUMMARY_TITLES), False)
+    return spec_table(spec, measured, models, list(models), dataset=dataset), list(models)
+
+
+def _depths(specs: dict[str, dict], models: list[str]) -> str:
+    depths = [str(methods.noise_keys(specs[m])["generator_depth"]) for m in models]
+    return ", ".join(depths) or "none (no such model in this study)"
 
 
 def write_tables(records: list[dict], dataset: str, corruptions: list[str], method_order: list[str], out_dir: str | Path,
@@ -97,11 +138,12 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
     notes = {m: tables.training_note(d) for m, d in training_diagnostics_from_records(records).items()}
     summary_rows = tables.summary_table(summary, rows, dataset, "Table 11", spread if replicated else None)
     summary_rows = tables.add_note_column(summary_rows, [r.method for r in rows], notes)
-    depths = tables.depth_table(summary, specs, DATASETS[dataset].channels, dataset)
-    depths = tables.add_note_column(depths, depths["model"].tolist(), notes)
+    measured = measured_records(records, corruptions)
+    depths, depth_models = table16(measured, specs, summary, dataset)
+    depths = tables.add_note_column(depths, depth_models, notes)
     built = {
         "table11": (
-            table11(records, specs, rows, corruptions, dataset),
+            table11(measured, specs, rows, dataset),
             f"Top-1 accuracy [%] on {dataset} clean test data and on each corruption of the MNIST-C benchmark "
             "(Table 11 layout); 'C mean' averages the corruptions. GNT is shown at the sigma with the best C mean."
             + seeds_note + _baselines_note(dataset, specs) + _paper_note(dataset, "Table 11"),
@@ -113,8 +155,9 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
         ),
         "table16": (
             depths,
-            f"Top-1 accuracy [%] on {dataset} of ANT 1x1 with noise generators of depth 1 to 5 (Table 16 "
-            "layout); generator parameters are counted for this dataset's channels."
+            f"Top-1 accuracy [%] on {dataset} of ANT 1x1 with noise generators of depth {_depths(specs, depth_models)} "
+            "(Table 16 layout: the paper's has depths 1 to 5, each a method of the config); generator parameters are "
+            "counted for this dataset's channels."
             + _imagenet_note(dataset, "Table 16") + tables.notes_caption(depths),
         ),
         "eps_search": (
@@ -131,7 +174,7 @@ def write_tables(records: list[dict], dataset: str, corruptions: list[str], meth
     }
     out_dir = Path(out_dir)
     for name, (table, caption) in built.items():
-        tables.write(_printable(table), caption, out_dir, name)
+        tables.write(printable(table), caption, out_dir, name)
     robust = [r for r in records if r["metric"] in ("noise_robustness", "adversarial")]
     models = {row.method: {"label": row.label, "paper_model": row.paper_model} for row in every_row}
     clean = Clean({m: 100.0 * summary.at[m, "clean"] for m in summary.index if pd.notna(summary.at[m, "clean"])},

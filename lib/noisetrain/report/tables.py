@@ -3,7 +3,7 @@ rows every table of the arrays shows, and rendering (markdown, LaTeX and HTML vi
 
 Accuracies are stored as fractions and shown in percent. Where the dataset is one the paper
 reports on, the summary puts the paper's column beside each of ours. The paper's own tables
-(Table 11, the robustness tables) are laid out by the one builder of :mod:`noisetrain.report.imagenet_tables`.
+(Table 11, the robustness tables) are laid out by the one builder of :mod:`noisetrain.report.paper_tables`.
 """
 
 from __future__ import annotations
@@ -105,32 +105,6 @@ def standard_rows(summary: pd.DataFrame, specs: dict[str, dict], extra: list[str
         if shown and not is_depth_ablation(specs.get(method, {})):
             rows.append(method_row(method, specs.get(method, {})))
     return rows
-
-
-def depth_table(summary: pd.DataFrame, specs: dict[str, dict], channels: int, dataset: str) -> pd.DataFrame:
-    """Table 16: ANT1x1 with generators of depth 1..5 (replay on, no stylization); the default
-    depth-4 model is ant1x1 itself. Parameter counts are those of our generators for the
-    dataset's channels (the paper's 12 / 143 / 563 / 983 / 1403 are for 3 channels)."""
-    from noisetrain.noise.generators import NoiseGenerator, count_parameters
-
-    by_depth: dict[int, str] = {}
-    for method, spec in specs.items():
-        keys = methods.noise_keys(spec)
-        depth = keys.get("generator_depth")
-        if keys.get("depth_ablation") and method in summary.index and (depth not in by_depth or method == "ant1x1"):
-            by_depth[depth] = method
-    with_paper = dataset == "imagenet"  # the paper's Table 16 is ImageNet's
-    records = []
-    for depth, method in sorted(by_depth.items()):
-        record = {"depth": depth, "model": method,
-                  "generator parameters": count_parameters(NoiseGenerator(channels, depth=depth, kernel="1x1"))}
-        for key, title in SUMMARY_COLUMNS.items():
-            record[title] = _cell(summary, method, key, 100.0)
-            if with_paper:
-                record[f"{title} (paper)"] = paper_value("Table 16", dataset, f"ant1x1_depth{depth}", key)
-        records.append(record)
-    return pd.DataFrame(records, columns=["depth", "model", "generator parameters", *SUMMARY_COLUMNS.values()]
-                        + ([f"{t} (paper)" for t in SUMMARY_COLUMNS.values()] if with_paper else []))
 
 
 def summary_table(summary: pd.DataFrame, rows: list[Row], dataset: str, paper_table: str,

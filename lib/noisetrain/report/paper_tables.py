@@ -1,9 +1,13 @@
-"""The paper's ImageNet-C tables (1, 4, 8, 9, 10, 13, 14, 15), ours beside the paper's values.
+"""The builder of every paper table (:func:`spec_table`: a :class:`TableSpec` over the accuracy
+frame, ours beside the paper's values) and the specs of the ImageNet-C tables (1, 4, 8, 9, 10, 13,
+14, 15, 16). The small datasets' Table 11 and 16 (``study_tables``) and every dataset's robustness
+tables (``robustness_tables``) are built by the same function.
 
-Input is the tidy accuracy frame of the ImageNet evaluation (one row per model, corruption and
-severity: ``model, corruption, severity, top1, top5, images``; ``corruption == "clean"`` with
-severity 0 for clean validation; top-1 / top-5 in percent) and the models dict
-(``name -> {"label", "architecture", "paper_model", "source", "trained_on"}``).
+Input is the tidy accuracy frame (one row per model, corruption and severity: ``model, corruption,
+severity, top1, top5, images``; ``corruption == "clean"`` with severity 0 for the clean set; top-1 /
+top-5 in percent): the prediction cache's (collect_accuracy) or the arrays' records
+(``records.accuracy_frame``), read over a :class:`Benchmark` (ImageNet-C's, or a small dataset's own
+corruptions); and the models dict (``name -> {"label", "paper_model", "trained_on", "replicates", ...}``).
 
 Every table is a DataFrame of display text: a ``model`` column, a ``source`` column and one column
 per quantity. ``source`` is ``"ours"`` for a number computed here, ``"paper (Table N)"`` for the
@@ -366,7 +370,7 @@ def _ours(measured: Measured, model: str, key: str, per_corruption: str, referen
     return measured.corruption_mean(model, key)
 
 
-def _text(value: float | None, bracket: bool) -> str | None:
+def cell_text(value: float | None, bracket: bool) -> str | None:
     if value is None or not math.isfinite(value):
         return None
     return f"({value:.1f})" if bracket else f"{value:.1f}"
@@ -398,14 +402,15 @@ def depth_view(models: Mapping[str, dict]) -> dict[str, dict]:
 
 
 def generator_parameters(spec: dict) -> int | None:
-    """Trainable parameters of a model's noise generator (Table 16), from its depth and kernel."""
+    """Trainable parameters of a model's noise generator (Table 16), from its depth and kernel (and its
+    images' channels: ImageNet's 3 unless the spec says)."""
     if "generator_depth" not in spec:
         return None
     import torch
 
     from noisetrain.noise.generators import NoiseGenerator, count_parameters
 
-    generator = NoiseGenerator(channels=3, depth=spec["generator_depth"], kernel=spec["generator_kernel"],
+    generator = NoiseGenerator(channels=spec.get("channels", 3), depth=spec["generator_depth"], kernel=spec["generator_kernel"],
                                rng=torch.Generator().manual_seed(0))
     return count_parameters(generator)
 
@@ -449,7 +454,7 @@ def spec_table(spec: TableSpec, measured: Measured, models: Mapping[str, dict], 
 
     def our_cells(model: str) -> dict:
         model_spec = _spec(models, model)
-        cells = {key: _text(value(model, key), _bracketed(model_spec, key, measured.benchmark))
+        cells = {key: cell_text(value(model, key), _bracketed(model_spec, key, measured.benchmark))
                  for key in keys if key != "params"}
         if "params" in keys:  # a count, not a percentage
             count = generator_parameters(model_spec)
@@ -609,7 +614,7 @@ class _Printed:
         return self.text
 
 
-def _printable(table: pd.DataFrame) -> pd.DataFrame:
+def printable(table: pd.DataFrame) -> pd.DataFrame:
     return table.map(lambda cell: _Printed(cell) if isinstance(cell, str) else cell)
 
 
@@ -621,6 +626,6 @@ def write_imagenet_tables(
     built = {}
     for name in TABLES:
         table = build_table(name, measured, models, mce_reference)
-        tables.write(_printable(table), caption(name, measured, models, mce_reference, table), out_dir, name)
+        tables.write(printable(table), caption(name, measured, models, mce_reference, table), out_dir, name)
         built[name] = table
     return built
