@@ -339,3 +339,9 @@ def test_fig2_draws_single_sigmas_as_dots_and_sets_as_lines(tmp_path):
     assert (tmp_path / "fig2.png").stat().st_size > 0 and (tmp_path / "fig2.pdf").stat().st_size > 0
     with pytest.raises(InputError, match="Fig 2 needs GNT models"):
         figs.accuracy_vs_sigma(accuracy, {"vanilla": {"label": "Vanilla"}})
+
+
+def test_the_job_graphs_list_of_imagenet_c_tables_is_the_specs():
+    from noisetrain.report import outputs
+
+    assert it.IMAGENET_TABLE_NAMES == outputs.IMAGENET_C_TABLES  # Snakemake lists them without importing pandas

@@ -7,8 +7,8 @@ import pytest
 from conftest import REPO
 
 from noisetrain.config import load_config
-from noisetrain.report.outputs import ROBUSTNESS_TABLES, TABLE_NAMES
-from noisetrain.study import IMAGENET_C_TABLES, Study
+from noisetrain.report.outputs import IMAGENET_C_TABLES, ROBUSTNESS_TABLES, TABLE_NAMES
+from noisetrain.study import Study
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,12 @@ from noisetrain.config import (
 )
 from noisetrain.config_names import BEST_GNT, dataset_kind, replicate_name, study_name
 from noisetrain.methods import kind_of
-from noisetrain.report.outputs import ROBUSTNESS_TABLES, TABLE_NAMES
+from noisetrain.report.outputs import IMAGENET_C_TABLES, ROBUSTNESS_TABLES, TABLE_NAMES
 from noisetrain.report.sweep_choice import sweep_sigmas
 
-# Tables of an image-folder study: from the ImageNet-C accuracies, and from the robustness records.
-IMAGENET_C_TABLES = ("table1", "table4", "table8", "table9", "table10", "table13", "table14", "table15", "table16")
-# Which tables each table builder writes, by data form (image folders or not). A study's tables are
-# its builders' (the builders become one with the tables' specs).
+# Which tables each report job writes, by data form (image folders or not): one job per input (the
+# arrays' records; the image folders' accuracy table, their robustness records), every paper table
+# laid out by the one builder (report.paper_tables.spec_table).
 TABLE_BUILDERS = {
     False: {"records": TABLE_NAMES, "claims": ("claims",)},
     True: {"imagenet_c": IMAGENET_C_TABLES, "robustness": ROBUSTNESS_TABLES[True]},
