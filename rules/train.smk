@@ -26,7 +26,7 @@ rule train:
         "../envs/noisetrain.yaml"
     threads: STUDY.job_threads("train")
     resources:
-        **STUDY.job_resources("train"),
+        **STUDY.train_resources(),
     params:
         launcher=STUDY.launcher(),
         data=train_data_args,

@@ -54,7 +54,8 @@ def test_arrays_models_are_files_under_the_study(digits):
 
 def test_arrays_jobs_are_one_process_with_the_configured_threads(digits):
     assert digits.launcher() == "python" and digits.job_threads("train") == 1
-    assert digits.job_resources("train") == {"mem_mb": 8000, "runtime": "24h", "gpu": 0}  # device: cpu
+    # device: cpu; a digits model is a minute of work: the shortest time asked for
+    assert digits.job_resources("train", "vanilla") == {"mem_mb": 4000, "runtime": 15, "gpu": 0, "slurm_partition": "cpu"}
 
 
 def test_image_folder_study_names_its_sets_models_tables_and_figures(sample):
@@ -100,8 +101,8 @@ def test_data_parallel_training_scales_threads_memory_and_gpus():
     study = Study(config)
     assert study.launcher() == "torchrun --standalone --nproc_per_node 2"
     assert study.job_threads("train") == 6 and study.job_threads("predict") == 1  # evaluation.workers: 0
-    assert study.job_resources("train") == {"mem_mb": 64000, "runtime": "72h", "gpu": 2}
-    assert study.job_resources("predict") == {"mem_mb": 16000, "runtime": "8h", "gpu": 1}
+    assert study.job_resources("train", "ant1x1") == {"mem_mb": 64000, "runtime": 15, "gpu": 2, "slurm_partition": "gpu"}
+    assert study.job_resources("predict") == {"mem_mb": 16000, "runtime": 15, "gpu": 1, "slurm_partition": "gpu"}
 
 
 def test_the_study_imports_no_heavy_module():

@@ -9,8 +9,9 @@ Standard library only (no torch, pandas or matplotlib): Snakemake builds it with
 from __future__ import annotations
 
 import json
-from functools import cached_property
+from functools import cached_property, partial
 
+from noisetrain import job_sizes
 from noisetrain.config import (
     evaluation_models,
     expand_methods,
@@ -20,6 +21,7 @@ from noisetrain.config import (
     initial_weights,
     looks_like_file,
     robustness_models,
+    train_spec,
     trained_methods,
 )
 from noisetrain.config_names import BEST_GNT, dataset_kind, replicate_name, study_name
@@ -38,16 +40,6 @@ EPSILON_FIGURES = ("fig3_gaussian_eps_examples", "fig8_eps_examples")
 # Where a choice record lies, by the eps it gives: 'auto' (the sigma sweep's) or 'search'.
 CHOICE_FILES = {"auto": "selection/sweep_choice.json", "search": "selection/eps_search.json"}
 CLEAN_SET = ("clean", "0")  # the (corruption, severity) of the clean test set
-# Memory and time of a model job, per GPU, by data form (image folders or not): a digits model is
-# minutes of work, an ImageNet fine-tuning days.
-JOB_SIZES = {
-    False: {"train": {"mem_mb": 8000, "runtime": "24h"}, "predict": {"mem_mb": 8000, "runtime": "2h"},
-            "robustness": {"mem_mb": 8000, "runtime": "6h"}},
-    True: {"train": {"mem_mb": 32000, "runtime": "72h"}, "predict": {"mem_mb": 16000, "runtime": "8h"},
-           "robustness": {"mem_mb": 16000, "runtime": "12h"}},
-}
-
-
 class Study:
     """Names, paths and lists of one study; paths are relative to the working directory."""
 
@@ -273,9 +265,39 @@ class Study:
         workers = self.config["train" if job == "train" else "evaluation"]["workers"]
         return max(1, workers) * (self.train_processes if job == "train" else 1)
 
-    def job_resources(self, job: str) -> dict:
-        """Slurm's memory, time and GPUs of a model job (device: cpu asks for no GPU)."""
-        processes = self.train_processes if job == "train" else 1
-        size = JOB_SIZES[self.image_folders][job]
-        gpus = 0 if self.config["device"] == "cpu" else processes
-        return {"mem_mb": size["mem_mb"] * processes, "runtime": size["runtime"], "gpu": gpus}
+    def job_resources(self, job: str, model: str | None = None) -> dict:
+        """Slurm's memory, time (minutes), GPUs and partition of one model job: 'train' (of ``model``),
+        'predict' or 'robustness', projected from the config (noisetrain.job_sizes)."""
+        cpu_minutes = self._job_minutes(job, model, gpu=False)
+        gpu = job_sizes.wants_gpu(self.config["device"], self.image_folders, cpu_minutes)
+        gpus = (self.train_processes if job == "train" else 1) if gpu else 0
+        return job_sizes.resources(self.config, job, self.image_folders, self._job_minutes(job, model, gpu), gpus)
+
+    def train_resources(self) -> dict:
+        """The train rule's resources, each a function of the job's method (its epochs and step cost)."""
+        return {key: partial(self._train_resource, key) for key in self.job_resources("train", next(iter(self.trained)))}
+
+    def _train_resource(self, key: str, wildcards, attempt: int) -> int | str:
+        """One resource of a train job; a resubmitted job (attempt 2: killed at its time limit, it
+        resumes from its checkpoint) asks for twice the time, within cluster.max_runtime_h."""
+        value = self.job_resources("train", wildcards.method)[key]
+        if key == "runtime":
+            value = min(value * attempt, round(60 * self.config["cluster"]["max_runtime_h"]))
+        return value
+
+    def _job_minutes(self, job: str, model: str | None, gpu: bool) -> float:
+        if job == "train":
+            processes = self.train_processes if gpu else 1
+            return job_sizes.train_minutes(self.config, train_spec(self.config, model), self.image_folders, gpu, processes)
+        if job == "predict":
+            return job_sizes.predict_minutes(self.evaluated_images(), self.image_folders, gpu)
+        return job_sizes.robustness_minutes(self.config, self.image_folders, gpu)
+
+    def evaluated_images(self) -> int:
+        """Images one prediction job runs a model on: the clean test set and every corrupted set."""
+        if self.image_folders:
+            sample = self.sample
+            val = sample["classes"] * sample["val_per_class"] if sample else job_sizes.IMAGENET_VAL_IMAGES
+            val = min(val, self.config["imagenet_c"]["images"] or val)
+            return val * len(self.image_sets())
+        return job_sizes.test_images(self.config) * (1 + len(self.corruptions))

@@ -8,7 +8,14 @@ from noisetrain.methods.registry import MethodKind, register_kind
 
 STEP = "noisetrain.train.adversarial_training:AdversarialStep"
 
+
+
+def _attack_cost(spec: dict) -> float:
+    """Each attack step is an input-gradient pass (the README's Speed: pgd_at 34.8, ddn_at 88.3 vanilla steps)."""
+    return 1.0 + spec["steps"]
+
+
 register_kind(MethodKind("pgd_at", label=lambda spec: "PGD AT (Madry et al.'s recipe)", step=STEP, from_scratch=True,
-                         image_folders=False, paper_model=lambda spec: "madry_pgd_at"))
+                         image_folders=False, paper_model=lambda spec: "madry_pgd_at", step_cost=_attack_cost))
 register_kind(MethodKind("ddn_at", label=lambda spec: "DDN AT (Rony et al.'s recipe)", step=STEP, from_scratch=True,
-                         image_folders=False, paper_model=lambda spec: "rony_ddn_at"))
+                         image_folders=False, paper_model=lambda spec: "rony_ddn_at", step_cost=_attack_cost))

@@ -40,6 +40,10 @@ def _no_check(name: str, spec: dict) -> None:
     return None
 
 
+def _one(spec: dict) -> float:
+    return 1.0
+
+
 def _as_is(spec: dict) -> dict:
     return spec
 
@@ -64,6 +68,7 @@ class MethodKind:
     main_tables: Callable[[dict], bool] = _always  # False: an ablation shown in its own table only
     check: Callable[[str, dict], None] = _no_check  # its own config checks (name, expanded spec)
     training_spec: Callable[[dict], dict] = _as_is  # its own shaping of a training job's spec
+    step_cost: Callable[[dict], float] = _one  # a training step in vanilla steps (the cluster's time estimate)
 
 
 KINDS: dict[str, MethodKind] = {}
