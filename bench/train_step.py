@@ -28,7 +28,6 @@ step even at the classifier's efficiency. On ImageNet's ResNet50 (~82,000 per pi
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -71,7 +70,7 @@ def method_specs(batch_size: int, adversarial: bool) -> dict[str, dict]:
 
 
 def load_images(batch_size: int) -> datasets.PreparedData:
-    root = os.environ.get("NOISETRAIN_MNIST_ROOT", str(ROOT.parent / "shared" / "data"))
+    root = datasets.local_mnist_root()
     try:
         data = datasets.prepare({"name": "mnist", "root": root, "download": False, "seed": 0, "subset_train": batch_size * 4})
         print(f"images: MNIST from {root}")

@@ -12,7 +12,7 @@ from noisetrain import methods
 from noisetrain.config import ConfigError, expand_methods, load_config, train_spec, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p for p in (REPO / "config").glob("*.yaml") if p.name != "schema.yaml")
+CONFIGS = sorted((REPO / "config").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -111,7 +111,7 @@ def test_schema_and_default_config_agree(tmp_path):
     """Every key of the default config is known to the schema (additionalProperties false
     everywhere), and every top-level schema property appears in the default config or, for the
     ImageNet-only keys, in config/imagenet.yaml."""
-    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    schema = yaml.safe_load((REPO / "lib" / "noisetrain" / "config_schema.yaml").read_text())
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     imagenet = yaml.safe_load((REPO / "config" / "imagenet.yaml").read_text())
     assert set(default) <= set(schema["properties"])
@@ -408,3 +408,11 @@ def test_the_dataset_registry_is_the_one_list_of_datasets():
     assert set(PREPARERS) == set(ARRAY_DATASETS) == {"digits", "mnist"}  # every array dataset can be prepared
     assert set(PAPER_DATASETS) == set(load_paper_values().dataset)  # the paper's values name exactly these
     assert (DATASETS["mnist"].channels, DATASETS["imagenet"].channels) == (1, 3)
+
+
+def test_an_overlay_alone_is_named_as_one():
+    from noisetrain.config_load import load_yaml_strict
+
+    overlay = load_yaml_strict(REPO / "config" / "digits_extras.yaml")
+    with pytest.raises(ConfigError, match=r"'dataset' is a required property \(.*overlay.*--configfile config/config.yaml"):
+        validate_config(overlay)

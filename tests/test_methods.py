@@ -26,7 +26,7 @@ EXPECTED = {
 
 
 def test_every_kind_of_the_schema_is_registered():
-    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    schema = yaml.safe_load((REPO / "lib" / "noisetrain" / "config_schema.yaml").read_text())
     assert set(methods.KINDS) == set(schema["$defs"]["method"]["properties"]["kind"]["enum"]) == set(EXPECTED)
 
 

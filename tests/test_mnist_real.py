@@ -1,8 +1,8 @@
-"""Real MNIST through torchvision's MNIST class. CI sets NOISETRAIN_MNIST_ROOT to ../shared/data;
-when it is set, an empty or wrong folder is a failure, not a skip."""
+"""Real MNIST through torchvision's MNIST class, found as bench/ finds it (datasets.local_mnist_root:
+NOISETRAIN_MNIST_ROOT, else ../shared/data beside the checkout); when the variable is set, an empty
+or wrong folder is a failure, not a skip."""
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +10,8 @@ import pytest
 
 from noisetrain.data import datasets
 
-ROOT = os.environ.get("NOISETRAIN_MNIST_ROOT")
-pytestmark = pytest.mark.skipif(not ROOT, reason="NOISETRAIN_MNIST_ROOT not set (CI sets it to ../shared/data)")
+ROOT = datasets.local_mnist_root()
+pytestmark = pytest.mark.skipif(not ROOT, reason="no MNIST: set NOISETRAIN_MNIST_ROOT to a folder holding MNIST/raw")
 
 # Canonical MD5 sums of the uncompressed IDX files (as torchvision and the data README give them).
 MD5 = {
@@ -22,7 +22,7 @@ MD5 = {
 
 def test_root_holds_mnist():
     raw = Path(ROOT) / "MNIST" / "raw"
-    assert raw.is_dir(), f"NOISETRAIN_MNIST_ROOT={ROOT} has no MNIST/raw folder"
+    assert raw.is_dir(), f"{ROOT} (NOISETRAIN_MNIST_ROOT) has no MNIST/raw folder"
     for name, digest in MD5.items():
         assert hashlib.md5((raw / name).read_bytes()).hexdigest() == digest
 

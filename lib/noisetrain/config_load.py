@@ -1,5 +1,5 @@
 """Reading a config: strict YAML (a key given twice is an error), merging config files the way
-Snakemake does, and the schema (``config/schema.yaml``: the single source of the keys, their
+Snakemake does, and the schema (``lib/noisetrain/config_schema.yaml``: the single source of the keys, their
 types and their defaults) with every default filled in. The checks across keys are
 :mod:`noisetrain.config_validate`'s.
 """
@@ -19,7 +19,7 @@ from noisetrain.config_names import BEST_GNT
 from noisetrain.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
+SCHEMA_PATH = Path(__file__).with_name("config_schema.yaml")
 
 
 def _with_defaults(validator_class):
@@ -65,6 +65,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
                         "snakemake --config passes nested values as text, use a config file)")
         except ValueError:
             pass
+    if error.validator == "required" and not error.absolute_path:
+        message += (" (a config names its dataset and methods; an overlay such as config/digits_extras.yaml adds to "
+                    "a full config named before it: --configfile config/config.yaml config/digits_extras.yaml)")
     types = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
     if error.validator == "type" and "integer" in types and isinstance(value, float) and value.is_integer():
         message += f" (a whole number is meant: write {int(value)}, without the decimal point)"

@@ -120,6 +120,17 @@ def prepare_digits(test_fraction: float, seed: int) -> tuple[Split, Split, np.nd
     return train, test, np.arange(len(test_idx))
 
 
+def local_mnist_root() -> str | None:
+    """Where the tests and bench/ read real MNIST: ``NOISETRAIN_MNIST_ROOT`` when set (then it must
+    hold MNIST), else ``../shared/data`` beside this checkout when it holds ``MNIST/raw``; else None."""
+    import os
+
+    if os.environ.get("NOISETRAIN_MNIST_ROOT"):
+        return os.environ["NOISETRAIN_MNIST_ROOT"]
+    beside = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    return str(beside) if (beside / "MNIST" / "raw").is_dir() else None
+
+
 def prepare_mnist(root: str | None, download: bool) -> tuple[Split, Split, np.ndarray]:
     from torchvision.datasets import MNIST
 

@@ -9,7 +9,7 @@ Adding a method kind:
 2. its training step, a class implementing ``noisetrain.train.steps.MethodStep``, named by the
    entry's ``step`` ('module:Class', imported by training jobs only: a step imports torch, so it
    lives under ``noisetrain.train``, or the entry reuses a step there, as the pixel-noise kinds do);
-3. its keys and defaults in ``config/schema.yaml`` (the ``kind`` enum and an ``if kind`` branch).
+3. its keys and defaults in ``lib/noisetrain/config_schema.yaml`` (the ``kind`` enum and an ``if kind`` branch).
 """
 
 from __future__ import annotations
