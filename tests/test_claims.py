@@ -45,11 +45,17 @@ def test_value_claims_from_the_summary():
 def test_sweep_claim():
     sigmas = {"gnt_s0.25": 0.25, "gnt_s0.5": 0.5, "gnt_s1": 1.0, "gnt_s2": 2.0}
     choice = SweepChoice("sigma", "gnt_s0.5", 0.5, 0.8, 10.0, "how", {})
-    assert claims.sweep_claim(choice, sigmas)[0].verdict == "held"
+
+    def verdicts(choice):  # (inside the sweep, near 0.5)
+        return [claim.verdict for claim in claims.sweep_claim(choice, sigmas)]
+
+    assert verdicts(choice) == ["held", "held"]
     edge = SweepChoice("sigma", "gnt_s2", 2.0, 0.8, 10.0, "how", {})
-    assert claims.sweep_claim(edge, sigmas)[0].verdict == "not held"  # at the sweep's edge
+    assert verdicts(edge) == ["not held", "not held"]  # at the sweep's edge, and 1.5 from 0.5
     far = SweepChoice("sigma", "gnt_s1", 1.0, 0.8, 10.0, "how", {})
-    assert claims.sweep_claim(far, sigmas)[0].verdict == "inconclusive"  # inside, but not near 0.5
+    assert verdicts(far) == ["held", "not held"]  # an optimum inside the sweep, but 0.5 from the paper's 0.5
+    near_edge = SweepChoice("sigma", "gnt_s0.25", 0.25, 0.8, 10.0, "how", {})
+    assert verdicts(near_edge) == ["not held", "held"]
     assert claims.sweep_claim(None, sigmas) == []
 
 

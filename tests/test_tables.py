@@ -244,8 +244,9 @@ def test_fig6_names_each_sigma_set_as_the_tables_do():
              "gnt_mult_wide": {"kind": "gnt_mult", "sigmas": [0.25, 1.5]}, "speckle": {"kind": "speckle"}}
     summary = tables.method_summary(to_frame(records("digits", values, specs)))
     fig = figures.accuracy_vs_sigma(summary, specs, "digits")
-    legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    legend = [text.get_text() for text in fig.legends[0].get_texts()]  # one legend, below the panels
     assert {"GNT mult: σ from a set", "GNT mult σ 0.25–1.5: σ from a set", "Speckle"} <= set(legend)
+    assert all(ax.get_legend() is None for ax in fig.axes)  # none over a panel's lines
     figures.plt.close(fig)
 
 

@@ -101,14 +101,17 @@ def adversarial_claims(summary: pd.DataFrame, best_gnt: str | None, labels) -> l
 
 
 def sweep_claim(choice, sigmas: dict[str, float]) -> list[Claim]:
+    """Two claims on the sweep's best sigma: it is an optimum (inside the sweep, not at an edge where
+    a better sigma may lie beyond), and it is near the paper's 0.5 (within 0.25)."""
     if choice is None or len(sigmas) < 3:
         return []
     ordered = sorted(sigmas.values())
+    ours = f"best σ {choice.best_value:g} of {', '.join(f'{s:g}' for s in ordered)}"
     inside = ordered[0] < choice.best_value < ordered[-1]
-    near = abs(choice.best_value - 0.5) <= 0.25
-    holds = True if inside and near else (False if not inside else None)
-    return [value_claim("The best sigma of GNT lies inside the sweep, near 0.5", "ImageNet Fig 2: σ = 0.5",
-                        f"best σ {choice.best_value:g} of {', '.join(f'{s:g}' for s in ordered)}", holds)]
+    return [value_claim("The best sigma of GNT lies inside the sweep (an optimum, not its edge)", "ImageNet Fig 2", ours,
+                        inside),
+            value_claim("The best sigma of GNT is near 0.5 (within 0.25)", "ImageNet Fig 2: σ = 0.5", ours,
+                        abs(choice.best_value - 0.5) <= 0.25)]
 
 
 def as_table(claims: list[Claim]) -> pd.DataFrame:

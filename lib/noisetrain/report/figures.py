@@ -85,8 +85,11 @@ def accuracy_vs_sigma(summary: pd.DataFrame, specs: dict[str, dict], dataset: st
         ax.set_xlabel("σ of Gaussian noise during training")
         ax.set_ylabel("top-1 accuracy [%]")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    # Below the panels, not over them: inside, it covered the horizontal lines (Speckle's on digits).
+    handles, labels = axes[0].get_legend_handles_labels()
+    rows = -(-len(handles) // 3)
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.055 * rows, 1, 1))
     return fig
 
 

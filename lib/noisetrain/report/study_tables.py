@@ -210,4 +210,5 @@ def claims_caption(dataset: str, correct: dict) -> str:
             "mean accuracy over the corruptions in percentage points, with a paired bootstrap 95% interval over test "
             f"images and seeds (up to {seeds} seeds per model); held / not held when the interval excludes zero, "
             "inconclusive when it contains zero. Other claims compare single measurements without an interval. "
-            "The paper's numbers are the values printed in the tables named.")
+            "'GNT' is the sweep's best sigma, chosen on these same test images, which favours it slightly in the "
+            "claims that compare it. The paper's numbers are the values printed in the tables named.")
