@@ -77,3 +77,4 @@ rule all:
     input:
         STUDY.targets(),
         rules.benchmarks_table.output,
+        rules.config_record.output,

@@ -5,6 +5,7 @@
 
 
 localrules:
+    config_record,
     tables,
     claims,
     accuracy_table,
@@ -327,4 +328,26 @@ rule benchmarks_table:
         logged(
             "python {input.script:q} --benchmarks {params.benchmarks:q} --dataset {params.dataset:q} "
             "--md {output.md:q} --html {output.html:q}"
+        )
+
+
+# The resolved config, the report's Config item (its front page links to it): rewritten whenever
+# the config changes (it is the job's parameter).
+rule config_record:
+    input:
+        script=script("write_config"),
+    output:
+        yaml=results("report/config.yaml"),
+        html=report(results("report/config.html"), caption="../report/config.rst", category="Config"),
+    log:
+        results("logs/config_record.log"),
+    conda:
+        "../envs/noisetrain.yaml"
+    params:
+        config=json.dumps(config, sort_keys=True),
+        dataset=STUDY.name,
+    shell:
+        logged(
+            "python {input.script:q} --config {params.config:q} --study {params.dataset:q} --yaml {output.yaml:q} "
+            "--html {output.html:q}"
         )

@@ -104,16 +104,22 @@ def test_report_holds_front_page_tables_figures_and_compute_cost(study, tmp_path
     by_name = {path.rsplit("/", 1)[-1]: result for path, result in results.items()}
     in_category = {name: {p.rsplit("/", 1)[-1] for paths in subs.values() for p in paths} for name, subs in categories.items()}
     assert in_category["Tables"] == {f"{name}.html" for name in ALL_TABLES}
-    assert in_category["Compute cost"] == {"benchmarks.html"}
+    assert in_category["Compute cost"] == {"benchmarks.html"} and in_category["Config"] == {"config.html"}
     assert len(in_category["Figures"]) == 6
 
-    # Front page: what the study is, which config and commit, how to read the tables.
+    # Front page: what the study is, which commit, how to read the tables; short (it opens on its
+    # title), the config an item of its own rather than printed on it.
     assert "Noise training against common image corruptions: the digits study" in front
-    assert "Rusak" in front and "Adversarial noise training (ANT)" in front
+    assert "Rusak" in front and "adversarial noise training (ANT)" in front and "MNIST-C" in front
+    assert "batch_size" not in front and len(" ".join(re.sub(r"<[^>]+>", " ", front).split())) < 4000
+    assert "System Message" not in front  # every link of the page has its target (Docutils' error box)
+    config = embedded(by_name["config.html"])
+    assert "batch_size: " in config and "sigma_sweep:" in config
     commit = (study / "report" / "benchmarks.md").read_text().splitlines()[0]
     assert re.match(r"Produced by git commit ([0-9a-f]{40}(\+dirty)?|unknown) \(noisetrain ", commit)
     assert commit.split(";")[0] in front  # the commit line of the compute-cost table, on the front page
-    assert "ant3x3" in front and "GNT at sigma 0.3, 0.6" in front and "400 training and 120 test images" in front
+    text = " ".join(re.sub(r"<[^>]+>", " ", front).split())  # the page's words, without markup
+    assert "ant3x3" in text and "the sigma sweep at 0.3, 0.6" in text
     assert "How to read the tables" in front and "C mean" in front and "percent" in front
 
     # Every table, rendered, with the caption.
