@@ -96,11 +96,16 @@ def embedded(result):
     return base64.b64decode(result["data_uri"].split("base64,", 1)[1]).decode()
 
 
-def test_report_holds_front_page_tables_figures_and_compute_cost(study, tmp_path):
-    out = tmp_path / "report.html"
+@pytest.fixture(scope="module")
+def report_html(study, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report.html"
     built = snakemake(study.parent.parent, "--report", str(out))
     assert built.returncode == 0, built.stderr[-3000:]
-    front, results, categories = report_parts(out)
+    return out
+
+
+def test_report_holds_front_page_tables_figures_and_compute_cost(study, report_html):
+    front, results, categories = report_parts(report_html)
     by_name = {path.rsplit("/", 1)[-1]: result for path, result in results.items()}
     in_category = {name: {p.rsplit("/", 1)[-1] for paths in subs.values() for p in paths} for name, subs in categories.items()}
     assert in_category["Tables"] == {f"{name}.html" for name in ALL_TABLES}
@@ -146,6 +151,35 @@ def test_report_holds_front_page_tables_figures_and_compute_cost(study, tmp_path
     # every model of the test config and the sweep's best model's replicate, ANT 1x1 adopted from its eps search
     assert rules.count("train") == len(METHODS) and rules.count("adopt_eps_choice") == 1
     assert rules.count("corrupt_testset") == 15 and rules[-1] == "total"
+
+
+BROWSER = next((found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None)
+
+
+def first_screen_top(html, png):
+    """The top of the front page's text column (x 280-780, y 0-250 of a 1400 x 900 window, left of
+    the workflow graph, whose drawing varies run to run) in a real headless browser, as RGB bytes."""
+    from PIL import Image
+
+    subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+                    "--window-size=1400,900", "--virtual-time-budget=5000", f"--screenshot={png}", html.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    with Image.open(png) as image:
+        return image.convert("RGB").crop((280, 0, 780, 250)).tobytes()
+
+
+@pytest.mark.skipif(BROWSER is None, reason="no chromium installed (CI installs Debian's)")
+def test_the_report_opens_on_its_title_in_a_browser(report_html, tmp_path):
+    """Snakemake's report centres its main pane vertically; a front page taller than the window
+    used to open below its title, which could not be scrolled to. Drawn with the title hidden, the
+    top of the first screen must differ: the title is there."""
+    page = report_html.read_text()
+    hidden = tmp_path / "hidden.html"
+    hidden.write_text(page.replace("</head>", "<style>h1 { visibility: hidden !important; }</style></head>", 1))
+    top = first_screen_top(report_html, tmp_path / "a.png")
+    assert len(set(top)) > 1  # something is drawn there
+    assert first_screen_top(report_html, tmp_path / "b.png") == top  # the same page draws the same pixels
+    assert first_screen_top(hidden, tmp_path / "c.png") != top  # so the difference is the title, at the top
 
 
 def tex_tables(study):
