@@ -228,9 +228,9 @@ def table_outputs(names):
 
 
 def figure_output(name):
-    """A figure's PNG, shown in the report with its caption."""
+    """A figure's PNG, shown in the report with its caption, listed by its name (as tables are)."""
     caption = f"../report/{STUDY.figure_caption(name)}.rst"
-    return in_report(results(f"figures/{name}.png"), caption=caption, category="Figures")
+    return in_report(results(f"figures/{name}.png"), caption=caption, category="Figures", labels={"figure": name})
 
 
 def output_dir(wildcards, output):

@@ -298,11 +298,12 @@ rule figure_epsilon_examples:
     params:
         index=config["report"]["example_index"],
         seed=config["seed"],
+        labels=lambda wildcards: [STUDY.label(model) for model in epsilon_example_models()],
         report_code=REPORT_CODE,
     shell:
         logged(
             "python {input.script:q} --data {input.data:q} --records {input.records:q} "
-            "--generators {input.generators:q} --index {params.index} --seed {params.seed} "
+            "--generators {input.generators:q} --labels {params.labels:q} --index {params.index} --seed {params.seed} "
             "--fig3 {output.fig3:q} --fig8 {output.fig8:q}"
         )
 

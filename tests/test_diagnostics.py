@@ -169,3 +169,20 @@ def test_fig4_warns_in_the_panel_title_when_the_shown_generator_erases():
     plain = figures.adversarial_noise(images, _bank(None, 1.0), None, seed=0)
     assert not any("WARNING" in t for t in _titles(plain))
     figures.plt.close(plain)
+
+
+def test_fig4_a_says_how_far_apart_the_generator_states_are():
+    """Fig 4 A's title gives the largest total-variation distance between the shown densities: 0 for
+    a bank whose saved states equal the final generator (a generator that did not move)."""
+    images = (255 * digits_like(6).numpy()).astype(np.uint8)
+    fig = figures.adversarial_noise(images, _bank(None, 1.0), None, seed=0)
+    assert "largest total-variation distance between two: 0.00" in fig.axes[0].get_title()
+    figures.plt.close(fig)
+    bins = np.array([0.0, 0.5, 1.0])
+    assert figures.largest_distance([np.array([0.1, 0.2, 0.7, 0.8]), np.array([0.1, 0.2, 0.3, 0.4])], bins) == 0.5
+    assert figures.largest_distance([np.array([0.1]), np.array([0.9]), np.array([0.2])], bins) == 1.0
+
+
+def test_figs_3_and_8_say_when_epsilon_star_is_no_distance():
+    assert "= clean" in figures.epsilon_remark(0.0) and "never flips" in figures.epsilon_remark(float("inf"))
+    assert figures.epsilon_remark(1.25) == ""

@@ -287,6 +287,22 @@ def test_figures(accuracy, tmp_path):
         figs.posterize_vs_jpeg(jpeg, clean, bits=(0,))
 
 
+def test_fig5_marks_corruptions_not_evaluated_and_keeps_equal_models_apart():
+    """A partial protocol (3 of 15 corruptions at severity 2, as the smoke study): the other panels
+    say so and hold no clean dot; models of equal accuracy are drawn side by side, not on top."""
+    partial = accuracy_frame({"vanilla": 30, "gnt": 30, "new": 30}, corruptions=BENCHMARK_CORRUPTIONS[:3], severities=(2,))
+    fig = figs.accuracy_vs_severity(partial, MODELS)
+    panels = fig.axes[:15]
+    assert [ax.get_title().endswith("not evaluated") for ax in panels] == [False] * 3 + [True] * 12
+    assert all(not ax.lines for ax in panels[3:])
+    lines = panels[0].lines
+    assert [line.get_label() for line in lines] == ["Vanilla", "GNT s0.5", "New method"]
+    assert len({tuple(line.get_xdata()) for line in lines}) == 3  # equal values, three visible lines
+    assert len({line.get_marker() for line in lines}) == 3
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Vanilla", "GNT s0.5", "New method"]
+    figs.plt.close(fig)
+
+
 ANT_DEPTHS = {
     "ant1x1": {"label": "ANT 1x1", "architecture": "resnet50", "paper_model": "ant1x1", "generator_depth": 4,
                "generator_kernel": "1x1", "depth_ablation": True, "trained_on": ["gaussian_noise"], "position": 1},

@@ -139,6 +139,7 @@ def test_report_holds_front_page_tables_figures_and_compute_cost(study, report_h
     for name in ("fig6_accuracy_vs_sigma", "fig7_noise_levels", "corruption_examples", "fig4_adversarial_noise",
                  "fig3_gaussian_eps_examples", "fig8_eps_examples"):
         assert by_name[f"{name}.png"]["mime_type"] == "image/png" and by_name[f"{name}.png"]["caption"].strip()
+        assert by_name[f"{name}.png"]["labels"] == {"figure": name}  # the menu lists it by name, not by path
     fig6 = by_name["fig6_accuracy_vs_sigma.png"]["caption"]
     assert "Fig 6 (Fig 2's layout): top-1 accuracy on the corruption benchmark" in fig6
 

@@ -78,6 +78,15 @@ def test_image_folder_study_names_its_sets_models_tables_and_figures(sample):
     assert sample.robustness_data() == "results/imagenet_sample/data/robustness.npz"
 
 
+def test_every_model_has_one_label_whatever_the_data_form(digits, sample):
+    """Figs 3 / 8 name their rows as tables and Fig 5 do: by the study's one label per model."""
+    assert digits.label("vanilla") == "Vanilla" and digits.label("ant1x1") == "ANT 1x1"
+    assert digits.label("gnt_s0.3") == "GNT σ=0.3"
+    assert sample.label("vanilla") == "Vanilla (mobilenet_v3_small random init)"
+    assert sample.label("gnt_s0.5") == "GNT σ=0.5 (mobilenet_v3_small)"
+    assert all(sample.label(model) == spec["label"] for model, spec in sample.eval_models.items())
+
+
 def test_image_folder_models_are_inputs_only_when_they_are_files(sample):
     assert sample.model_file("vanilla") == []  # a seeded random init
     assert sample.model_file("ant1x1") == ["results/imagenet_sample/models/ant1x1.pt"]

@@ -13,7 +13,6 @@ from noisetrain.errors import InputError
 from noisetrain.measure.decision_distance import gaussian_directions, uniform_directions
 from noisetrain.noise.generator_bank import read_bank
 from noisetrain.report import figures, records
-from noisetrain.report.tables import method_label
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -21,6 +20,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="prepared clean dataset (.npz)")
     parser.add_argument("--records", nargs="+", required=True, help="noise_robustness.json of each model shown, one row each")
     parser.add_argument("--generators", nargs="+", required=True, help="an_generators.pt of the same models, in the same order")
+    parser.add_argument("--labels", nargs="+", required=True, help="each model's row label, in the same order")
     parser.add_argument("--index", type=int, default=0, help="which test image")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fig3", required=True, help="PNG path of Fig 3 (PDF beside it)")
@@ -29,19 +29,19 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(args) -> None:
-    if len(args.records) != len(args.generators):
-        raise InputError(f"{len(args.records)} --records but {len(args.generators)} --generators: give one of each per model")
+    if not len(args.records) == len(args.generators) == len(args.labels):
+        raise InputError(f"{len(args.records)} --records, {len(args.generators)} --generators and {len(args.labels)} --labels: "
+                         "give one of each per model")
     image = datasets.pick_test_image(datasets.load(args.data), args.index)
     x = torch.from_numpy(image).float()[None] / 255
     rows = []
-    for record_path, bank_path in zip(args.records, args.generators):
+    for record_path, bank_path, label in zip(args.records, args.generators, args.labels):
         record = records.read_record(record_path)
         eps = {row["corruption"]: row["value"] for row in record["rows"]}
         with torch.no_grad():
             adversarial = read_bank(bank_path).build(0)(x, torch.Generator().manual_seed(args.seed))
         directions = {"gn": gaussian_directions(x.shape, args.seed), "un": uniform_directions(x.shape, args.seed),
                       "an": adversarial}
-        label = method_label(record["method"], record["provenance"]["spec"])
         rows.append((label, {k: eps[f"eps_{k}"] for k in ("gn", "un", "an")}, directions))
     figures.save(figures.epsilon_examples(image, [(label, {"gn": e["gn"]}, d) for label, e, d in rows]), args.fig3)
     figures.save(figures.epsilon_examples(image, rows), args.fig8)

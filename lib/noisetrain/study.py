@@ -25,7 +25,7 @@ from noisetrain.config import (
     trained_methods,
 )
 from noisetrain.config_names import BEST_GNT, dataset_kind, replicate_name, study_name
-from noisetrain.methods import kind_of
+from noisetrain.methods import kind_of, label
 from noisetrain.report.outputs import IMAGENET_C_TABLES, ROBUSTNESS_TABLES, TABLE_NAMES
 from noisetrain.report.sweep_choice import sweep_sigmas
 
@@ -115,6 +115,12 @@ class Study:
         if self.image_folders:
             return measured
         return [m for m in ("vanilla", best, "ant1x1") if m in measured]
+
+    def label(self, model: str) -> str:
+        """A model's name in tables and figures, the same everywhere (e.g. 'GNT σ=0.5 (resnet18)')."""
+        if self.image_folders:
+            return self.eval_models[model]["label"]
+        return label(self.method_names[model])
 
     def generator_methods(self, **criteria) -> list[str]:
         """Methods that learn noise generators (ANT) whose spec matches every criterion, e.g. kernel='3x3'."""

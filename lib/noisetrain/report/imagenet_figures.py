@@ -31,6 +31,10 @@ from noisetrain.report.figures import save  # noqa: E402  (the one atomic save o
 from noisetrain.report.paper_tables import NOISE_CORRUPTIONS, REQUIRED_COLUMNS, Measured  # noqa: E402
 
 POSTERIZE_BITS = (1, 2, 3, 4)
+# Fig 5: each model's points shift sideways by up to this much severity, each with its own marker,
+# so that models of equal accuracy (common on a small sample) stay visible instead of overplotting.
+DODGE = 0.25
+MARKERS = "osD^v<>ph*"
 # ImageNet-C images are the validation images resized to 256 (shorter side) and centre-cropped to 224.
 RESIZE, CROP = 256, 224
 
@@ -38,7 +42,8 @@ RESIZE, CROP = 256, 224
 def accuracy_vs_severity(accuracy: pd.DataFrame, models: Mapping[str, dict] | None = None, selected: Sequence[str] | None = None):
     """Fig 5: top-1 accuracy [%] against severity (clean at 0) for each of the 15 benchmark
     corruptions, one line per model (``selected``: which and in what order; default every model
-    of the frame, in the order of ``models``). A panel shows whatever severities a model has."""
+    of the frame, in the order of ``models``). A panel shows whatever severities a model has; one of a
+    corruption no model was evaluated on says so."""
     missing = [c for c in REQUIRED_COLUMNS if c not in accuracy.columns]
     if missing:
         raise InputError(f"the accuracy frame lacks the column(s) {', '.join(missing)}")
@@ -52,26 +57,35 @@ def accuracy_vs_severity(accuracy: pd.DataFrame, models: Mapping[str, dict] | No
     frame = accuracy.assign(severity=accuracy.severity.astype(int))
     clean = frame[frame.corruption == "clean"].groupby("model").top1.mean()
     colors = plt.cm.tab10.colors if len(selected) <= 10 else plt.cm.tab20.colors
+    shifts = np.linspace(-DODGE, DODGE, len(selected)) if len(selected) > 1 else [0.0]
 
     fig, axes = plt.subplots(3, 5, figsize=(15, 9), sharex=True, sharey=True)
+    handles = []
     for ax, corruption in zip(axes.ravel(), BENCHMARK_CORRUPTIONS):
         rows = frame[frame.corruption == corruption]
+        ax.set_xticks(range(6))
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        if rows.empty:  # a partial protocol: no model was evaluated on it, so no clean dot either
+            ax.set_title(f"{corruption.replace('_', ' ')}: not evaluated", fontsize=9, color="0.5")
+            ax.text(2.5, 50, "not evaluated", ha="center", va="center", color="0.5", fontsize=10)
+            continue
+        ax.set_title(corruption.replace("_", " "), fontsize=9)
         for index, model in enumerate(selected):
             points = rows[rows.model == model].sort_values("severity")
             xs, ys = list(points.severity), list(points.top1)
             if model in clean.index:
                 xs, ys = [0, *xs], [float(clean[model]), *ys]
             label = (models.get(model) or {}).get("label") or model
-            ax.plot(xs, ys, "o-", ms=3, lw=1.2, color=colors[index % len(colors)], label=label)
-        ax.set_title(corruption.replace("_", " "), fontsize=9)
-        ax.set_xticks(range(6))
-        ax.set_ylim(0, 100)
-        ax.grid(alpha=0.3)
+            line, = ax.plot(np.add(xs, shifts[index]), ys, lw=1.2, ms=4, color=colors[index % len(colors)],
+                            marker=MARKERS[index % len(MARKERS)], label=label)
+            if len(handles) < len(selected):
+                handles.append(line)
     for ax in axes[-1]:
         ax.set_xlabel("severity (0 = clean)")
     for ax in axes[:, 0]:
         ax.set_ylabel("top-1 accuracy [%]")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    labels = [handle.get_label() for handle in handles]
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5) or 1, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.04 + 0.02 * (len(labels) // 5), 1, 1))
     return fig
