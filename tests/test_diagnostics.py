@@ -184,5 +184,5 @@ def test_fig4_a_says_how_far_apart_the_generator_states_are():
 
 
 def test_figs_3_and_8_say_when_epsilon_star_is_no_distance():
-    assert "= clean" in figures.epsilon_remark(0.0) and "never flips" in figures.epsilon_remark(float("inf"))
+    assert "the clean image" in figures.epsilon_remark(0.0) and "never flips" in figures.epsilon_remark(float("inf"))
     assert figures.epsilon_remark(1.25) == ""

@@ -4,6 +4,7 @@ images from the prepared data files."""
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -223,7 +224,7 @@ def epsilon_examples(image: np.ndarray, models: list[tuple[str, dict[str, float]
     for row, (label, eps, directions) in enumerate(models):
         axes[row, 0].imshow(_hwc(x[0].numpy()), cmap="gray", vmin=0, vmax=1)
         axes[row, 0].set_title("clean" if row == 0 else "", fontsize=8)
-        axes[row, 0].set_ylabel(label, fontsize=8)
+        axes[row, 0].set_ylabel(textwrap.fill(label, 24), fontsize=8)  # ImageNet labels name the network too
         for col, kind in enumerate(kinds, start=1):
             size = eps[kind]
             shown = rescale_to_norm(x, directions[kind], size if math.isfinite(size) else 1e9)
@@ -241,5 +242,5 @@ def epsilon_remark(size: float) -> str:
     model is wrong on at least half of the clean images (their epsilon* is 0), so the image is
     unchanged; infinite when no noise size flips most of them."""
     if size == 0:
-        return "\n= clean: wrong on ≥ half of clean images"
-    return "" if math.isfinite(size) else "\nnever flips: noise at full size"
+        return "\n(= the clean image)"
+    return "" if math.isfinite(size) else "\n(never flips)"

@@ -64,11 +64,12 @@ def accuracy_vs_severity(accuracy: pd.DataFrame, models: Mapping[str, dict] | No
     for ax, corruption in zip(axes.ravel(), BENCHMARK_CORRUPTIONS):
         rows = frame[frame.corruption == corruption]
         ax.set_xticks(range(6))
+        ax.set_xlim(-0.5, 5.5)
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
         if rows.empty:  # a partial protocol: no model was evaluated on it, so no clean dot either
             ax.set_title(f"{corruption.replace('_', ' ')}: not evaluated", fontsize=9, color="0.5")
-            ax.text(2.5, 50, "not evaluated", ha="center", va="center", color="0.5", fontsize=10)
+            ax.text(0.5, 0.5, "not evaluated", ha="center", va="center", color="0.5", fontsize=10, transform=ax.transAxes)
             continue
         ax.set_title(corruption.replace("_", " "), fontsize=9)
         for index, model in enumerate(selected):
