@@ -112,6 +112,7 @@ rule measure_robustness:
         noise=results("eval/{model}/noise_robustness.json"),
         adversarial=results("eval/{model}/adversarial.json"),
         generators=results("eval/{model}/an_generators.pt"),
+        distances=results("eval/{model}/distances.npz"),
     log:
         results("logs/measure_robustness/{model}.log"),
     benchmark:
@@ -136,5 +137,5 @@ rule measure_robustness:
             "python {input.script:q} {params.model} --data {input.data:q} --method {wildcards.model:q} "
             "--robustness {params.robustness:q} --attacks {params.attacks:q} {params.choice} --seed {params.seed} "
             "--device {params.device} --threads {threads} --noise-out {output.noise:q} --adversarial-out {output.adversarial:q} "
-            "--generators-out {output.generators:q}"
+            "--generators-out {output.generators:q} --distances-out {output.distances:q}"
         )

@@ -57,6 +57,7 @@ rule claims:
         script=script("make_claims"),
         records=lambda wildcards: eval_records(),
         correct=lambda wildcards: ours("eval/{model}/correct.npz", model=[*STUDY.methods, *best_gnt_replicates()]),
+        distances=lambda wildcards: ours("eval/{model}/distances.npz", model=epsilon_example_models()),
     output:
         table_outputs(STUDY.tables_of("claims")),
     log:
@@ -73,7 +74,8 @@ rule claims:
         report_code=REPORT_CODE,
     shell:
         logged(
-            "python {input.script:q} --records {input.records:q} --correct {input.correct:q} --dataset {params.dataset:q} "
+            "python {input.script:q} --records {input.records:q} --correct {input.correct:q} --distances {input.distances:q} "
+            "--dataset {params.dataset:q} "
             "--corruptions {params.corruptions:q} {params.choice} --out-dir {params.out_dir:q}"
         )
 

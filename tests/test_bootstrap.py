@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from noisetrain.errors import InputError
-from noisetrain.report.bootstrap import mean_accuracy, paired_difference, stack_seeds
+from noisetrain.report.bootstrap import mean_accuracy, median_difference, paired_difference, stack_seeds
 
 
 def test_identical_methods_differ_by_exactly_zero():
@@ -59,3 +59,30 @@ def test_mismatched_inputs_are_rejected():
 def test_stack_seeds():
     stacked = stack_seeds([{"fog": [1, 0]}, {"fog": [0, 0]}], ["fog"])
     assert stacked["fog"].shape == (2, 2) and stacked["fog"].dtype == bool
+
+
+def test_median_difference_of_epsilon_star_by_hand():
+    """Medians of per-image epsilon*: A's generators count by the mean of their medians."""
+    a = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]])  # medians 2 and 4: mean 3
+    b = np.array([0.5, 1.0, 7.0])  # median 1
+    d = median_difference(a, b, rounds=500)
+    assert d.value == 2.0 and (d.seeds, d.images) == (2, 3)
+    assert d.low <= d.value <= d.high
+    same = median_difference(b, b)
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)  # paired draws: the same images for both
+
+
+def test_median_difference_interval_covers_the_truth_and_keeps_inf():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(10, 2, 1000), rng.normal(9, 2, 1000)
+    d = median_difference(a, b)
+    assert d.low < 1.0 < d.high and d.low > 0  # a 1.0 shift on 1,000 images: held
+    never = np.where(np.arange(1000) < 600, np.inf, a)  # most images never flip: the median is inf
+    assert median_difference(never, b).value == np.inf and median_difference(never, b).verdict() == "held"
+    assert np.isnan(median_difference(never, never).value)  # inf against inf: undefined, not zero
+    assert median_difference(never, never).verdict() == "inconclusive"
+
+
+def test_median_difference_needs_the_same_images():
+    with pytest.raises(InputError, match="same images, got 3 and 2"):
+        median_difference(np.ones(3), np.ones(2))

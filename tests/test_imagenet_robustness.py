@@ -129,7 +129,7 @@ def test_noise_robustness_on_three_channel_224_images(monkeypatch):
     net = Spread()
     x = 0.5 + 0.01 * (torch.rand(6, 3, 224, 224, generator=torch.Generator().manual_seed(1)) - 0.5)
     y = torch.zeros(6, dtype=torch.long)
-    rows, generators = robustness.noise_robustness(
+    rows, generators, _ = robustness.noise_robustness(
         net, x, y, x, y, seed=0, rel_tol=1e-3, an_seeds=1, an_steps=2, an_lr=1e-3, an_eps=50.0, an_batch_size=3
     )
     values = {row["corruption"]: row["value"] for row in rows}
@@ -165,7 +165,8 @@ def cli_args(data: Path, out: Path, *extra: str) -> list[str]:
         "--model-spec", json.dumps({"architecture": "squeezenet1_1", "weights": "random"}),
         "--data", str(data), "--method", "squeezenet", "--robustness", json.dumps(SMOKE_ROBUSTNESS),
         "--attacks", json.dumps(SMOKE_ATTACKS), "--noise-out", str(out / "noise_robustness.json"),
-        "--adversarial-out", str(out / "adversarial.json"), "--generators-out", str(out / "an_generators.pt"), *extra,
+        "--adversarial-out", str(out / "adversarial.json"), "--generators-out", str(out / "an_generators.pt"),
+        "--distances-out", str(out / "distances.npz"), *extra,
     ]  # fmt: skip
 
 
@@ -177,6 +178,9 @@ def test_measure_robustness_of_a_model_spec(robustness_set, tmp_path):
     values = {row["corruption"]: row["value"] for row in noise["rows"]}
     assert {"eps_gn", "eps_un", "eps_an", "eps_an_std", "eps_an_seed1", "an_erased_fraction"} <= set(values)
     assert all(v >= 0 or math.isnan(v) for v in values.values())
+    with np.load(tmp_path / "distances.npz") as distances:  # the per-image epsilon* behind the medians
+        assert sorted(distances) == ["an_seed0", "an_seed1", "gn", "un"]
+        assert float(np.median(distances["gn"])) == values["eps_gn"]
     attacks = {row["corruption"]: row for row in adversarial["rows"]}
     assert attacks["linf_pgd"]["severity"] == 0.001 and attacks["l2_ddn"]["severity"] == 0.125
     assert all(0 <= row["value"] <= 1 for row in attacks.values())

@@ -8,6 +8,7 @@ from torch import nn
 
 from noisetrain.errors import TrainingError
 from noisetrain.measure import robustness
+from noisetrain.measure.decision_distance import median_epsilon
 from noisetrain.measure.evaluation import accuracy
 
 
@@ -28,10 +29,15 @@ def test_noise_robustness_rows():
     torch.set_num_threads(1)
     net, x, y = trained_net()
     assert accuracy(net, x, y) > 0.95
-    rows, generators = robustness.noise_robustness(
+    rows, generators, distances = robustness.noise_robustness(
         net, x[:60], y[:60], x, y, seed=0, rel_tol=1e-3, an_seeds=2, an_steps=30, an_lr=1e-2, an_eps=1.5, an_batch_size=64)
     values = {r["corruption"]: r["value"] for r in rows}
     assert len(generators) == 2
+    # The per-image epsilon* behind every median (the claims table bootstraps over them).
+    assert sorted(distances) == ["an_seed0", "an_seed1", "gn", "un"]
+    assert all(d.shape == (60,) and d.dtype == np.float64 for d in distances.values())
+    for name in distances:
+        assert values[f"eps_{name}"] == median_epsilon(distances[name])
     assert values["eps_gn"] > 0 and values["eps_un"] > 0
     assert values["eps_an"] == (values["eps_an_seed0"] + values["eps_an_seed1"]) / 2
     assert math.isclose(values["eps_an_std"], abs(values["eps_an_seed0"] - values["eps_an_seed1"]) / 2, rel_tol=1e-9)

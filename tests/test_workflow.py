@@ -115,6 +115,14 @@ def test_seed_replicates_and_the_claims_table(study):
     claims = (study / "tables" / "claims.md").read_text()
     assert "GNT beats the vanilla model on the corruption benchmark" in claims and "(2 seeds)" in claims
     assert any(word in claims for word in ("| held", "| not held", "| inconclusive"))
+    # The epsilon* claims carry a bootstrap interval over the measured images, read from the
+    # per-image epsilon* the robustness job wrote beside its record.
+    eps_line = next(line for line in claims.splitlines() if "(ε*_AN < ε*_GN)" in line)
+    assert re.search(r"\| [-+]\d+\.\d\d \[[-+]\d+\.\d\d, [-+]\d+\.\d\d\]", eps_line) and "single measurement" not in eps_line
+    distances = np.load(study / "eval" / "vanilla" / "distances.npz")
+    record = json.loads((study / "eval" / "vanilla" / "noise_robustness.json").read_text())
+    eps = {r["corruption"]: r["value"] for r in record["rows"]}
+    assert np.median(distances["gn"]) == eps["eps_gn"] and len(distances["gn"]) == len(distances["an_seed0"])
     correct = np.load(study / "eval" / "vanilla" / "correct.npz")
     rows = json.loads((study / "eval" / "vanilla" / "corruptions.json").read_text())["rows"]
     assert set(correct.files) == {"clean", *(r["corruption"] for r in rows if r["category"] != "aggregate")}

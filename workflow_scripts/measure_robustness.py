@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """Noise and adversarial robustness of one model: median epsilon* along Gaussian, uniform and
 adversarial noise (mean and std over several fresh generators), and accuracy under L-infinity
-PGD and L2 DDN. Writes one tidy JSON record per metric, and the fitted adversarial-noise
-generators (for example figures). The model is a noisetrain model file (the small datasets) or
-an ImageNet evaluation model's spec; it runs on the CPU or a CUDA GPU (--device)."""
+PGD and L2 DDN. Writes one tidy JSON record per metric, the fitted adversarial-noise generators
+(for example figures) and the per-image epsilon* (for the claims table's intervals). The model is
+a noisetrain model file (the small datasets) or an ImageNet evaluation model's spec; it runs on
+the CPU or a CUDA GPU (--device)."""
 
 import argparse
 
 import _libpath  # noqa: F401  (this checkout's lib/ first on sys.path)
+import numpy as np
 import torch
 
 from noisetrain.cli import json_arg, run, say, set_threads
@@ -19,6 +21,7 @@ from noisetrain.models.model_file import load_model
 from noisetrain.noise.generator_bank import GeneratorBank, write_bank
 from noisetrain.report import records
 from noisetrain.report.sweep_choice import resolve_an_eps
+from noisetrain.storage import atomic_write
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -61,6 +64,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--noise-out", required=True, help="record of median epsilon* (.json)")
     parser.add_argument("--adversarial-out", required=True, help="record of adversarial accuracies (.json)")
     parser.add_argument("--generators-out", required=True, help="fitted adversarial-noise generators (.pt)")
+    parser.add_argument("--distances-out", required=True, help="per-image epsilon* behind each median (.npz)")
     return parser
 
 
@@ -84,7 +88,7 @@ def main(args) -> None:
     test_x, test_y = datasets.to_float(data.test.images), torch.from_numpy(data.test.labels)
     train_x, train_y = datasets.to_float(data.train.images), torch.from_numpy(data.train.labels)
     keep = measured_subset(data.test.labels, cfg["images"], args.seed, data.name)
-    rows, generators = robustness.noise_robustness(
+    rows, generators, distances = robustness.noise_robustness(
         model,
         test_x[keep],
         test_y[keep],
@@ -103,6 +107,7 @@ def main(args) -> None:
     settings = {"robustness": {**cfg, "an_eps": an_eps}, "seed": args.seed, **where}
     records.write_record(records.make_record(data.name, args.method, "noise_robustness", rows, info, settings), args.noise_out)
     write_bank(GeneratorBank.of(generators, an_eps), args.generators_out)
+    atomic_write(args.distances_out, lambda tmp: np.savez_compressed(tmp, **distances), suffix=".npz")
 
     keep = measured_subset(data.test.labels, args.attacks["images"], args.seed, data.name)
     attacks = {name: args.attacks[name] for name in ("linf_pgd", "l2_ddn")}

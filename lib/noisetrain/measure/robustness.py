@@ -122,18 +122,21 @@ def noise_robustness(
     kernel: str = "1x1",
     depth: int = 4,
     log=lambda _: None,
-) -> tuple[list[dict], list]:
+) -> tuple[list[dict], list, dict[str, np.ndarray]]:
     """Rows of median epsilon* along GN, UN and AN (mean and std over ``an_seeds`` generators),
-    each AN generator's diagnostics at ``an_eps`` and their means, and the fitted AN generators
-    (for example images)."""
+    each AN generator's diagnostics at ``an_eps`` and their means, the fitted AN generators (for
+    example images), and the per-image epsilon* behind each median ({'gn', 'un', 'an_seed0', ...}:
+    float64 (N,), 0 where the clean image is misclassified, inf where nothing flips it), from which
+    the claims table bootstraps its intervals."""
     model.eval()
     # The work runs where the classifier is; on the CPU these moves do nothing.
     device = model_device(model, test_x.device)
     test_x, test_y, train_x, train_y = (t.to(device) for t in (test_x, test_y, train_x, train_y))
-    rows = []
+    rows, distances = [], {}
     for name, directions in (("gn", gaussian_directions(test_x.shape, seed)), ("un", uniform_directions(test_x.shape, seed))):
         result = decision_distances(model, test_x, test_y, directions, rel_tol=rel_tol)
         rows += _distance_rows(name, result)
+        distances[name] = result.distances
         log(f"eps*_{name.upper()} {median_epsilon(result.distances):.3f} ({result.forward_passes_per_image:.1f} passes/image)")
     medians, generators, diagnostics = [], [], []
     for k in range(an_seeds):
@@ -146,6 +149,7 @@ def noise_robustness(
         directions = generator_directions(generator, test_x.shape, seed + k)
         result = decision_distances(model, test_x, test_y, directions, rel_tol=rel_tol)
         medians.append(median_epsilon(result.distances))
+        distances[f"an_seed{k}"] = result.distances
         rows += [_row(f"eps_an_seed{k}", medians[-1], "noise_robustness_detail")]
         diagnostics.append(generator_diagnostics(model, test_x, test_y, directions, an_eps))
         rows += [
@@ -166,7 +170,7 @@ def noise_robustness(
             for key in AN_DIAGNOSTICS
         ),
     ]
-    return rows, generators
+    return rows, generators, distances
 
 
 def adversarial_rows(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, settings: dict, seed: int) -> list[dict]:

@@ -209,6 +209,8 @@ def claims_caption(dataset: str, correct: dict) -> str:
     return (f"The paper's qualitative claims tested on {dataset}. Accuracy claims: the difference of the two models' "
             "mean accuracy over the corruptions in percentage points, with a paired bootstrap 95% interval over test "
             f"images and seeds (up to {seeds} seeds per model); held / not held when the interval excludes zero, "
-            "inconclusive when it contains zero. Other claims compare single measurements without an interval. "
+            "inconclusive when it contains zero. ε* claims: the difference of median ε* (L2), with a bootstrap 95% "
+            "interval over the measured test images (the same images for both), read the same way. Other claims "
+            "compare single measurements without an interval. "
             "'GNT' is the sweep's best sigma, chosen on these same test images, which favours it slightly in the "
             "claims that compare it. The paper's numbers are the values printed in the tables named.")
