@@ -9,7 +9,9 @@ one extra classifier forward and backward for the generator step).
 --adversarial adds Table 11's adversarially trained baselines (pgd_at: 40 PGD steps a batch,
 ddn_at: 100 DDN steps), timed over --adversarial-steps steps a round, and the wall time their
 config/mnist.yaml schedule would take at the measured speed (they train from scratch with the
-vanilla schedule).
+vanilla schedule). Their "foolbox" rows time the same steps with the attack run through foolbox
+3 as training did before issue 21 (a PyTorchModel wrapper a batch, torch's global generator seeded
+in a forked RNG state); the speed-up lines divide the two.
 
 Each method runs through the trainer's own method step (built by noisetrain.train.steps.build_step
 from config/mnist.yaml's validated specs), so what is timed is what training runs. ANT's periodic re-initialisation
@@ -44,8 +46,9 @@ from noisetrain.errors import DataError  # noqa: E402
 from noisetrain.models import madry_cnn  # noqa: E402,F401  (registers the network timed)
 from noisetrain.models.architectures import build_model  # noqa: E402
 from noisetrain.noise import pixel_noise as noise  # noqa: E402
-from noisetrain.noise.adversarial_noise import weights_fixed  # noqa: E402
+from noisetrain.noise.adversarial_noise import frozen, weights_fixed  # noqa: E402
 from noisetrain.noise.rescaling import rescale_to_norm  # noqa: E402
+from noisetrain.train.adversarial_training import AdversarialStep  # noqa: E402
 from noisetrain.train.ant import AntStep  # noqa: E402
 from noisetrain.train.steps import build_step, classifier_step  # noqa: E402
 
@@ -122,6 +125,33 @@ class _AntClassifierPasses:
         return classifier_step(model, optimizer, self.batch, y)
 
 
+class _FoolboxAdversarialStep(AdversarialStep):
+    """The adversarial step with its attack through foolbox 3, as training ran it before issue 21;
+    only the attack differs from the step timed as pgd_at / ddn_at."""
+
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        import foolbox as fb
+
+        self.fb, self.epsilon = fb, spec["epsilon"]
+        self.foolbox_attack = (fb.attacks.LinfPGD(steps=spec["steps"], abs_stepsize=spec["step_size"],
+                                                  random_start=spec["random_start"])
+                               if spec["kind"] == "pgd_at" else fb.attacks.DDNAttack(steps=spec["steps"], gamma=spec["gamma"]))
+
+    def perturb(self, model, x, y):
+        seed = int(torch.randint(2**62, (1,), generator=self.rng))
+        with frozen(model), torch.random.fork_rng(devices=[]), torch.enable_grad():
+            torch.manual_seed(seed)
+            fmodel = self.fb.PyTorchModel(model, bounds=(0.0, 1.0), device=self.device)
+            criterion = self.fb.criteria.Misclassification(y)
+            _, adversarial, fooled = self.foolbox_attack(fmodel, x, criterion, epsilons=self.epsilon)
+        return adversarial.detach(), fooled
+
+
+def is_adversarial(name: str) -> bool:
+    return name.split()[0] in ADVERSARIAL
+
+
 def time_steps(step, model, optimizer, x, y, steps: int, batch_size: int) -> float:
     start = time.perf_counter()
     for k in range(steps):
@@ -137,6 +167,15 @@ def print_schedule_hours(seconds: dict[str, list[float]], config: dict, epoch_st
     for name in ("vanilla", *ADVERSARIAL):
         hours = statistics.median(seconds[name]) * epoch_steps * epochs / 3600
         print(f"{name}: {epochs} epochs of {epoch_steps} steps (config/mnist.yaml) take about {hours:.1f} h here")
+
+
+def print_speed_ups(seconds: dict[str, list[float]]) -> None:
+    """The plain-torch attack's step against foolbox's in the loop, both in vanilla steps."""
+    vanilla = statistics.median(seconds["vanilla"])
+    for name in ADVERSARIAL:
+        plain, old = (statistics.median(seconds[row]) / vanilla for row in (name, f"{name} foolbox"))
+        print(f"{name}: {plain:.1f} vanilla steps a step with the plain-torch attack, {old:.1f} with foolbox's: "
+              f"{old / plain:.2f}x as fast")
 
 
 def main() -> None:
@@ -156,11 +195,15 @@ def main() -> None:
     model = build_model("madry_cnn")
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     specs = method_specs(args.batch_size, args.adversarial)
-    steps = {name: make_step(spec, data, args.batch_size) for name, spec in specs.items()}
-    count = {name: args.adversarial_steps if name in ADVERSARIAL else args.steps for name in steps}
+    steps = {}
+    for name, spec in specs.items():
+        steps[name] = make_step(spec, data, args.batch_size)
+        if name in ADVERSARIAL:  # next to the step it compares with: the same load drift hits both
+            steps[f"{name} foolbox"] = _FoolboxAdversarialStep(spec)
+    count = {name: args.adversarial_steps if is_adversarial(name) else args.steps for name in steps}
     batch_x, batch_y = x[: args.batch_size], y[: args.batch_size]
     for name, step in steps.items():  # warm-up; it also fills ANT's replay bank
-        time_steps(step, model, optimizer, x, y, 1 if name in ADVERSARIAL else 6, args.batch_size)
+        time_steps(step, model, optimizer, x, y, 1 if is_adversarial(name) else 6, args.batch_size)
     steps["gnt draw only"] = _DrawOnly(steps["gnt"])
     steps["noisy batch"] = _FixedBatch(steps["gnt"].noise(batch_x.clone(), torch.Generator().manual_seed(1)))
     steps["ant floor"] = _AntClassifierPasses(steps["ant1x1"], batch_x, batch_y)
@@ -169,14 +212,15 @@ def main() -> None:
         for name, step in steps.items():
             seconds[name].append(time_steps(step, model, optimizer, x, y, count.get(name, args.steps), args.batch_size))
     reference = statistics.median(seconds["vanilla"])
-    adversarial = f" ({', '.join(ADVERSARIAL)}: {args.adversarial_steps})" if args.adversarial else ""
-    print(f"batch {args.batch_size}, {args.threads} threads, {args.rounds} rounds x {args.steps} steps{adversarial}, "
+    counts = f" ({', '.join(ADVERSARIAL)}: {args.adversarial_steps})" if args.adversarial else ""
+    print(f"batch {args.batch_size}, {args.threads} threads, {args.rounds} rounds x {args.steps} steps{counts}, "
           f"torch {torch.__version__}")
     print(f"{'step':14s} {'images/s':>10s} {'ratio to vanilla':>18s}")
     for name, values in seconds.items():
         median = statistics.median(values)
         print(f"{name:14s} {args.batch_size / median:10.0f} {median / reference:18.3f}")
     if args.adversarial:
+        print_speed_ups(seconds)
         print_schedule_hours(seconds, mnist_config(args.batch_size), args.epoch_steps)
 
     # A fresh generator every reinit_every epochs, trained for reinit_steps steps: its cost per step.

@@ -214,3 +214,21 @@ def test_invalid_specs_are_rejected(override, match):
     base = {**spec(PGD), "gamma": 0.05}
     with pytest.raises(InputError, match=match):
         AdversarialStep({**base, **override})
+
+
+@pytest.mark.slow
+def test_training_steps_run_without_foolbox(tiny_digits_path):
+    """The attacks are plain torch (noisetrain.train.training_attacks): a job that trains pgd_at or
+    ddn_at imports no foolbox (1 s a job), which only the evaluation's attacks need."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = ("import sys, torch; from noisetrain.train.adversarial_training import AdversarialStep; "
+            f"step = AdversarialStep({{**{PGD!r}, 'random_start': True, 'seed': 0}}); "
+            "x = torch.rand(4, 1, 28, 28); y = torch.arange(4); "
+            "step.perturb(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)), x, y); "
+            "print('foolbox' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=REPO)
+    assert out.stdout.split() == ["False"]

@@ -11,7 +11,7 @@ STEP = "noisetrain.train.adversarial_training:AdversarialStep"
 
 
 def _attack_cost(spec: dict) -> float:
-    """Each attack step is an input-gradient pass (the README's Speed: pgd_at 34.8, ddn_at 88.3 vanilla steps)."""
+    """Each attack step is an input-gradient pass (docs/speed.md: pgd_at about 31, ddn_at about 76 vanilla steps on a CPU)."""
     return 1.0 + spec["steps"]
 
 

@@ -1,12 +1,17 @@
 """Adversarial training, the baselines of the paper's Table 11 (appendix E): L-inf PGD adversarial
 training [Madry et al. 2018] and L2 DDN adversarial training [Rony et al. 2019].
 
-Per training batch the attack (foolbox 3) runs against the current classifier in eval mode with
-its weights fixed (BatchNorm statistics must not learn from the attack's queries; no weight
-gradients are computed), the classifier's mode is restored, and it takes one SGD step on the
-adversarial examples alone: both papers train on 100% adversarial batches, so the config's
-``train.clean_fraction`` does not apply. Like the authors, these kinds train from scratch with the
-vanilla schedule (their entries in ``noisetrain.methods``), not fine-tuned from our vanilla model.
+Per training batch the attack (plain torch, ``noisetrain.train.training_attacks``) runs against the
+current classifier in eval mode with its weights fixed (BatchNorm statistics must not learn from the
+attack's queries; no weight gradients are computed), the classifier's mode is restored, and it takes
+one SGD step on the adversarial examples alone: both papers train on 100% adversarial batches, so
+the config's ``train.clean_fraction`` does not apply. Like the authors, these kinds train from
+scratch with the vanilla schedule (their entries in ``noisetrain.methods``), not fine-tuned from our
+vanilla model. The attacks do the math of foolbox's LinfPGD and DDNAttack, which the evaluation
+(``noisetrain.measure.attacks``) keeps as the reference. The Madry CNN's 40 or 100 gradient passes
+dominate either way (docs/speed.md): foolbox's wrapping cost PGD nothing measurable and DDN about 1%
+on a quiet CPU, up to ~20% with two threads on a busy one (its many small per-iteration tensor ops).
+Training also no longer imports foolbox (1 s a job) nor seeds torch's global generator.
 
 - ``pgd_at`` (Madry et al.): the L-inf PGD examples of ``epsilon`` (MNIST: 0.3, 40 steps of 0.01
   from a uniform random start in the ball; the schema's defaults).
@@ -14,29 +19,32 @@ vanilla schedule (their entries in ``noisetrain.methods``), not fine-tuned from 
   shrunk to L2 norm ``epsilon`` where larger; an image for which DDN finds none stays clean.
   MNIST: epsilon 2.4, 100 steps, gamma 0.05 (the command and defaults of the authors' training
   script, github.com/jeromerony/fast_adversarial, ``fast_adv/defenses/mnist.py``). Their DDN also
-  quantises the examples to 256 levels; foolbox's does not.
+  quantises the examples to 256 levels; foolbox's, and ours, do not.
 
 All randomness comes from one seeded CPU ``torch.Generator`` (``Stream.ATTACK``) whose state is
-checkpointed: it draws one seed per batch, and the attack runs with torch's global generator
-seeded from it inside a forked RNG state (foolbox draws PGD's random start from the global
-generator), so a CPU run is deterministic, resumes bit for bit, and leaves the global stream alone.
+checkpointed: it draws one seed per batch, which seeds the attack's own generator on the training
+device (PGD's random start, DDN's rare random direction), so a CPU run is deterministic, resumes bit
+for bit, and leaves torch's global stream alone. The checkpointed state is what it was with foolbox.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import nn
 
 from noisetrain.errors import InputError
-from noisetrain.noise.adversarial_noise import frozen
 from noisetrain.train.distributed import SINGLE, World
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.steps import SeededStep, Stream, classifier_step, seeded
+from noisetrain.train.training_attacks import l2_ddn, linf_pgd
 
 _SEED_RANGE = 2**62
+Attack = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
 def _positive(name: str, value) -> float:
@@ -45,32 +53,35 @@ def _positive(name: str, value) -> float:
     return float(value)
 
 
-def _pgd(fb, spec: dict, steps: int):
-    return fb.attacks.LinfPGD(steps=steps, abs_stepsize=_positive("step_size", spec["step_size"]),
-                              random_start=bool(spec["random_start"]))
+def _steps(spec: dict) -> int:
+    steps = spec["steps"]
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InputError(f"adversarial training: steps must be an integer >= 1, got {steps!r}")
+    return steps
 
 
-def _ddn(fb, spec: dict, steps: int):
+def _pgd(spec: dict) -> Attack:
+    return partial(linf_pgd, epsilon=_positive("epsilon", spec["epsilon"]), steps=_steps(spec),
+                   step_size=_positive("step_size", spec["step_size"]), random_start=bool(spec["random_start"]))
+
+
+def _ddn(spec: dict) -> Attack:
     gamma = _positive("gamma", spec["gamma"])
     if gamma >= 1:
         raise InputError(f"adversarial training: gamma must lie in (0, 1), got {gamma!r}")
-    return fb.attacks.DDNAttack(steps=steps, gamma=gamma)
+    return partial(l2_ddn, epsilon=_positive("epsilon", spec["epsilon"]), steps=_steps(spec), gamma=gamma)
 
 
 # Each kind's attack and the norm its perturbation size is measured in.
 ATTACKS = {"pgd_at": (_pgd, math.inf), "ddn_at": (_ddn, 2.0)}
 
 
-def make_attack(spec: dict):
-    """The foolbox attack of a ``pgd_at`` or ``ddn_at`` spec, checked."""
-    import foolbox as fb  # here: only the adversarial training jobs need it (1 s a job)
-
+def make_attack(spec: dict) -> Attack:
+    """The attack of a ``pgd_at`` or ``ddn_at`` spec, checked: called as ``attack(model, x, y,
+    generator=...)``, it returns the adversarial examples and whether each fools the model."""
     if spec["kind"] not in ATTACKS:
         raise InputError(f"adversarial training: unknown kind {spec['kind']!r}; known: {', '.join(ATTACKS)}")
-    steps = spec["steps"]
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise InputError(f"adversarial training: steps must be an integer >= 1, got {steps!r}")
-    return ATTACKS[spec["kind"]][0](fb, spec, steps)
+    return ATTACKS[spec["kind"]][0](spec)
 
 
 class AdversarialStep(SeededStep):
@@ -86,7 +97,6 @@ class AdversarialStep(SeededStep):
         self.precision = precision
         self.kind = spec["kind"]
         self.attack = make_attack(spec)
-        self.epsilon = _positive("epsilon", spec["epsilon"])
         self.norm = ATTACKS[self.kind][1]
         self.rng = seeded(spec["seed"], Stream.ATTACK, rank=world.rank)
         self.device = torch.device(device)
@@ -96,15 +106,8 @@ class AdversarialStep(SeededStep):
         ball and [0, 1]) and whether each fools the model; the model's modes and weights' gradient
         flags are restored."""
         seed = int(torch.randint(_SEED_RANGE, (1,), generator=self.rng))
-        x, y = x.to(self.device), y.to(self.device)
-        fork = [self.device] if self.device.type == "cuda" else []
-        import foolbox as fb
-
-        with frozen(model), torch.random.fork_rng(devices=fork), torch.enable_grad():
-            torch.manual_seed(seed)
-            fmodel = fb.PyTorchModel(model, bounds=(0.0, 1.0), device=self.device)
-            _, adversarial, fooled = self.attack(fmodel, x, fb.criteria.Misclassification(y), epsilons=self.epsilon)
-        return adversarial.detach(), fooled
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        return self.attack(model, x.to(self.device), y.to(self.device), generator=generator)
 
     def step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
              index: torch.Tensor) -> dict[str, float]:
