@@ -40,7 +40,7 @@ from torch import nn
 from noisetrain.errors import InputError
 from noisetrain.train.distributed import SINGLE, World
 from noisetrain.train.precision import FP32, Precision
-from noisetrain.train.steps import SeededStep, Stream, classifier_step, seeded
+from noisetrain.train.steps import Metrics, SeededStep, Stream, classifier_step, seeded
 from noisetrain.train.training_attacks import l2_ddn, linf_pgd
 
 _SEED_RANGE = 2**62
@@ -110,9 +110,10 @@ class AdversarialStep(SeededStep):
         return self.attack(model, x.to(self.device), y.to(self.device), generator=generator)
 
     def step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-             index: torch.Tensor) -> dict[str, float]:
+             index: torch.Tensor) -> Metrics:
         x, y = x.to(self.device), y.to(self.device)
         adversarial, fooled = self.perturb(model, x, y)
         size = (adversarial - x).flatten(1).norm(p=self.norm, dim=1).mean()
+        # 1 - the float32 fooling rate in float64, as the float it was read as before
         return {**classifier_step(model, optimizer, adversarial, y, self.precision),
-                "adversarial_accuracy": 1.0 - fooled.float().mean().item(), "perturbation_size": size.item()}
+                "adversarial_accuracy": 1.0 - fooled.float().mean().double(), "perturbation_size": size}

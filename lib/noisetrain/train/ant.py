@@ -50,7 +50,7 @@ from noisetrain.train.distributed import SINGLE, World, unwrap
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.replay_bank import ReplayBank
 from noisetrain.train.sources import as_source
-from noisetrain.train.steps import Stream, classifier_step, seeded
+from noisetrain.train.steps import Metrics, Stream, classifier_step, seeded
 
 PARTS = ("clean", "stylized", "current", "replay")
 FRACTION_TOLERANCE = 1e-6
@@ -297,7 +297,7 @@ class AntStep:
 
     # -- the step protocol -------------------------------------------------------------------
     def step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-             index: torch.Tensor) -> dict[str, float]:
+             index: torch.Tensor) -> Metrics:
         x, y = x.to(self.device), y.to(self.device)
         if self.reinits == 0:  # the first generator is trained before joint training starts
             self.reinitialise(model)
@@ -314,7 +314,7 @@ class AntStep:
         if rep.stop > rep.start:  # bank states (the current generator while the bank is empty)
             replay = diagnostic_tensors(x[rep], batch[rep])
             tensors.update({f"replay_{key}": value for key, value in replay.items()})
-        metrics = dict(zip(tensors, torch.stack([t.float() for t in tensors.values()]).tolist()))  # one transfer
+        metrics = {key: value.float() for key, value in tensors.items()}  # read by the trainer once per epoch
         metrics.update(classifier_step(model, optimizer, batch, y, self.precision))
         self.steps += 1
         # Snapshot before a re-init so the bank keeps the jointly trained state.

@@ -10,7 +10,7 @@ from noisetrain.train.ant import part_slices
 from noisetrain.train.distributed import SINGLE, World
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.sources import as_source
-from noisetrain.train.steps import SeededStep, Stream, classifier_step, seeded
+from noisetrain.train.steps import Metrics, SeededStep, Stream, classifier_step, seeded
 
 # GNT+SIN's batch (the paper gives no split for it): ANT+SIN's, 25% clean, 30% stylized, 45% noisy.
 SIN_FRACTIONS = {"clean": 0.25, "stylized": 0.3, "noisy": 0.45}
@@ -34,7 +34,7 @@ class NoiseStep(SeededStep):
         self.precision = precision
         self.source = as_source(source, spec) if spec.get("stylized_path") else None
 
-    def step(self, model, optimizer, x, y, index) -> dict[str, float]:
+    def step(self, model, optimizer, x, y, index) -> Metrics:
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         if self.source is None:
             batch = pixel_noise.mix_batch(x, self.noise, self.clean_fraction, self.rng)

@@ -4,6 +4,10 @@ a long ImageNet run can be watched and plotted while it trains.
 
 It lives beside the checkpoint; a resumed run first drops the rows written after the checkpoint it
 resumes from (those steps are trained again), so the finished log has each step once.
+
+A row's metrics may still be tensors on the training device: rows wait in memory until ``flush``
+reads them all in one transfer (the trainer flushes once a minute and at every checkpoint), so that
+logging a step does not make it wait for the device.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import torch
+
 from noisetrain.storage import atomic_write
+from noisetrain.train.steps import read_metrics
 
 FIRST_COLUMNS = ("epoch", "step", "loss", "accuracy")
 LAST_COLUMNS = ("lr", "images_per_second", "gpu_memory_mb")
@@ -30,6 +37,7 @@ class StepLog:
         self.columns: list[str] | None = None
         self._handle = None
         self._writer = None
+        self._pending: list[dict] = []
 
     def keep_until(self, step: int) -> None:
         """Drop every row after global step ``step`` (0: start empty)."""
@@ -51,6 +59,21 @@ class StepLog:
         self.columns = list(columns) if columns else None
 
     def write(self, row: dict) -> None:
+        """Keep ``row`` for the next flush."""
+        self._pending.append(row)
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        tensors = {(i, key): value for i, row in enumerate(self._pending) for key, value in row.items()
+                   if isinstance(value, torch.Tensor)}
+        values = read_metrics(tensors)  # every row's tensors in one transfer
+        rows = [{key: values.get((i, key), value) for key, value in row.items()} for i, row in enumerate(self._pending)]
+        self._pending = []
+        self._open(rows[0])
+        self._writer.writerows(rows)
+
+    def _open(self, row: dict) -> None:
         if self._writer is None:
             if self.columns is None:
                 extra = [key for key in row if key not in FIRST_COLUMNS + LAST_COLUMNS]
@@ -60,13 +83,14 @@ class StepLog:
             self._writer = csv.DictWriter(self._handle, fieldnames=self.columns, extrasaction="ignore")
             if new:
                 self._writer.writeheader()
-        self._writer.writerow(row)
 
     def flush(self) -> None:
+        self._write_pending()
         if self._handle is not None:
             self._handle.flush()
 
     def close(self) -> None:
+        self._write_pending()
         if self._handle is not None:
             self._handle.close()
         self._handle = self._writer = None

@@ -2,7 +2,9 @@
 classifier's SGD step and the seeded random streams.
 
 A *method step* turns one training batch into one classifier update and returns the batch's
-metrics (at least ``loss``); the trainer averages them per epoch into the training log. A method
+metrics (at least ``loss``) as 0-dim tensors on the training device, or floats: the trainer sums
+them there and reads them once per epoch (and with the per-step log once a minute), so a step never
+waits for the device. ``read_metrics`` turns them into floats. A method
 kind's entry in :mod:`noisetrain.methods` names its step class, which ``build_step`` imports when
 a training job needs it.
 """
@@ -21,6 +23,17 @@ from noisetrain.methods import kind_of
 from noisetrain.seeding import seed_of
 from noisetrain.train.distributed import SINGLE, World
 from noisetrain.train.precision import FP32, Precision
+
+Metrics = dict[str, torch.Tensor | float]  # a step's metrics: 0-dim tensors on the training device, or floats
+
+
+def read_metrics(metrics: Metrics) -> dict[str, float]:
+    """A step's (or summed) metrics as floats, in one transfer from the device. float64 on the way
+    holds a float32 value exactly, so the floats are those the tensors hold."""
+    tensors = {key: value for key, value in metrics.items() if isinstance(value, torch.Tensor)}
+    values = dict(zip(tensors, torch.stack([t.detach().double().reshape(()) for t in tensors.values()]).tolist())) \
+        if tensors else {}
+    return {key: values[key] if key in values else float(value) for key, value in metrics.items()}
 
 
 class Stream(IntEnum):
@@ -51,7 +64,7 @@ class MethodStep(Protocol):
     """How one training batch becomes one classifier update, and the state that must survive a restart."""
 
     def step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-             index: torch.Tensor) -> dict[str, float]: ...
+             index: torch.Tensor) -> Metrics: ...
 
     def state_dict(self) -> dict: ...
 
@@ -92,13 +105,11 @@ def build_step(spec: dict, source, device: torch.device, steps_per_epoch: int, p
 
 
 def classifier_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, target: torch.Tensor,
-                    precision: Precision = FP32) -> dict[str, float]:
+                    precision: Precision = FP32) -> Metrics:
     """One SGD update of the classifier on a composed batch; returns the batch's loss and accuracy
-    (of the predictions the update was computed from), with one transfer from the device."""
+    (of the predictions the update was computed from), left on the device."""
     with precision.autocast():
         logits = model(precision.prepare_batch(batch))
         loss = F.cross_entropy(logits, target)
     precision.step(loss, optimizer)
-    correct = (logits.detach().argmax(1) == target).float().mean()
-    loss_value, accuracy = torch.stack([loss.detach().float(), correct]).tolist()
-    return {"loss": loss_value, "accuracy": accuracy}
+    return {"loss": loss.detach().float(), "accuracy": (logits.detach().argmax(1) == target).float().mean()}

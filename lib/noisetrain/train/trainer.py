@@ -56,7 +56,7 @@ from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.preemption import StopRequest
 from noisetrain.train.sources import TrainSource, as_source
 from noisetrain.train.step_log import StepLog
-from noisetrain.train.steps import MethodStep, Stream, build_step, seeded, stream_seed
+from noisetrain.train.steps import MethodStep, Metrics, Stream, build_step, read_metrics, seeded, stream_seed
 
 # Every method's columns ("accuracy": on the composed training batches); a method's own metrics follow.
 LOG_COLUMNS = ("epoch", "loss", "accuracy", "heldout_accuracy", "lr", "seconds", "images_per_second")
@@ -98,7 +98,7 @@ class TrainState:
             "epoch": self.epoch,
             "step": self.step,
             "epoch_order_rng": self.epoch_order_rng,
-            "totals": dict(self.totals),
+            "totals": read_metrics(self.totals),
             "model": unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -181,7 +181,11 @@ def run_epoch(state: TrainState, source: TrainSource, batch_size: int, label: st
     ``images``, how many the epoch had. After a step it calls ``save`` when ``checkpoint_every``
     seconds have passed since the last save, and when ``stop`` is requested, then raises Preempted.
     With several processes (``world``) the metrics are the means over all of them, and any one's
-    save or stop is every one's."""
+    save or stop is every one's.
+
+    The metrics are summed on the training device and read once, at the end (and, for the per-step
+    log and the progress line, once every PROGRESS_SECONDS): one process's steps never wait for the
+    device. float64 sums: the same numbers as summing the floats on the host."""
     state.model.train()
     if state.step == 0:
         state.totals = {}
@@ -197,14 +201,17 @@ def run_epoch(state: TrainState, source: TrainSource, batch_size: int, label: st
                                              stop is not None and stop.requested)
         images = len(index) * world.size  # the whole step's, over all processes
         for key, value in metrics.items():
-            state.totals[key] = state.totals.get(key, 0.0) + value * images
+            state.totals[key] = state.totals.get(key, 0.0) + _double(value) * images
         state.totals["images"] = state.totals.get("images", 0.0) + images
         state.step += 1
         if step_log is not None:
             step_log.write(_step_row(state, steps, metrics, images / max(now - last, 1e-9)))
         last = now
-        if not terminal and now - shown_at >= PROGRESS_SECONDS:
-            log(f"{label}: step {state.step}/{steps}, loss {metrics['loss']:.4g}")
+        if now - shown_at >= PROGRESS_SECONDS:  # the one wait for the device within an epoch
+            if step_log is not None:
+                step_log.flush()
+            if not terminal:
+                log(f"{label}: step {state.step}/{steps}, loss {float(metrics['loss']):.4g}")
             shown_at = now
         if save_now or stop_now:
             save()
@@ -213,19 +220,24 @@ def run_epoch(state: TrainState, source: TrainSource, batch_size: int, label: st
                 cause = stop.received if stop is not None and stop.received else "another process's stop request"
                 raise Preempted(f"{label}: stopped by {cause} after step {state.step}; the checkpoint holds "
                                 "the run so far: rerun the job to resume")
-    images = max(state.totals.pop("images", 0.0), 1.0)
-    metrics = {key: total / images for key, total in state.totals.items()}
+    totals = read_metrics(state.totals)
+    images = max(totals.pop("images", 0.0), 1.0)
+    metrics = {key: total / images for key, total in totals.items()}
     state.step, state.totals = 0, {}
     return {**metrics, "images": images}
 
 
-def _agree(world: World, metrics: dict[str, float], save: bool, stop: bool) -> tuple[dict[str, float], bool, bool]:
+def _double(value: torch.Tensor | float) -> torch.Tensor | float:
+    return value.detach().double() if isinstance(value, torch.Tensor) else value
+
+
+def _agree(world: World, metrics: Metrics, save: bool, stop: bool) -> tuple[Metrics, bool, bool]:
     """One all-reduce a step (nothing for one process): every process saves and stops at the same
     step, whichever one's clock or signal asks, and each metric becomes its mean over the processes.
     Every process's step returns the same keys (the batch split depends on the batch size only)."""
     if world.size == 1:
         return metrics, save, stop
-    *sums, saves, stops = world.sum([*metrics.values(), float(save), float(stop)])
+    *sums, saves, stops = world.sum([*read_metrics(metrics).values(), float(save), float(stop)])
     return {key: total / world.size for key, total in zip(metrics, sums)}, saves > 0, stops > 0
 
 
@@ -308,7 +320,7 @@ def fit(
     measures the held-out accuracy.
     """
     device = resolve_device(device)
-    source = as_source(data, spec)
+    source = as_source(data, spec, device)  # a prepared dataset's arrays live on the training device
     _check_shards(source, world)
     fingerprint = spec_hash(run_identity(spec, source, init_id if model is not None else init_state))
     spec = _per_process(spec, world)

@@ -1,0 +1,84 @@
+"""Small datasets at device speed (issue 21): a prepared dataset's arrays live on the training device,
+batches are index gathers there, the method steps' metrics stay on the device and the trainer reads
+them once per epoch, with the same numbers as summing them as floats on the host."""
+
+import csv
+
+import numpy as np
+import torch
+from test_training import SPEC
+
+from noisetrain.train import trainer as training
+from noisetrain.train.sources import ArraySource, as_source
+from noisetrain.train.step_log import StepLog
+from noisetrain.train.steps import read_metrics
+
+
+def test_read_metrics_gives_the_floats_the_tensors_hold_in_order():
+    metrics = {"loss": torch.tensor(0.1), "count": 3, "rate": torch.tensor(float("nan")), "acc": torch.tensor(2 / 3)}
+    read = read_metrics(metrics)
+    assert list(read) == ["loss", "count", "rate", "acc"]
+    assert read["loss"] == float(np.float32(0.1)) and read["acc"] == float(np.float32(2 / 3))  # float32's, exactly
+    assert read["count"] == 3.0 and np.isnan(read["rate"])
+    assert all(type(value) is float for value in read.values())
+    assert read_metrics({}) == {}
+
+
+def test_a_prepared_dataset_lives_on_the_training_device(tiny_digits):
+    # "meta" holds shapes only: every array and index must be on the given device for this to run
+    source = as_source(tiny_digits, {}, "meta")
+    assert {t.device.type for t in (source.x_train, source.y_train, source.x_test, source.y_test)} == {"meta"}
+    state = training.TrainState(None, None, None, torch.Generator().manual_seed(0), None)
+    x, y, index = next(source.epoch_batches(state, 7))
+    assert (x.device.type, y.device.type, index.device.type) == ("meta", "meta", "meta")
+    assert x.shape == (7, *tiny_digits.train.images.shape[1:])
+    x, y = next(source.random_batches(1, 5, torch.Generator().manual_seed(0)))
+    assert x.device.type == "meta" and len(y) == 5
+
+
+def test_the_device_order_is_the_host_order(tiny_digits):
+    """The permutation is drawn on the CPU from the checkpointed stream, whatever the device."""
+    batches = []
+    for source in (ArraySource(tiny_digits), as_source(tiny_digits, {}, "cpu")):
+        state = training.TrainState(None, None, None, torch.Generator().manual_seed(5), None)
+        batches.append(torch.cat([index for _, _, index in source.epoch_batches(state, 9)]))
+    assert torch.equal(*batches) and sorted(batches[0].tolist()) == list(range(len(tiny_digits.train.labels)))
+
+
+def test_steps_return_device_tensors_and_the_epoch_means_equal_host_float_sums(tiny_digits, tmp_path):
+    spec = {**SPEC, "epochs": 1}
+    source = as_source(tiny_digits, spec)
+    state = training.build_state(spec, source, None, torch.device("cpu"))
+    seen = []
+    step = state.method.step
+
+    def recording(*args):
+        metrics = step(*args)
+        assert all(isinstance(value, torch.Tensor) for value in metrics.values())  # nothing read per step
+        seen.append((read_metrics(metrics), len(args[-1])))
+        return metrics
+
+    state.method.step = recording
+    means = training.run_epoch(state, source, spec["batch_size"], "epoch")
+    images = 0.0
+    totals = {}
+    for metrics, n in seen:  # the trainer's sums before issue 21: Python floats, in step order
+        for key, value in metrics.items():
+            totals[key] = totals.get(key, 0.0) + value * n
+        images += n
+    assert means == {**{key: total / images for key, total in totals.items()}, "images": images}
+
+
+def test_step_log_rows_wait_for_flush_and_keep_their_values(tmp_path):
+    log = StepLog(tmp_path / "steps.csv")
+    log.keep_until(0)
+    log.write({"epoch": 1, "step": 1, "loss": torch.tensor(0.25), "accuracy": torch.tensor(0.5), "lr": 0.1,
+               "images_per_second": 10.0, "gpu_memory_mb": ""})
+    log.write({"epoch": 1, "step": 2, "loss": torch.tensor(0.125), "accuracy": torch.tensor(1.0), "lr": 0.1,
+               "images_per_second": 12.0, "gpu_memory_mb": ""})
+    assert (tmp_path / "steps.csv").read_text() == ""  # nothing read from the device yet
+    log.flush()
+    with open(tmp_path / "steps.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["step"], row["loss"], row["accuracy"]) for row in rows] == [("1", "0.25", "0.5"), ("2", "0.125", "1.0")]
+    log.close()
