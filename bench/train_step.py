@@ -160,11 +160,11 @@ def time_steps(step, model, optimizer, x, y, steps: int, batch_size: int) -> flo
     return (time.perf_counter() - start) / steps
 
 
-def print_schedule_hours(seconds: dict[str, list[float]], config: dict, epoch_steps: int) -> None:
-    """What config/mnist.yaml's from-scratch schedule costs at the measured step times (steps only:
-    no held-out evaluation or data loading)."""
-    epochs = config["train"]["vanilla"]["epochs"]
+def print_schedule_hours(seconds: dict[str, list[float]], specs: dict[str, dict], epoch_steps: int) -> None:
+    """What each from-scratch model's config/mnist.yaml schedule costs at the measured step times
+    (steps only: no held-out evaluation or data loading)."""
     for name in ("vanilla", *ADVERSARIAL):
+        epochs = specs[name]["epochs"]
         hours = statistics.median(seconds[name]) * epoch_steps * epochs / 3600
         print(f"{name}: {epochs} epochs of {epoch_steps} steps (config/mnist.yaml) take about {hours:.1f} h here")
 
@@ -221,7 +221,7 @@ def main() -> None:
         print(f"{name:14s} {args.batch_size / median:10.0f} {median / reference:18.3f}")
     if args.adversarial:
         print_speed_ups(seconds)
-        print_schedule_hours(seconds, mnist_config(args.batch_size), args.epoch_steps)
+        print_schedule_hours(seconds, specs, args.epoch_steps)
 
     # A fresh generator every reinit_every epochs, trained for reinit_steps steps: its cost per step.
     # The schedule is config/mnist.yaml's.

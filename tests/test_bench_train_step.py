@@ -15,7 +15,8 @@ SCRIPT = REPO / "bench" / "train_step.py"
 TINY = ["--batch-size", "8", "--steps", "1", "--rounds", "1", "--threads", "1", "--epoch-steps", "10",
         "--adversarial", "--adversarial-steps", "1"]
 ROW = re.compile(r"^(?P<name>\S.*?)\s+(?P<images>\d+)\s+(?P<ratio>[\d.]+)$")
-HOURS = re.compile(r"^(?P<name>\w+): 30 epochs of 10 steps \(config/mnist.yaml\) take about (?P<hours>[\d.]+) h here$")
+HOURS = re.compile(r"^(?P<name>\w+): (?P<epochs>\d+) epochs of 10 steps \(config/mnist.yaml\) "
+                   r"take about (?P<hours>[\d.]+) h here$")
 
 
 def test_adversarial_rows_cost_many_vanilla_steps_and_project_the_schedule():
@@ -29,5 +30,7 @@ def test_adversarial_rows_cost_many_vanilla_steps_and_project_the_schedule():
     assert float(table["pgd_at"]["ratio"]) > 5 and float(table["ddn_at"]["ratio"]) > 5
     hours = {m["name"]: float(m["hours"]) for m in map(HOURS.match, lines) if m}
     assert set(hours) == {"vanilla", "pgd_at", "ddn_at"}
+    # each model's own schedule: Madry et al.'s 100k steps of 50 images, Rony et al.'s 50 epochs
+    assert {m["name"]: int(m["epochs"]) for m in map(HOURS.match, lines) if m} == {"vanilla": 30, "pgd_at": 84, "ddn_at": 50}
     assert hours["pgd_at"] >= hours["vanilla"] and hours["ddn_at"] >= hours["vanilla"]
     assert "(pgd_at, ddn_at: 1)" in result.stdout
