@@ -84,13 +84,14 @@ class AugmentedImages(Dataset):
             return self.transform(image), label, index
 
 
-def train_loader(dataset: AugmentedImages, order: EpochOrder, batch_size: int, *, workers: int = 0,
-                 pin_memory: bool = False) -> DataLoader:
-    """The loader of the epoch ``order`` is set to (``dataset`` is set to the same epoch). Only
-    whole batches: a step always sees ``batch_size`` images, so a resume position is step * batch."""
+def train_loader(dataset: Dataset, order: EpochOrder, batch_size: int, *, workers: int = 0,
+                 pin_memory: bool = False, collate_fn=None) -> DataLoader:
+    """The loader of the epoch ``order`` is set to (``dataset``, an AugmentedImages or an
+    EncodedImages, is set to the same epoch). Only whole batches: a step always sees ``batch_size``
+    images, so a resume position is step * batch."""
     dataset.epoch = order.epoch
     # The loader's own generator: without one, each new iterator draws its workers' base seed from
     # the global stream, which the training's noise and initialisation use.
     generator = torch.Generator().manual_seed(seed_of(order.seed, order.epoch, order.rank))
     return DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=workers, pin_memory=pin_memory,
-                      drop_last=True, persistent_workers=False, generator=generator)
+                      drop_last=True, persistent_workers=False, generator=generator, collate_fn=collate_fn)
