@@ -13,7 +13,8 @@ from PIL import Image
 from torchvision import transforms
 
 from noisetrain.data.batch_decode import EncodedImages, collate_encoded, crop_and_flip, decode_batch
-from noisetrain.data.imagenet_train import train_transform
+from noisetrain.data.imagenet import load_rgb
+from noisetrain.data.imagenet_train import AugmentedImages, train_transform
 from noisetrain.data.sample_images import make_sample_imagenet
 from noisetrain.errors import DataError, InputError
 from noisetrain.seeding import seed_of
@@ -137,3 +138,14 @@ def test_pil_fallback_round_trip_is_exact():
     """The PIL path's floats are uint8 / 255: the worker's uint8 copy of them loses nothing."""
     levels = torch.arange(256, dtype=torch.uint8)
     assert torch.equal(levels.float().div(255).mul(255).round().to(torch.uint8), levels)
+
+
+def test_the_pil_path_draws_as_torch_manual_seed_would(photos):
+    """image_draws seeds the CPU generator alone: the same crops as torch.manual_seed gave before."""
+    root, classes = photos
+    augmented = AugmentedImages(root / "train", 5, train_transform(CROP), classes=classes)
+    augmented.epoch = 3
+    for index in (0, 7):
+        torch.manual_seed(seed_of(5, 3, index))
+        expected = augmented.transform(load_rgb(augmented.images.samples[index][0]))
+        assert torch.equal(augmented[index][0], expected)

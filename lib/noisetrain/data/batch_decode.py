@@ -3,7 +3,7 @@
 DataLoader workers only read each JPEG's bytes and its size from the header (PIL opens lazily) and
 draw the image's crop box and flip exactly as :class:`~noisetrain.data.imagenet_train.AugmentedImages`
 does: the same transform object's scale, ratio and flip chance, the global generator forked and seeded
-from (seed, epoch, index), the same draws in the same order. The training process then decodes the
+from (seed, epoch, index) (``image_draws``), the same draws in the same order. The training process then decodes the
 batch with ``torchvision.io.decode_jpeg`` on its device (nvJPEG on a GPU, libjpeg-turbo on a CPU) and
 crops, resizes (bilinear, antialiased) and flips each image there. So both paths see the same images
 in the same order with the same boxes and flips, and resume alike; only the decoder's and the
@@ -27,9 +27,8 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import functional as F
 
 from noisetrain.data.imagenet import image_folder, load_rgb
-from noisetrain.data.imagenet_train import train_transform
+from noisetrain.data.imagenet_train import image_draws, train_transform
 from noisetrain.errors import DataError
-from noisetrain.seeding import seed_of
 
 _END_OF_IMAGE = b"\xff\xd9"
 _DECODABLE_MODES = ("RGB", "L")  # what decode_jpeg turns into RGB as PIL's convert("RGB") does
@@ -76,8 +75,7 @@ class EncodedImages(Dataset):
     def __getitem__(self, index: int):
         path, label = self.images.samples[index]
         jpeg = plain_jpeg(path)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed_of(self.seed, self.epoch, index))
+        with image_draws(self.seed, self.epoch, index):
             if jpeg is None:  # ToTensor divided uint8 by 255: multiplying back is exact
                 payload = self.transform(load_rgb(path)).mul(255).round().to(torch.uint8)
                 return payload, torch.zeros(5, dtype=torch.int64), label, index, path
