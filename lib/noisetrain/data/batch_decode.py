@@ -59,9 +59,10 @@ def plain_jpeg(path: str | Path) -> tuple[bytes, tuple[int, int]] | None:
 
 class EncodedImages(Dataset):
     """The training folder as :class:`AugmentedImages` reads it, for batch decoding: an item is
-    (payload, box, label, index, path), the payload the JPEG's bytes (1-D uint8) and the box
-    (top, left, height, width, flip); or, for a file decode_jpeg should not read, the PIL path's
-    augmented image as 3-D uint8 (the box then unused)."""
+    (payload, box, label, index, path), the payload the JPEG's bytes and the box (top, left,
+    height, width, flip); or, for a file decode_jpeg should not read, the PIL path's augmented
+    image as a uint8 tensor (the box then unused). Bytes, not tensors: a DataLoader hands each
+    tensor over in a shared-memory segment of its own, which made the workers 3x slower."""
 
     def __init__(self, train_dir: str | Path, seed: int, size: int, classes: list[str] | None = None,
                  files: list[str] | None = None):
@@ -80,26 +81,27 @@ class EncodedImages(Dataset):
                 payload = self.transform(load_rgb(path)).mul(255).round().to(torch.uint8)
                 return payload, torch.zeros(5, dtype=torch.int64), label, index, path
             box = crop_and_flip(self.transform, *jpeg[1])
-        return torch.frombuffer(bytearray(jpeg[0]), dtype=torch.uint8), torch.tensor(box), label, index, path
+        return jpeg[0], torch.tensor(box), label, index, path
 
 
-def collate_encoded(items: list) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+def collate_encoded(items: list) -> tuple[list, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
     payloads, boxes, labels, index, paths = zip(*items, strict=True)
     return list(payloads), torch.stack(boxes), torch.tensor(labels), torch.tensor(index), list(paths)
 
 
-def decode_batch(payloads: list[torch.Tensor], boxes: torch.Tensor, paths: list[str], size: int,
+def decode_batch(payloads: list[bytes | torch.Tensor], boxes: torch.Tensor, paths: list[str], size: int,
                  device: torch.device) -> torch.Tensor:
     """The batch in [0, 1], float32 (N, 3, size, size) on ``device``: the JPEGs decoded together
     there, each cropped to its box, resized and flipped; the PIL path's images copied as they are."""
     out = torch.empty((len(payloads), 3, size, size), dtype=torch.uint8, device=device)
-    encoded = [i for i, payload in enumerate(payloads) if payload.dim() == 1]
-    for i, image in zip(encoded, _decode([payloads[i] for i in encoded], [paths[i] for i in encoded], device), strict=True):
+    encoded = [i for i, payload in enumerate(payloads) if isinstance(payload, bytes)]
+    data = [torch.frombuffer(bytearray(payloads[i]), dtype=torch.uint8) for i in encoded]
+    for i, image in zip(encoded, _decode(data, [paths[i] for i in encoded], device), strict=True):
         top, left, h, w, flip = boxes[i].tolist()
         crop = F.resize(image[:, top : top + h, left : left + w], [size, size], antialias=True)
         out[i] = crop.flip(-1) if flip else crop
     for i, payload in enumerate(payloads):
-        if payload.dim() == 3:
+        if isinstance(payload, torch.Tensor):
             out[i] = payload.to(device)
     return out.float().div_(255)
 
