@@ -115,14 +115,18 @@ def one_core_rows(folder: SimpleNamespace, crop: int, batch: int, device: torch.
     }
 
 
-def loader_rate(batches, batch: int, skip: int, limit: int) -> float:
+def loader_rate(batches, batch: int, skip: int, limit: int, device: torch.device) -> float:
     """Images/s after the first ``skip`` batches (the workers' start and their prefetched queue)."""
+    if limit < skip + 2:
+        raise SystemExit(f"{limit} batches cannot time a loader that queues {skip}: raise --images")
     count, started = 0, None
     for k, _ in enumerate(itertools.islice(batches, limit)):
         if k == skip - 1:
             started = time.perf_counter()
         elif k >= skip:
             count += batch
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return count / (time.perf_counter() - started)
 
 
@@ -135,10 +139,12 @@ def loader_rows(folder: SimpleNamespace, crop: int, batch: int, workers: list[in
             source = FolderSource(folder.root / "train", folder.root / "val", None, folder.classes, 0, workers=w,
                                   input_size=crop, decode=decode, decode_device=device)
             label = "cpu path (PIL in the workers)" if decode == "cpu" else f"gpu path, decode on {device.type}"
-            rows[f"{label}, {w} worker(s)"] = loader_rate(source.epoch_batches(state, batch), batch, skip, limit)
+            rows[f"{label}, {w} worker(s)"] = loader_rate(source.epoch_batches(state, batch), batch, skip, limit,
+                                                          device if decode == "gpu" else torch.device("cpu"))
         order = EpochOrder(len(source.dataset), 0)
         workers_only = train_loader(source.dataset, order, batch, workers=w, collate_fn=collate_encoded)
-        rows[f"gpu path, workers alone (no decode), {w} worker(s)"] = loader_rate(iter(workers_only), batch, skip, limit)
+        rows[f"gpu path, workers alone (no decode), {w} worker(s)"] = loader_rate(iter(workers_only), batch, skip, limit,
+                                                                                  torch.device("cpu"))
     return rows
 
 
