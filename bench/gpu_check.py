@@ -16,7 +16,9 @@ Sections, in order (each a function below; ``SECTIONS`` gives their share of the
   at random init, AMP as the trainer runs it (Precision(amp=True): bf16 where supported), channels_last,
   on synthetic batches already on the device.
 - loader: the streaming loader alone (FolderSource: DataLoader workers = CPU cores, seeded
-  RandomResizedCrop), images/s and images/s per worker, after its prefetched batches are drained.
+  RandomResizedCrop), images/s and images/s per worker, after its prefetched batches are drained; then
+  the same with train.decode: gpu (workers read the JPEG bytes, this process decodes each batch with
+  torchvision.io.decode_jpeg on the device; on a CPU run that is the CPU, and the row says so).
 - train_streamed: the same four steps, each fed by the streaming loader (one stream for all, warmed up).
 - inference: forward images/s in fp32, bf16 and fp16 autocast on the sample photographs (eval crop),
   and each low precision's top-1 agreement with fp32 on the same images.
@@ -257,14 +259,15 @@ def prefetched(workers: int) -> int:
     return 2 * workers
 
 
-def folder_source(ctx: Context, workers: int):
+def folder_source(ctx: Context, workers: int, decode: str = "cpu"):
     from noisetrain.train.folder_source import FolderSource
 
     if ctx.folder is None:
         raise RuntimeError(f"no sample folder: {ctx.folder_error or 'the sample_folder section did not run'}")
     f = ctx.folder
     return FolderSource(f.train, f.val, f.val_files, f.classes, seed=0, workers=workers,
-                        pin_memory=ctx.device.type == "cuda", input_size=ctx.setting.image)
+                        pin_memory=ctx.device.type == "cuda", input_size=ctx.setting.image, decode=decode,
+                        decode_device=ctx.device)
 
 
 def stream(source, batch_size: int):
@@ -384,20 +387,29 @@ def section_train_synthetic(ctx: Context, out: dict) -> None:
 
 
 def section_loader(ctx: Context, out: dict) -> None:
-    """Batches fetched and nothing else; the loader's workers start and fill its queue untimed."""
+    """Batches fetched and nothing else; the loader's workers start and fill its queue untimed. The
+    PIL path (train.decode: cpu) first, then the batch decode path (gpu) on the run's device."""
     s, workers = ctx.setting, ctx.workers
     source = folder_source(ctx, workers)
     out.update(workers=workers, batch_size=s.batch, image_size=s.image, pin_memory=source.pin_memory)
+    timed = timed_loader(ctx, source, seconds=0.45 * ctx.left())
+    out.update(timed)
+    out["images_per_s_per_worker"] = timed["images_per_s"] / max(workers, 1)
+    gpu = timed_loader(ctx, folder_source(ctx, workers, decode="gpu"), seconds=0.8 * ctx.left())
+    out["gpu_decode"] = {"decode_device": ctx.device.type, **gpu,
+                         "images_per_s_per_worker": gpu["images_per_s"] / max(workers, 1)}
+
+
+def timed_loader(ctx: Context, source, seconds: float) -> dict:
+    s, workers = ctx.setting, ctx.workers
     batches = iter(source.epoch_batches(SimpleNamespace(epoch=0, step=0), s.batch))
+    device = ctx.device if source.decode == "gpu" else torch.device("cpu")  # a decode on the GPU is waited for
     try:
         for _ in range(prefetched(workers) + 1):
             next(batches)
-        timed = timed_steps(lambda: next(batches), s.batch, torch.device("cpu"), steps=2 * s.steps,
-                            seconds=0.8 * ctx.left())
+        return timed_steps(lambda: next(batches), s.batch, device, steps=2 * s.steps, seconds=seconds)
     finally:
         batches.close()  # its workers stop
-    out.update(timed)
-    out["images_per_s_per_worker"] = timed["images_per_s"] / max(workers, 1)
 
 
 def section_train_streamed(ctx: Context, out: dict) -> None:
@@ -968,8 +980,13 @@ def _section_lines(name: str, r: dict) -> list[str]:
 
         return [head, *_rows(r.get("rows", {}), share)]
     if name == "loader":
-        return [f"loader alone: {_n(r.get('images_per_s'), 1)} images/s, {_n(r.get('images_per_s_per_worker'), 1)} per "
-                f"worker ({r.get('workers')} workers, batch {r.get('batch_size')} at {r.get('image_size')} px)"]
+        lines = [f"loader alone: {_n(r.get('images_per_s'), 1)} images/s, {_n(r.get('images_per_s_per_worker'), 1)} per "
+                 f"worker ({r.get('workers')} workers, batch {r.get('batch_size')} at {r.get('image_size')} px)"]
+        if "gpu_decode" in r:
+            g = r["gpu_decode"]
+            lines.append(f"  decode: gpu (decode_jpeg on {g.get('decode_device')}): {_n(g.get('images_per_s'), 1)} images/s, "
+                         f"{_n(g.get('images_per_s_per_worker'), 1)} per worker")
+        return lines
     if name == "inference":
         def agree(row):
             if "top1_agreement_with_fp32" in row:

@@ -183,6 +183,8 @@ def train_data_args(wildcards, input):
         f"--train-dir {shell_quote(STUDY.train_dir)} --val-dir {shell_quote(STUDY.val_dir)} "
         f"--val-files {shell_quote(input.files)} {heldout} --weights {shell_quote(weights)} "
         f"--workers {train['workers']} {'--amp' if train['amp'] else '--no-amp'}"
+        # only when set: an unchanged command keeps existing training jobs from rerunning
+        + (f" --decode {train['decode']}" if train["decode"] != "cpu" else "")
     )
 
 

@@ -31,6 +31,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0,
                         help="also checkpoint after this many minutes of work within an epoch")
     parser.add_argument("--workers", type=int, default=4, help="DataLoader processes decoding images")
+    parser.add_argument("--decode", default="cpu", choices=["cpu", "gpu"],
+                        help="cpu: the workers decode with PIL; gpu: this process decodes batches on its device")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
                         help="autocast on CUDA (bf16 where supported, else fp16 with loss scaling)")
@@ -46,7 +48,7 @@ def main(args) -> None:
     train_on_folder(args.spec, train_dir=args.train_dir, val_dir=args.val_dir, val_files=args.val_files,
                     weights=args.weights, checkpoint_dir=args.checkpoint_dir, out=args.out, log_csv=args.log_csv,
                     steps_csv=args.steps_csv, heldout_images=args.heldout_images, workers=args.workers,
-                    device=args.device, amp=args.amp, checkpoint_every=60 * args.checkpoint_minutes, log=say)
+                    decode=args.decode, device=args.device, amp=args.amp, checkpoint_every=60 * args.checkpoint_minutes, log=say)
 
 
 if __name__ == "__main__":

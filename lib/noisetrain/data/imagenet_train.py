@@ -12,6 +12,7 @@ and with several processes each rank reads its own interleaved shard of the same
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -27,6 +28,18 @@ def train_transform(size: int = CROP_SIZE) -> transforms.Compose:
     """Appendix B.1's fine-tuning augmentation, torchvision's standard: a random resized crop and a
     horizontal flip; pixels in [0, 1]."""
     return transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(), transforms.ToTensor()])
+
+
+@contextmanager
+def image_draws(seed: int, epoch: int, index: int) -> Iterator[None]:
+    """The global CPU generator, which torchvision's random transforms draw from, seeded for one
+    image and restored after (forked), so that a worker's own stream is untouched and the draw
+    depends on the image alone. The CPU generator only: torch.manual_seed also reseeds every
+    accelerator's generators, which costs 0.4 ms an image and, without workers, would reset the
+    training process's own CUDA streams."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed_of(seed, epoch, index))
+        yield
 
 
 class EpochOrder(Sampler[int]):
@@ -77,20 +90,18 @@ class AugmentedImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         image, label = self.images[index]  # decoded; a broken file raises DataError naming it
-        # torchvision's random transforms draw from the global generator: fork it so that the
-        # worker's own stream is untouched and the draw depends on the image alone.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed_of(self.seed, self.epoch, index))
+        with image_draws(self.seed, self.epoch, index):
             return self.transform(image), label, index
 
 
-def train_loader(dataset: AugmentedImages, order: EpochOrder, batch_size: int, *, workers: int = 0,
-                 pin_memory: bool = False) -> DataLoader:
-    """The loader of the epoch ``order`` is set to (``dataset`` is set to the same epoch). Only
-    whole batches: a step always sees ``batch_size`` images, so a resume position is step * batch."""
+def train_loader(dataset: Dataset, order: EpochOrder, batch_size: int, *, workers: int = 0,
+                 pin_memory: bool = False, collate_fn=None) -> DataLoader:
+    """The loader of the epoch ``order`` is set to (``dataset``, an AugmentedImages or an
+    EncodedImages, is set to the same epoch). Only whole batches: a step always sees ``batch_size``
+    images, so a resume position is step * batch."""
     dataset.epoch = order.epoch
     # The loader's own generator: without one, each new iterator draws its workers' base seed from
     # the global stream, which the training's noise and initialisation use.
     generator = torch.Generator().manual_seed(seed_of(order.seed, order.epoch, order.rank))
     return DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=workers, pin_memory=pin_memory,
-                      drop_last=True, persistent_workers=False, generator=generator)
+                      drop_last=True, persistent_workers=False, generator=generator, collate_fn=collate_fn)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from noisetrain.data.batch_decode import EncodedImages, collate_encoded, decode_batch
 from noisetrain.data.datasets import array_hash
 from noisetrain.data.imagenet import eval_transform, image_folder, relative_files
 from noisetrain.data.imagenet_train import AugmentedImages, EpochOrder, train_loader, train_transform
@@ -24,6 +25,7 @@ from noisetrain.train.sources import Batch, chance_of
 
 _STYLIZED_STREAM = 7  # the stylized images' own augmentation stream (beside the training order's)
 _HELDOUT_BATCH = 100
+DECODERS = ("cpu", "gpu")
 
 
 class FolderSource:
@@ -33,6 +35,11 @@ class FolderSource:
 
     ``stylized_dir`` (+SIN) must mirror the training folder: the stylized version of every
     training image under the same ``<wnid>/<file>``, as Stylized-ImageNet is made.
+
+    ``decode``: 'cpu', the workers decode with PIL and augment; 'gpu', the workers read the JPEGs'
+    bytes and draw the same boxes and flips, and this process decodes and augments each batch on
+    ``decode_device`` (:mod:`noisetrain.data.batch_decode`). The held-out and stylized images are
+    decoded with PIL either way.
     """
 
     name = "imagenet"
@@ -40,11 +47,18 @@ class FolderSource:
 
     def __init__(self, train_dir: str | Path, heldout_dir: str | Path, heldout_files: list[str], classes: list[str],
                  seed: int, *, workers: int = 0, pin_memory: bool = False, rank: int = 0, world_size: int = 1,
-                 stylized_dir: str | Path | None = None, input_size: int = 224, crop_size: int | None = None):
+                 stylized_dir: str | Path | None = None, input_size: int = 224, crop_size: int | None = None,
+                 decode: str = "cpu", decode_device: torch.device | str = "cpu"):
+        if decode not in DECODERS:
+            raise InputError(f"train.decode is {decode!r}: use one of {', '.join(DECODERS)}")
         self.train_dir, self.seed, self.workers, self.pin_memory = Path(train_dir), seed, workers, pin_memory
+        self.decode, self.decode_device = decode, torch.device(decode_device)
         self.num_classes = len(classes)
         transform = train_transform(crop_size or input_size)
-        self.dataset = AugmentedImages(train_dir, seed, transform, classes=classes)
+        if decode == "gpu":
+            self.dataset = EncodedImages(train_dir, seed, crop_size or input_size, classes=classes)
+        else:
+            self.dataset = AugmentedImages(train_dir, seed, transform, classes=classes)
         self.files = relative_files(self.dataset.images)
         self.order = EpochOrder(len(self.dataset), seed, rank, world_size)
         self.heldout = image_folder(heldout_dir, eval_transform(input_size), files=heldout_files, classes=classes)
@@ -58,9 +72,11 @@ class FolderSource:
         return self.order.world_size
 
     def identity(self) -> str:
+        # The decoders' pixels differ in rounding: a checkpoint resumes only with the decoder it began with.
+        decoder = [] if self.decode == "cpu" else [np.frombuffer(self.decode.encode(), np.uint8)]
         return array_hash(np.frombuffer(name_bytes("\n".join(self.files)), np.uint8),
                           np.frombuffer(name_bytes("\n".join(relative_files(self.heldout))), np.uint8),
-                          np.asarray(self.dataset.images.targets))
+                          np.asarray(self.dataset.images.targets), *decoder)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         steps = len(self.order) // batch_size
@@ -73,8 +89,17 @@ class FolderSource:
         self.order.set_epoch(state.epoch, state.step * batch_size)
         if self._stylized is not None:
             self._stylized.epoch = state.epoch
-        yield from worker_batches(train_loader(self.dataset, self.order, batch_size, workers=self.workers,
-                                               pin_memory=self.pin_memory))
+        yield from self._batches(self.dataset, self.order, batch_size)
+
+    def _batches(self, dataset, order: EpochOrder, batch_size: int) -> Iterator[Batch]:
+        if self.decode == "cpu":
+            yield from worker_batches(train_loader(dataset, order, batch_size, workers=self.workers,
+                                                   pin_memory=self.pin_memory))
+            return
+        # Unpinned: decode_jpeg copies the bytes itself, and pinning many small tensors costs more than it saves.
+        loader = train_loader(dataset, order, batch_size, workers=self.workers, collate_fn=collate_encoded)
+        for payloads, boxes, labels, index, paths in worker_batches(loader):
+            yield decode_batch(payloads, boxes, paths, dataset.size, self.decode_device), labels, index
 
     @torch.no_grad()
     def heldout_accuracy(self, model: nn.Module, device: torch.device, precision: Precision = FP32) -> float:
@@ -112,7 +137,7 @@ class FolderSource:
         done, epoch = 0, 0
         while done < steps:
             order.set_epoch(epoch)
-            for x, y, _ in worker_batches(train_loader(dataset, order, size, workers=self.workers, pin_memory=self.pin_memory)):
+            for x, y, _ in self._batches(dataset, order, size):
                 yield x, y
                 done += 1
                 if done == steps:

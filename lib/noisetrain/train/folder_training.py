@@ -29,7 +29,7 @@ def heldout_files(listing: dict, images: int | None, seed: int) -> list[str]:
 def train_on_folder(spec: dict, *, train_dir: str | Path, val_dir: str | Path, val_files: str | Path,
                     weights: str, checkpoint_dir: str | Path, out: str | Path, log_csv: str | Path,
                     steps_csv: str | Path, heldout_images: int | None = None, workers: int = 0,
-                    device: str = "auto", amp: bool = True, checkpoint_every: float = math.inf,
+                    decode: str = "cpu", device: str = "auto", amp: bool = True, checkpoint_every: float = math.inf,
                     stop: StopRequest | None = None, log: Callable[[str], None] = print) -> trainer.TrainState:
     """Train ``spec``'s method from ``weights`` (a torchvision weights name, a checkpoint file, or
     'random' for a seeded random init with one output per class: smoke runs) and write the model
@@ -46,7 +46,8 @@ def train_on_folder(spec: dict, *, train_dir: str | Path, val_dir: str | Path, v
         source = FolderSource(train_dir, val_dir, heldout_files(listing, heldout_images, spec["seed"]), classes,
                               spec["seed"], workers=workers, pin_memory=resolved.type == "cuda", rank=world.rank,
                               world_size=world.size, stylized_dir=spec.get("stylized_path"),
-                              input_size=input_size(spec["model"]), crop_size=spec.get("crop_size"))
+                              input_size=input_size(spec["model"]), crop_size=spec.get("crop_size"),
+                              decode=decode, decode_device=resolved)
         # As the evaluation builds its models: 'random' is a seeded init with one output per class.
         initial, num_classes = model_weights({"weights": weights}), class_count({"weights": weights}, classes)
         with world.main_first():  # one download of torchvision's weights into the shared cache
