@@ -139,8 +139,9 @@ class ModelCost:
 
 
 def loader_ceiling(measured: Measured, workers: int) -> float:
-    """Images/s the job's DataLoader processes can decode (inf where the loader was not measured)."""
-    return measured.loader_per_worker * workers if measured.loader_per_worker else math.inf
+    """Images/s the job's DataLoader processes can decode (inf where the loader was not measured);
+    workers 0 decode in the job's own process, as one."""
+    return measured.loader_per_worker * max(1, workers) if measured.loader_per_worker else math.inf
 
 
 def fed_rate(compute: float, measured: Measured, workers: int) -> tuple[float, str]:
