@@ -5,6 +5,9 @@ released models. Each is one line naming the path or key and what was expected.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from noisetrain.config_names import imagenet_c_corruptions, looks_like_file, sample_stylized_dir
@@ -14,6 +17,18 @@ from noisetrain.errors import ConfigError
 from noisetrain.models.architecture_names import TORCHVISION_ARCHITECTURES
 
 IMAGENET_C_NAMES = (*IMAGENET_C_CORRUPTIONS, *IMAGENET_C_EXTRAS)
+# Off while a config is read only to plan the study (its cost), on a machine without its data.
+_FILES_CHECKED = ContextVar("files_checked", default=True)
+
+
+@contextmanager
+def files_unchecked() -> Iterator[None]:
+    """Validate configs without looking for the data and checkpoint files they name (every other check runs)."""
+    token = _FILES_CHECKED.set(False)
+    try:
+        yield
+    finally:
+        _FILES_CHECKED.reset(token)
 
 
 def check_corruption_names(config: dict) -> None:
@@ -53,7 +68,8 @@ def check_image_data(config: dict) -> None:
         )
     # The sample set does not exist before its data rule runs: its layout is the rule's business.
     # train/ is needed too: the fresh adversarial-noise generators of epsilon* learn on its images.
-    classes = None if dataset["sample"] else check_imagenet_root(dataset["root"], require_train=True)
+    on_disk = not dataset["sample"] and _FILES_CHECKED.get()
+    classes = check_imagenet_root(dataset["root"], require_train=True) if on_disk else None
     source = config["imagenet_c"]
     if bool(source["root"]) == source["generate"]:
         raise ConfigError(
@@ -75,7 +91,7 @@ def check_stylized(config: dict, name: str, path: str) -> None:
         if path != sample_stylized_dir(config):
             raise ConfigError(f"{where}: the sample set's stylized stand-in is {sample_stylized_dir(config)}; use that path")
         return
-    if not Path(path).is_dir():
+    if _FILES_CHECKED.get() and not Path(path).is_dir():
         raise ConfigError(
             f"{where}: {path} is not a folder. Stylized-ImageNet is not made by this pipeline: make it with Geirhos "
             "et al.'s stylization code and give its train folder, which mirrors ImageNet's train/ (<wnid>/<file>)"
@@ -83,7 +99,7 @@ def check_stylized(config: dict, name: str, path: str) -> None:
 
 
 def check_weights(weights: str, where: str) -> None:
-    if looks_like_file(weights) and not Path(weights).is_file():
+    if _FILES_CHECKED.get() and looks_like_file(weights) and not Path(weights).is_file():
         raise ConfigError(
             f"config error at '{where}': checkpoint file {weights} does not exist; download it there or correct the path"
         )

@@ -27,6 +27,7 @@ MEMORY_MB = {False: {"train": 4000, "predict": 4000, "robustness": 4000},
              True: {"train": 32000, "predict": 16000, "robustness": 16000}}
 # Model evaluations per image of an eps* line search (bench/eps_search.py: at most 12 at rel_tol 1e-3).
 SEARCH_PASSES = 12
+GRADIENT_PASS = 3  # a forward and a backward pass cost about three forward passes (a backward about two)
 # A job of the small datasets asks for a GPU under device 'auto' only when its CPU time would pass this.
 GPU_WORTH_MINUTES = 60
 IMAGENET_TRAIN_IMAGES = 1_281_167
@@ -69,14 +70,20 @@ def predict_minutes(images: int, image_folders: bool, gpu: bool) -> float:
     return images / (PREDICT_SPEEDUP * TRAIN_RATE[(image_folders, gpu)]) / 60
 
 
-def robustness_minutes(config: dict, image_folders: bool, gpu: bool) -> float:
-    """Projected minutes of one robustness job: eps* along GN, UN and each fresh AN generator, the
-    generators' training (a forward and a backward per image and step), and the two attacks."""
+def robustness_passes(config: dict) -> dict[str, int]:
+    """Image passes of one robustness job: ``forward`` (eps* along GN, UN and each fresh AN generator,
+    at most SEARCH_PASSES per image) and ``gradient`` (a forward and a backward to the input: the
+    fresh generators' training steps and the two attacks' steps)."""
     noise, attacks = config["robustness"], config["attacks"]
-    searches = noise["images"] * SEARCH_PASSES * (2 + noise["an_seeds"])
-    generators = noise["an_seeds"] * noise["an_steps"] * noise["an_batch_size"] * 3
-    attacked = attacks["images"] * (attacks["linf_pgd"]["steps"] + attacks["l2_ddn"]["steps"]) * 3
-    return (searches + generators + attacked) / TRAIN_RATE[(image_folders, gpu)] / 60
+    generators = noise["an_seeds"] * noise["an_steps"] * noise["an_batch_size"]
+    attacked = attacks["images"] * (attacks["linf_pgd"]["steps"] + attacks["l2_ddn"]["steps"])
+    return {"forward": noise["images"] * SEARCH_PASSES * (2 + noise["an_seeds"]), "gradient": generators + attacked}
+
+
+def robustness_minutes(config: dict, image_folders: bool, gpu: bool) -> float:
+    """Projected minutes of one robustness job, a gradient pass counted as three forward passes."""
+    passes = robustness_passes(config)
+    return (passes["forward"] + GRADIENT_PASS * passes["gradient"]) / TRAIN_RATE[(image_folders, gpu)] / 60
 
 
 def wants_gpu(device: str, image_folders: bool, cpu_minutes: float) -> bool:
