@@ -437,16 +437,36 @@ def section_train_streamed(ctx: Context, out: dict) -> None:
                 x, y, index = next(batches)
                 step.step(model, optimizer, x, y, index)
 
-            seconds = 0.8 * ctx.left() / (len(steps) - k)
+            seconds = 0.8 * ctx.left() / (len(steps) + 1 - k)
             rows[name] = {"precision": precision.name,
                           **timed_steps(one, s.batch, device, steps=s.steps, seconds=seconds, warmup=s.warmup)}
             with_ratios(rows)
     finally:
         batches.close()  # its loader's workers stop before the folder goes
+    rows["vanilla_gpu_decode"] = streamed_gpu_decode(ctx, model, optimizer, steps["vanilla"], precision.name)
     synthetic = ctx.report["sections"].get("train_synthetic", {}).get("results", {}).get("rows", {})
     for name, row in out["rows"].items():
-        if synthetic.get(name, {}).get("images_per_s"):
-            row["fraction_of_synthetic"] = row["images_per_s"] / synthetic[name]["images_per_s"]
+        reference = synthetic.get(name.removesuffix("_gpu_decode"), {}).get("images_per_s")
+        if reference and "images_per_s" in row:
+            row["fraction_of_synthetic"] = row["images_per_s"] / reference
+
+
+def streamed_gpu_decode(ctx: Context, model, optimizer, step, precision: str) -> dict:
+    """The vanilla step fed by the batch decode path (train.decode: gpu) on the run's device."""
+    s, workers = ctx.setting, ctx.workers
+    batches = stream(folder_source(ctx, workers, decode="gpu"), s.batch)
+    try:
+        for _ in range(prefetched(workers) + 1):
+            next(batches)
+
+        def one():
+            x, y, index = next(batches)
+            step.step(model, optimizer, x, y, index)
+
+        row = timed_steps(one, s.batch, ctx.device, steps=s.steps, seconds=0.8 * ctx.left(), warmup=s.warmup)
+        return {"precision": precision, "decode_device": ctx.device.type, **row}
+    finally:
+        batches.close()
 
 
 def _stored_weights(arch: str) -> str | None:
@@ -949,10 +969,10 @@ def _rows(rows: dict, extra: Callable[[dict], str] = lambda row: "") -> list[str
     lines = []
     for name, row in rows.items():
         if "error" in row:
-            lines.append(f"  {name:9s} failed: {row['error']}")
+            lines.append(f"  {name:18s} failed: {row['error']}")
             continue
         ratio = f"  x{row['ratio_to_vanilla']:.2f} vanilla" if "ratio_to_vanilla" in row else ""
-        lines.append(f"  {name:9s} {_n(row.get('images_per_s'), 1):>10s} images/s {_n(row.get('ms_per_step'), 1):>9s} ms/step"
+        lines.append(f"  {name:18s} {_n(row.get('images_per_s'), 1):>10s} images/s {_n(row.get('ms_per_step'), 1):>9s} ms/step"
                      f"  ({row.get('steps', '?')} steps){ratio}{extra(row)}")
     return lines
 
