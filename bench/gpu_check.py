@@ -652,6 +652,11 @@ def section_mnist(ctx: Context, out: dict) -> None:
     if device.type == "cpu":
         rows["device_arrays"]["what"] += " (on a CPU both are host memory)"
     out["methods"] = mnist_method_steps(ctx, data)
+    from trainer_limit import limit_rows  # bench/trainer_limit.py
+
+    steps, rounds = (2, 1) if ctx.setting.mnist_method_batch else (200, 3)  # a whole MNIST epoch on a GPU
+    out["limit"] = {"what": "trainer.run_epoch against a minimal torch loop, arrays on the device (bench/trainer_limit.py)",
+                    "rows": limit_rows(data, device, steps, rounds)}
 
 
 # Table 11's trained MNIST models, by their names in config/mnist.yaml (gnt_s0.5: the sweep's 0.5 point).
@@ -1031,6 +1036,9 @@ def _section_lines(name: str, r: dict) -> list[str]:
                 return f"  {row['epochs']} epochs: {row['projected_h']:.2f} h" if "projected_h" in row else ""
 
             lines += _rows(methods.get("rows", {}), projected)
+        for key, row in r.get("limit", {}).get("rows", {}).items():
+            lines.append(f"  {key:13s} trainer {_n(row['trainer_images_per_s'])} images/s, minimal torch loop "
+                         f"{_n(row['minimal_images_per_s'])}: {row['ratio']:.2f}x the limit ({row['images']} images an epoch)")
         return lines
     if name == "ddp":
         scaling = (f", {100 * r['scaling_vs_single_process']:.0f}% of the single-process vanilla per process"

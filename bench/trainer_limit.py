@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""The small-data trainer against its limit (issue 21): images/s of trainer.run_epoch for vanilla and
+GNT sigma 0.5 (config/mnist.yaml's specs, the Madry CNN, batch 300, arrays on the device) against a
+minimal hand-written torch loop over the same arrays, model, batch and noise. Goal: at least 0.9x.
+
+    python bench/trainer_limit.py [--device cpu|cuda] [--steps 20] [--rounds 5] [--threads N]
+
+The minimal loop per step: an index gather, for GNT Gaussian noise on the second half of the batch
+(clipped to [0, 1]), forward, cross-entropy, zero_grad, backward, SGD step; nothing is read back until
+the epoch ends. The trainer's epoch is what a training job runs (the method step from build_step, its
+metrics summed on the device, the progress timer), without the per-step log, the checkpoint and the
+held-out pass (once an epoch each). Each round times one epoch of --steps batches of each, the rows
+interleaved so that drift in the machine's load hits them alike; the ratio is of the medians. Images
+are real MNIST where NOISETRAIN_MNIST_ROOT (or ../shared/data) holds it, else the embedded digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+from noisetrain.config import load_config, train_spec  # noqa: E402
+from noisetrain.data import datasets  # noqa: E402
+from noisetrain.errors import DataError  # noqa: E402
+from noisetrain.train import trainer  # noqa: E402
+from noisetrain.train.sources import as_source  # noqa: E402
+
+METHODS = {"vanilla": None, "gnt_s0.5": 0.5}  # name in config/mnist.yaml: GNT's sigma
+
+
+def load_images(images: int) -> datasets.PreparedData:
+    try:
+        root = datasets.local_mnist_root()
+        return datasets.prepare({"name": "mnist", "root": root, "download": False, "seed": 0, "subset_train": images})
+    except DataError:
+        return datasets.prepare({"name": "digits", "test_fraction": 0.3, "seed": 0})
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def trainer_epoch(spec: dict, data, device: torch.device):
+    """One epoch of the trainer's own loop, as a callable."""
+    source = as_source(data, spec, device)
+    state = trainer.build_state(spec, source, None, device)
+
+    def epoch() -> None:
+        trainer.run_epoch(state, source, spec["batch_size"], "bench", log=lambda _: None)
+        sync(device)
+
+    return epoch
+
+
+def minimal_epoch(spec: dict, data, device: torch.device, sigma: float | None):
+    """The same epoch as a minimal torch loop, as a callable."""
+    source = as_source(data, spec, device)
+    model = trainer.initial_model(spec, data, None).to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=spec["lr"], momentum=spec["momentum"])
+    order_rng, noise_rng = torch.Generator().manual_seed(0), torch.Generator(device=device).manual_seed(0)
+    batch = spec["batch_size"]
+
+    def epoch() -> None:
+        order = torch.randperm(len(source.y_train), generator=order_rng).to(device)
+        for start in range(0, len(order), batch):
+            index = order[start : start + batch]
+            x, y = source.x_train[index], source.y_train[index]
+            if sigma is not None:
+                half = len(x) // 2
+                noise = torch.randn(x[half:].shape, generator=noise_rng, device=device)
+                x = torch.cat([x[:half], (x[half:] + sigma * noise).clamp_(0.0, 1.0)])
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        sync(device)
+
+    return epoch
+
+
+def limit_rows(data, device: torch.device, steps: int, rounds: int) -> dict[str, dict]:
+    """Per method: the trainer's and the minimal loop's images/s (medians over the rounds) and their ratio."""
+    config = load_config(ROOT / "config" / "mnist.yaml", {"sigma_sweep": [0.5]})
+    batch = config["train"]["batch_size"]
+    images = min(steps * batch, len(data.train.labels))
+    data = datasets.PreparedData(datasets.Split(data.train.images[:images], data.train.labels[:images]), data.test,
+                                 data.test_index, data.name)
+    runs = {}
+    for name, sigma in METHODS.items():
+        spec = train_spec(config, name)
+        runs[name] = (trainer_epoch(spec, data, device), minimal_epoch(spec, data, device, sigma))
+    for trained, minimal in runs.values():  # warm-up (allocator, cuDNN's choices)
+        trained()
+        minimal()
+    seconds = {name: ([], []) for name in runs}
+    for _ in range(rounds):
+        for name, pair in runs.items():
+            for run, times in zip(pair, seconds[name], strict=True):
+                start = time.perf_counter()
+                run()
+                times.append(time.perf_counter() - start)
+    rows = {}
+    for name, (trained, minimal) in seconds.items():
+        trained, minimal = statistics.median(trained), statistics.median(minimal)
+        rows[name] = {"trainer_images_per_s": images / trained, "minimal_images_per_s": images / minimal,
+                      "ratio": minimal / trained, "images": images, "batch_size": batch}
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=20, help="batches per timed epoch")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    data = load_images(args.steps * 300)
+    rows = limit_rows(data, device, args.steps, args.rounds)
+    first = next(iter(rows.values()))
+    print(f"{data.name}, {first['images']} images a timed epoch, batch {first['batch_size']}, {device}, "
+          f"{args.threads} threads, {args.rounds} rounds, torch {torch.__version__}")
+    print(f"{'method':10s} {'trainer images/s':>17s} {'minimal loop':>13s} {'ratio':>6s}")
+    for name, row in rows.items():
+        print(f"{name:10s} {row['trainer_images_per_s']:17.0f} {row['minimal_images_per_s']:13.0f} {row['ratio']:6.3f}")
+
+
+if __name__ == "__main__":
+    main()

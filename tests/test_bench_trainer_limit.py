@@ -1,0 +1,25 @@
+"""bench/trainer_limit.py in its smallest setting: both methods print the trainer's and the minimal
+loop's images/s and their ratio, and the two loops train the same arrays (the same images a round)."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+pytestmark = pytest.mark.slow  # the script in a subprocess
+
+ROW = re.compile(r"^(?P<name>\S+)\s+(?P<trainer>\d+)\s+(?P<minimal>\d+)\s+(?P<ratio>[\d.]+)$")
+
+
+def test_the_trainer_and_the_minimal_loop_are_timed_side_by_side():
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "trainer_limit.py"), "--steps", "2", "--rounds", "1",
+                             "--threads", "1"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {m["name"]: m for m in map(ROW.match, result.stdout.splitlines()) if m}
+    assert set(rows) == {"vanilla", "gnt_s0.5"}
+    for row in rows.values():
+        assert int(row["trainer"]) > 0 and int(row["minimal"]) > 0
+        assert float(row["ratio"]) == pytest.approx(int(row["trainer"]) / int(row["minimal"]), rel=0.05, abs=0.01)
+    assert re.search(r"\b600 images a timed epoch, batch 300, cpu, 1 threads", result.stdout), result.stdout
