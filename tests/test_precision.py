@@ -42,9 +42,9 @@ def test_the_autocast_path_in_bf16_stays_close_to_fp32_and_trains():
     precision.dtype = torch.bfloat16  # what a bf16 GPU gets; autocast runs on the CPU too
     x, y = batch()
     model, twin = net(), net()
-    reference = classifier_step(twin, torch.optim.SGD(twin.parameters(), lr=0.0), x, y, FP32)["loss"]
+    reference = float(classifier_step(twin, torch.optim.SGD(twin.parameters(), lr=0.0), x, y, FP32)["loss"])
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    losses = [classifier_step(model, optimizer, x, y, precision)["loss"] for _ in range(20)]
+    losses = [float(classifier_step(model, optimizer, x, y, precision)["loss"]) for _ in range(20)]
     assert losses[0] == pytest.approx(reference, rel=0.02)  # bf16 keeps ~3 significant digits
     assert losses[-1] < 0.5 * losses[0]  # fits the batch: gradients flow through the autocast region
 
