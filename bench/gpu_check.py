@@ -386,6 +386,46 @@ def section_train_synthetic(ctx: Context, out: dict) -> None:
         out["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
 
 
+def section_ant_profile(ctx: Context, out: dict) -> None:
+    """torch.profiler over a few ANT 1x1 steps as train_synthetic runs them: where an ANT step's time
+    goes on this device beyond vanilla's two passes, and how often it waits for the device
+    (aten::_local_scalar_dense: a value read to the host; cudaStreamSynchronize / DtoH copies)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from noisetrain.train.precision import Precision
+    from noisetrain.train.steps import build_step
+
+    s, device = ctx.setting, ctx.device
+    precision = Precision(device, amp=True)
+    model, optimizer = train_model(s.model, precision)
+    batches = synthetic_batches(2, s.batch, s.image, device)
+    specs, _ = method_specs(s.batch, s.image)
+    step = build_step(specs["ant1x1"], SyntheticSource(batches, NUM_CLASSES), device, IMAGENET_TRAIN_IMAGES // s.batch,
+                      precision)
+    feed = itertools.cycle(batches)
+    for _ in range(3):  # warm-up: the bank fills, cuDNN picks its kernels
+        step.step(model, optimizer, *next(feed))
+    sync(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    steps = 5
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step.step(model, optimizer, *next(feed))
+        sync(device)
+    events = prof.key_averages()
+    device_key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+
+    def top(key: str) -> list[dict]:
+        ranked = sorted(events, key=lambda e: getattr(e, key, 0), reverse=True)[:15]
+        return [{"op": e.key, "calls": e.count, "self_cpu_ms": e.self_cpu_time_total / 1e3,
+                 "self_device_ms": getattr(e, "self_device_time_total", 0) / 1e3} for e in ranked]
+
+    waits = ("aten::_local_scalar_dense", "cudaStreamSynchronize", "cudaDeviceSynchronize", "aten::nonzero", "aten::unique")
+    out.update(model=s.model, batch_size=s.batch, steps=steps,
+               by_self_cpu=top("self_cpu_time_total"), by_self_device=top(device_key),
+               waits_per_step={e.key: e.count / steps for e in events if e.key in waits})
+
+
 def section_loader(ctx: Context, out: dict) -> None:
     """Batches fetched and nothing else; the loader's workers start and fill its queue untimed. The
     PIL path (train.decode: cpu) first, then the batch decode path (gpu) on the run's device."""
@@ -807,6 +847,7 @@ SECTIONS: list[tuple[str, Callable[[Context, dict], None], float, float]] = [
     ("card", section_card, 0.02, 2.0),
     ("sample_folder", section_sample_folder, 0.06, 8.0),
     ("train_synthetic", section_train_synthetic, 0.24, 15.0),
+    ("ant_profile", section_ant_profile, 0.05, 8.0),
     ("loader", section_loader, 0.07, 8.0),
     ("train_streamed", section_train_streamed, 0.20, 15.0),
     ("inference", section_inference, 0.11, 8.0),
@@ -1039,6 +1080,12 @@ def _section_lines(name: str, r: dict) -> list[str]:
         for key, row in r.get("limit", {}).get("rows", {}).items():
             lines.append(f"  {key:13s} trainer {_n(row['trainer_images_per_s'])} images/s, minimal torch loop "
                          f"{_n(row['minimal_images_per_s'])}: {row['ratio']:.2f}x the limit ({row['images']} images an epoch)")
+        return lines
+    if name == "ant_profile":
+        lines = [f"ANT 1x1 profiled over {r.get('steps')} steps ({r.get('model')}, batch {r.get('batch_size')}); "
+                 f"host waits per step: {r.get('waits_per_step')}", "  top by self device (CPU on a CPU) time:"]
+        lines += [f"    {row['op'][:48]:48s} {row['calls']:6d} calls  cpu {row['self_cpu_ms']:8.1f} ms  "
+                  f"device {row['self_device_ms']:8.1f} ms" for row in r.get("by_self_device", [])[:10]]
         return lines
     if name == "ddp":
         scaling = (f", {100 * r['scaling_vs_single_process']:.0f}% of the single-process vanilla per process"

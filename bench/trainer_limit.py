@@ -31,6 +31,7 @@ from noisetrain.config import load_config, train_spec  # noqa: E402
 from noisetrain.data import datasets  # noqa: E402
 from noisetrain.errors import DataError  # noqa: E402
 from noisetrain.train import trainer  # noqa: E402
+from noisetrain.train.precision import Precision  # noqa: E402
 from noisetrain.train.sources import as_source  # noqa: E402
 
 METHODS = {"vanilla": None, "gnt_s0.5": 0.5}  # name in config/mnist.yaml: GNT's sigma
@@ -52,7 +53,7 @@ def sync(device: torch.device) -> None:
 def trainer_epoch(spec: dict, data, device: torch.device):
     """One epoch of the trainer's own loop, as a callable."""
     source = as_source(data, spec, device)
-    state = trainer.build_state(spec, source, None, device)
+    state = trainer.build_state(spec, source, None, device, precision=Precision(device))
 
     def epoch() -> None:
         trainer.run_epoch(state, source, spec["batch_size"], "bench", log=lambda _: None)

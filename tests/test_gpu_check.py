@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ["card", "sample_folder", "train_synthetic", "loader", "train_streamed", "inference", "mnist", "ddp"]
+SECTIONS = ["card", "sample_folder", "train_synthetic", "ant_profile", "loader", "train_streamed", "inference", "mnist", "ddp"]
 METHODS = ["vanilla", "gnt", "ant1x1", "ant3x3"]
 # Numbers that may be 0 in a correct run; every other number is a size, a time or a rate.
 MAY_BE_ZERO = {"top1_agreement_with_fp32", "heldout_accuracy", "median_top1_margin"}
