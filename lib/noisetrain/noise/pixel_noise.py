@@ -15,9 +15,12 @@ from noisetrain.errors import InputError
 NoiseFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
-def _per_image(value: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Broadcast a scalar or a (B,) tensor of per-image levels against a (B, C, H, W) batch."""
-    value = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+def _per_image(value: float | torch.Tensor, x: torch.Tensor) -> float | torch.Tensor:
+    """Broadcast a scalar or a (B,) tensor of per-image levels against a (B, C, H, W) batch. A number
+    stays a number: as a tensor on a GPU it would be a copy from the host that waits for the device."""
+    if not isinstance(value, torch.Tensor):
+        return float(value)
+    value = value.to(dtype=x.dtype, device=x.device)
     return value.reshape(-1, *([1] * (x.dim() - 1))) if value.dim() == 1 else value
 
 

@@ -78,7 +78,7 @@ class ArraySource:
             state.epoch_order_rng = state.order_rng.get_state()
         else:
             state.order_rng.set_state(state.epoch_order_rng)
-        order = torch.randperm(len(self.y_train), generator=state.order_rng).to(self.device)
+        order = to_device(torch.randperm(len(self.y_train), generator=state.order_rng), self.device)
         for start in range(state.step * batch_size, len(order), batch_size):
             index = order[start : start + batch_size]
             yield self.x_train[index], self.y_train[index], index
@@ -101,7 +101,7 @@ class ArraySource:
             if order.numel() < size:
                 order = torch.randperm(n, generator=rng)
             index, order = order[:size], order[size:]
-            index = index.to(self.device)
+            index = to_device(index, self.device)
             yield self.x_train[index], self.y_train[index]
 
     @property
@@ -112,6 +112,14 @@ class ArraySource:
         if self._stylized is None:
             raise InputError("this method needs stylized images: give stylized_path")
         return to_float(self._stylized[index.cpu()].numpy())
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device`` without waiting for it: a GPU copy from pinned memory is
+    asynchronous, one from ordinary memory first waits for everything queued on the device."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 def load_stylized(path: str, data: PreparedData) -> torch.Tensor:
