@@ -49,7 +49,7 @@ from noisetrain.noise.rescaling import rescale_to_norm
 from noisetrain.train.distributed import SINGLE, World, unwrap
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.replay_bank import ReplayBank
-from noisetrain.train.sources import as_source
+from noisetrain.train.sources import as_source, to_device
 from noisetrain.train.steps import Metrics, Stream, classifier_step, seeded
 
 PARTS = ("clean", "stylized", "current", "replay")
@@ -174,6 +174,7 @@ class AntStep:
         self.reinits = 0
         self.joining = True  # the next step is the current generator's first joint step
         self.joining_fooling_rate = torch.tensor(float("nan"), device=self.device)
+        self._finite = torch.tensor(True, device=self.device)  # every noise since the last check was finite
         self.last_replay_choice: torch.Tensor | None = None  # bank index per replay image (tests)
 
     # -- generator helpers -------------------------------------------------------------------
@@ -192,13 +193,21 @@ class AntStep:
         if z is None:
             z = self._noise_input(gen, x.shape)
         delta = gen.transform(z).to(x.dtype)
-        if not torch.isfinite(delta).all():
+        self._finite &= torch.isfinite(delta).all()
+        if self.device.type == "cpu":
+            self._check_finite()
+        return rescale_to_norm(x, delta, self.eps)
+
+    def _check_finite(self) -> None:
+        """Stop on a diverged generator. On a GPU this reads the device, so it runs where the step
+        waits for it anyway (a bank snapshot, a re-initialisation, a checkpoint): within
+        snapshot_every steps; on the CPU after every generator pass."""
+        if not bool(self._finite):
             rates = f"generator_lr (now {self.lr:g})"
             if self.reinit_lr != self.lr:
                 rates += f" or reinit_lr (now {self.reinit_lr:g})"
-            raise TrainingError(f"ANT: the noise generator diverged (non-finite noise after {self.steps} steps, "
+            raise TrainingError(f"ANT: the noise generator diverged (non-finite noise by step {self.steps}, "
                                 f"{self.reinits} re-initialisations); lower {rates}")
-        return rescale_to_norm(x, delta, self.eps)
 
     def _generator_update(self, model: nn.Module, gen: NoiseGenerator, opt: torch.optim.Optimizer,
                           x: torch.Tensor, y: torch.Tensor,
@@ -234,6 +243,7 @@ class AntStep:
         gen, opt = self._fresh_generator(self.reinit_lr)
         for x, y in self.source.random_batches(self.reinit_steps, self.batch_size, self.pick_rng):
             self._generator_update(model, gen, opt, x.to(self.device), y.to(self.device), diagnose=False)
+        self._check_finite()
         if self.keep_reinit_adam:
             for group in opt.param_groups:
                 group["lr"] = self.lr
@@ -244,6 +254,7 @@ class AntStep:
         self.joining = True
 
     def _snapshot(self) -> None:
+        self._check_finite()
         displaced = self.bank.offer(self.steps, lambda: cpu_state(self.generator))
         self._bank_functions.pop(displaced, None)
 
@@ -287,9 +298,14 @@ class AntStep:
         z = self._noise_input(self.generator, target.shape)  # one draw, whatever the grouping
         choice = torch.randint(len(self.bank), (counts["replay"],), generator=self.pick_rng)
         delta = torch.empty_like(target)
-        for state in torch.unique(choice).tolist():
-            rows = (choice == state).nonzero().squeeze(1).to(self.device)
-            delta[rows] = self._bank_function(state)(z[rows]).to(delta.dtype)
+        # The rows of each bank state in one copy to the device (one per state would each wait for it).
+        grouped = to_device(torch.argsort(choice, stable=True), self.device)
+        start = 0
+        for state, size in enumerate(torch.bincount(choice, minlength=len(self.bank)).tolist()):
+            rows = grouped[start : start + size]
+            start += size
+            if size:
+                delta[rows] = self._bank_function(state)(z[rows]).to(delta.dtype)
         # One rescale for the whole replay part: it is per image anyway.
         batch[rep] = rescale_to_norm(target, delta, self.eps)
         self.last_replay_choice = choice
@@ -325,6 +341,7 @@ class AntStep:
         return metrics
 
     def state_dict(self) -> dict:
+        self._check_finite()
         return {
             "generator": cpu_state(self.generator),
             "optimizer": self.optimizer.state_dict(),
