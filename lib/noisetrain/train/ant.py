@@ -45,7 +45,7 @@ from noisetrain.noise.adversarial_noise import weights_fixed
 from noisetrain.noise.diagnostics import diagnostic_tensors
 from noisetrain.noise.generator_bank import GeneratorBank, cpu_state
 from noisetrain.noise.generators import NoiseGenerator
-from noisetrain.noise.rescaling import rescale_to_norm
+from noisetrain.noise.rescaling import one_thread, rescale_to_norm
 from noisetrain.train.distributed import SINGLE, World, unwrap
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.replay_bank import ReplayBank
@@ -216,7 +216,8 @@ class AntStep:
         was_training = model.training
         model.eval()
         with weights_fixed(model):
-            noisy = self._perturb(gen, x)
+            with one_thread():  # the step's own many mid-sized operations (see one_thread)
+                noisy = self._perturb(gen, x)
             with self.precision.autocast():
                 logits = model(self.precision.prepare_batch(noisy))
                 loss = F.cross_entropy(logits, y)
@@ -224,7 +225,8 @@ class AntStep:
         model.train(was_training)
         if not diagnose:
             return {}
-        diagnostics = diagnostic_tensors(x, noisy.detach(), logits, y)
+        with one_thread():
+            diagnostics = diagnostic_tensors(x, noisy.detach(), logits, y)
         return {"generator_loss": loss.detach(), "fooling_rate": diagnostics.pop("fooling_rate"), **diagnostics}
 
     def reinitialise(self, model: nn.Module) -> None:
@@ -309,11 +311,12 @@ class AntStep:
         if self.joining:  # measured on a batch it has not trained on, before its first joint update
             self.joining_fooling_rate, self.joining = tensors["fooling_rate"], False
         tensors["joining_fooling_rate"] = self.joining_fooling_rate
-        batch, parts = self.compose(x, y, index)
-        rep = parts["replay"]
-        if rep.stop > rep.start:  # bank states (the current generator while the bank is empty)
-            replay = diagnostic_tensors(x[rep], batch[rep])
-            tensors.update({f"replay_{key}": value for key, value in replay.items()})
+        with one_thread():  # all of it the step's own mid-sized operations (see one_thread)
+            batch, parts = self.compose(x, y, index)
+            rep = parts["replay"]
+            if rep.stop > rep.start:  # bank states (the current generator while the bank is empty)
+                replay = diagnostic_tensors(x[rep], batch[rep])
+                tensors.update({f"replay_{key}": value for key, value in replay.items()})
         metrics = dict(zip(tensors, torch.stack([t.float() for t in tensors.values()]).tolist()))  # one transfer
         metrics.update(classifier_step(model, optimizer, batch, y, self.precision))
         self.steps += 1
