@@ -216,8 +216,7 @@ class AntStep:
         was_training = model.training
         model.eval()
         with weights_fixed(model):
-            with one_thread():  # the step's own many mid-sized operations (see one_thread)
-                noisy = self._perturb(gen, x)
+            noisy = self._perturb(gen, x)  # the generator and rescaling pick their own threads
             with self.precision.autocast():
                 logits = model(self.precision.prepare_batch(noisy))
                 loss = F.cross_entropy(logits, y)
@@ -311,12 +310,12 @@ class AntStep:
         if self.joining:  # measured on a batch it has not trained on, before its first joint update
             self.joining_fooling_rate, self.joining = tensors["fooling_rate"], False
         tensors["joining_fooling_rate"] = self.joining_fooling_rate
-        with one_thread():  # all of it the step's own mid-sized operations (see one_thread)
-            batch, parts = self.compose(x, y, index)
-            rep = parts["replay"]
-            if rep.stop > rep.start:  # bank states (the current generator while the bank is empty)
+        batch, parts = self.compose(x, y, index)
+        rep = parts["replay"]
+        if rep.stop > rep.start:  # bank states (the current generator while the bank is empty)
+            with one_thread():  # many mid-sized operations (see one_thread)
                 replay = diagnostic_tensors(x[rep], batch[rep])
-                tensors.update({f"replay_{key}": value for key, value in replay.items()})
+            tensors.update({f"replay_{key}": value for key, value in replay.items()})
         metrics = dict(zip(tensors, torch.stack([t.float() for t in tensors.values()]).tolist()))  # one transfer
         metrics.update(classifier_step(model, optimizer, batch, y, self.precision))
         self.steps += 1
