@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from noisetrain.noise import generators
 from noisetrain.noise.generators import NoiseGenerator, count_parameters
 
 
@@ -127,10 +128,13 @@ def test_gradients_reach_all_parameters():
 
 
 @pytest.mark.parametrize(
-    "kernel,depth,channels", [("1x1", 4, 1), ("1x1", 1, 1), ("1x1", 5, 1), ("1x1", 1, 3), ("3x3", 4, 3), ("3x3", 2, 1)]
+    "kernel,depth,channels",
+    [("1x1", 4, 1), ("1x1", 1, 1), ("1x1", 5, 1), ("1x1", 1, 3), ("1x1", 2, 3), ("1x1", 4, 3), ("1x1", 5, 3),
+     ("3x3", 4, 3), ("3x3", 2, 1)],
 )
 def test_fast_transform_equals_the_layer_by_layer_definition(kernel, depth, channels):
-    # Single-channel 1x1 generators take the piecewise-linear path, the others the matmul one.
+    # Single-channel 1x1 generators take the piecewise-linear path, multi-channel 1x1 ones the
+    # blockwise one (on the CPU), 3x3 ones the matmul one.
     gen = NoiseGenerator(channels, depth, kernel, rng=torch.Generator().manual_seed(0))
     with torch.no_grad():
         for conv in gen.convs:  # make every layer matter
@@ -147,3 +151,50 @@ def test_fast_transform_equals_the_layer_by_layer_definition(kernel, depth, chan
     # Another generator evaluated with these weights gives the same noise.
     other = NoiseGenerator(channels, depth, kernel)
     assert torch.allclose(other.transform(z, gen.state_dict()), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("block", [10, 63, 100, 200, 100_000])
+def test_blockwise_1x1_generator_in_any_blocks(monkeypatch, block):
+    """Blocks of part of an image (with a shorter last one), exactly one image, or several whole
+    images: values and gradients (weights and the input noise z) as layer by layer, in float64."""
+    monkeypatch.setattr(generators, "BLOCK_PIXELS", block)
+    gen = NoiseGenerator(3, 4, rng=torch.Generator().manual_seed(0)).double()
+    with torch.no_grad():
+        for conv in gen.convs:
+            conv.weight.normal_(0.0, 0.3)
+            conv.bias.normal_(0.0, 0.1)
+    z = torch.randn(5, 3, 9, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    grad = torch.randn(5, 3, 9, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    inputs = [z, *gen.parameters()]
+    expected = gen.reference_transform(z)
+    out = gen.transform(z)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    for got, want in zip(torch.autograd.grad((out * grad).sum(), inputs),
+                         torch.autograd.grad((expected * grad).sum(), inputs)):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda zz: gen.transform(zz), (z[:2, :, :3, :4].detach().requires_grad_(),))
+
+
+def test_blockwise_1x1_generator_with_imagenet_sized_noise():
+    # A (2, 3, 224, 224) draw spans several blocks per image; float32 as in training.
+    gen = NoiseGenerator(3, 4, rng=torch.Generator().manual_seed(0))
+    z = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(gen.transform(z), gen.reference_transform(z), rtol=1e-5, atol=1e-5)
+
+
+def test_state_dict_layout_is_unchanged_so_saved_generators_load(tmp_path):
+    """The blockwise path changes only how a 1x1 generator is evaluated: the state dict keeps the
+    convolutions' keys and shapes (those of checkpoints, replay banks and model files written before),
+    and a generator saved to a file and loaded into a new one gives the noise of the definition."""
+    gen = NoiseGenerator(3, 4, rng=torch.Generator().manual_seed(0))
+    layout = {k: tuple(v.shape) for k, v in gen.state_dict().items()}
+    assert layout == {"convs.0.weight": (20, 3, 1, 1), "convs.0.bias": (20,), "convs.1.weight": (20, 20, 1, 1),
+                      "convs.1.bias": (20,), "convs.2.weight": (20, 20, 1, 1), "convs.2.bias": (20,),
+                      "convs.3.weight": (3, 20, 1, 1), "convs.3.bias": (3,)}
+    torch.save(gen.state_dict(), tmp_path / "gen.pt")
+    loaded = NoiseGenerator(3, 4)
+    loaded.load_state_dict(torch.load(tmp_path / "gen.pt", weights_only=True))
+    z = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.transform(z), gen.reference_transform(z), rtol=1e-6, atol=1e-6)

@@ -168,21 +168,6 @@ def test_mnist_sized_batch_is_fast():
     assert torch.allclose(_norms(x, out), torch.full((300,), 10.0, dtype=torch.float64), rtol=1e-5)
 
 
-def test_fast_row_sort_agrees_with_torch_sort():
-    from noisetrain.noise.rescaling import _sort_rows
-
-    g = torch.Generator().manual_seed(0)
-    s = torch.rand(7, 50, generator=g) * 100
-    s[:, :10] = 0.0  # ties at zero, as for pixels that cannot move
-    s[:, 10:15] = torch.inf  # pixels with delta == 0
-    s[3, 20:30] = 2.5  # ties inside a row
-    s[5] = torch.tensor([1e-38, 3e38] * 25)  # denormal-adjacent and huge values
-    values, order = _sort_rows(s)
-    assert torch.equal(values, torch.sort(s, dim=1).values)
-    assert torch.equal(torch.gather(s, 1, order), values)
-    assert torch.equal(torch.sort(order, dim=1).values, torch.arange(50).expand(7, 50))
-
-
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("frac", [0.5, 0.9, 0.99, 0.999, 1 - 1e-6])
 def test_exact_norm_when_delta_spans_sixteen_decades(dtype, frac):
@@ -203,3 +188,116 @@ def test_exact_norm_when_delta_spans_sixteen_decades(dtype, frac):
     eta = rescale_factor(x, delta, eps)
     assert torch.isfinite(eta).all()
     assert torch.equal(out, (x + eta.to(dtype)[:, None, None] * delta).clamp(0, 1))
+
+
+def _reference_rescale(x, delta, eps):
+    """The sort-based solve this module used before its bucketed search (kept as the reference):
+    every row's breakpoints sorted, f at each from cumulative sums, the segment of the first
+    breakpoint with f >= eps^2; autograd's clamp. Same return as rescale_to_norm, and eta."""
+    batch = x.shape[0]
+    eps2 = torch.as_tensor(eps, dtype=torch.float64).expand(batch) ** 2
+    d = delta.reshape(batch, -1)
+    with torch.no_grad():
+        xd, dd = x.reshape(batch, -1), d.detach()
+        room = torch.where(dd > 0, 1.0 - xd, xd).clamp_(min=0.0)
+        s = torch.where(dd != 0, (room / dd) ** 2, torch.inf)
+        s_sorted, order = torch.sort(s, dim=1)
+        b_cum = torch.cumsum(torch.gather(room, 1, order).double() ** 2, dim=1)
+        d_sorted = torch.gather(dd, 1, order).double() ** 2
+        d_after = torch.cat([torch.cumsum(d_sorted.flip(1), 1).flip(1)[:, 1:], torch.zeros_like(d_sorted[:, :1])], 1)
+        f = b_cum + s_sorted.double() * d_after
+        k = (f < eps2[:, None]).sum(dim=1)
+        saturated = k >= (dd != 0).sum(dim=1)
+        last = torch.gather(s_sorted, 1, (k - 1).clamp(min=0)[:, None])
+        moving = s > torch.where(k[:, None] == 0, -1.0, last)
+        budget_done = torch.where(moving, 0.0, room).double().pow(2).sum(dim=1)
+    d_rest = torch.where(saturated, 1.0, (d * moving).double().pow(2).sum(dim=1))
+    eta = torch.sqrt(torch.where(saturated, 0.0, (eps2 - budget_done).clamp(min=0.0))) * torch.rsqrt(d_rest)
+    view = (batch,) + (1,) * (x.dim() - 1)
+    out = torch.clamp(x + eta.to(delta.dtype).reshape(view) * delta, 0.0, 1.0)
+    full = torch.where(delta > 0, 1.0, torch.where(delta < 0, 0.0, x)).to(out.dtype)
+    return torch.where(saturated.reshape(view), full, out), torch.where(saturated, torch.inf, eta)
+
+
+def _mixed_batch(seed, shape, dtype):
+    """Pixels at 0, at 1 and in between, deltas over four decades with some exact zeros, one
+    all-zero delta; eps per sample: 0, beyond the reachable norm, and fractions of it."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(shape, generator=g, dtype=dtype)
+    kind = torch.rand(shape, generator=g)
+    x = torch.where(kind < 0.2, 0.0, torch.where(kind < 0.4, 1.0, x)).to(dtype)
+    delta = torch.randn(shape, generator=g, dtype=dtype) * 10 ** (4 * torch.rand(1, generator=g).item() - 2)
+    delta[0].view(-1)[:5] = 0
+    delta[-1] = 0
+    full = torch.where(delta > 0, 1.0, torch.where(delta < 0, 0.0, x))
+    reach = (full.double() - x.double()).flatten(1).norm(dim=1)
+    eps = torch.rand(shape[0], generator=g, dtype=torch.float64) * reach
+    eps[0], eps[1] = 0.0, 1.5 * reach[1]
+    return x, delta, eps.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(6, 1, 28, 28), (5, 3, 17, 13), (4, 1, 6, 6), (3, 3, 224, 224)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bucketed_search_equals_the_sorted_solve(dtype, shape, seed):
+    """Bit for bit, outputs, eta and gradients with respect to delta: the bucketed search finds the
+    segment the full sort found, and B, D and the output are computed as they were. Rows of
+    784 and 150k pixels use 512 and 32768 buckets, float64 rows other key bits."""
+    x, delta, eps = _mixed_batch(seed, shape, dtype)
+    grad = torch.randn(shape, generator=torch.Generator().manual_seed(seed + 100), dtype=dtype)
+    for e in (eps, float(eps[2])):
+        want_d, got_d = delta.clone().requires_grad_(), delta.clone().requires_grad_()
+        want, want_eta = _reference_rescale(x, want_d, e)
+        got = rescale_to_norm(x, got_d, e)
+        assert torch.equal(got, want)
+        assert torch.equal(rescale_factor(x, delta, e), want_eta)
+        (want * grad).sum().backward()
+        (got * grad).sum().backward()
+        assert torch.equal(got_d.grad, want_d.grad)
+
+
+def test_one_bucket_holding_every_breakpoint():
+    # Constant images and deltas: every breakpoint of a row is equal, so its one bucket is the row.
+    x = torch.full((3, 1, 20, 20), 0.3)
+    delta = torch.ones(3, 1, 20, 20) * torch.tensor([1.0, -2.0, 0.5])[:, None, None, None]
+    delta[2, 0, :10] = -0.5
+    for eps in (0.5, 5.0, 100.0):
+        want, want_eta = _reference_rescale(x, delta, eps)
+        assert torch.equal(rescale_to_norm(x, delta, eps), want)
+        assert torch.equal(rescale_factor(x, delta, eps), want_eta)
+
+
+def test_eps_at_exactly_the_reachable_norm_agrees_to_rounding():
+    """eps set to the norm of the fully saturated change lies on the last breakpoint to rounding:
+    either segment gives the same image (float64 inputs, where the two sums round apart)."""
+    for seed in range(8):
+        x, delta, _ = _mixed_batch(seed, (4, 3, 17, 13), torch.float64)
+        full = torch.where(delta > 0, 1.0, torch.where(delta < 0, 0.0, x))
+        eps = (full - x).flatten(1).norm(dim=1)
+        torch.testing.assert_close(rescale_to_norm(x, delta, eps), _reference_rescale(x, delta, eps)[0],
+                                   rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_inputs(dtype):
+    x, delta, eps = _mixed_batch(3, (4, 3, 17, 13), torch.float32)
+    x, delta = x.to(dtype), delta.to(dtype)
+    want, want_eta = _reference_rescale(x, delta, eps)
+    assert torch.equal(rescale_to_norm(x, delta, eps), want)
+    assert torch.equal(rescale_factor(x, delta, eps), want_eta)
+
+
+def test_one_thread_sets_and_restores_the_thread_count():
+    from noisetrain.noise.rescaling import one_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with one_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), one_thread():
+            raise RuntimeError("restored on the way out")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

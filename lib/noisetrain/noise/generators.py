@@ -14,6 +14,7 @@ The generator's output is a direction only; its size is fixed afterwards by
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Sequence
 
 import torch
@@ -22,6 +23,7 @@ from torch import nn
 
 from noisetrain.errors import InputError
 from noisetrain.noise import piecewise
+from noisetrain.noise.rescaling import one_thread
 
 HIDDEN_CHANNELS = 20  # Tables 6 and 7
 MAX_DEPTH = 5  # Table 16 studies depths 1..5
@@ -127,15 +129,20 @@ class NoiseGenerator(nn.Module):
         fastest exact form; differentiable with respect to the weights.
 
         A single-channel 1x1 generator is a scalar piecewise-linear function, evaluated per pixel
-        from its intervals (``noisetrain.piecewise``; ~8x faster on MNIST). Otherwise the 1x1
-        convolutions run as matrix products over pixels: on CPU, oneDNN's convolutions with 1..20
-        channels are several times slower than one (pixels x channels) matmul. Both equal
-        :meth:`reference_transform` up to float rounding (the tests check it). Preparing the
-        function once for many batches saves finding the breakpoints each time.
+        from its intervals (``noisetrain.piecewise``; ~8x faster on MNIST). A multi-channel 1x1
+        generator on the CPU runs every layer on one block of pixels at a time (:class:`_PixelMLP`;
+        on a batch of 16 ImageNet crops, forward 5-8x and forward with backward 4-5x faster).
+        Otherwise the 1x1 convolutions run as matrix products over pixels: on CPU, oneDNN's
+        convolutions with 1..20 channels are several times slower than one (pixels x channels)
+        matmul. All equal :meth:`reference_transform` up to float rounding (the tests check it).
+        Preparing the function once for many batches saves finding the breakpoints each time.
         """
         weights = [self._weights(i, params) for i in range(self.depth)]
         if self.kernel == "1x1" and self.channels == 1:
             return piecewise.pieces([(w.flatten(1), b) for w, b in weights])
+        if self.kernel == "1x1" and weights[0][0].device.type == "cpu":
+            flat = [t for layer in weights for t in layer]
+            return lambda z: _PixelMLP.apply(z, *flat)
         return functools.partial(self._dense_transform, weights)
 
     def _weights(self, i: int, params: dict[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,6 +193,140 @@ class NoiseGenerator(nn.Module):
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, depth={self.depth}, kernel={self.kernel!r}"
+
+
+# Pixels per block of _PixelMLP: a block's 20-channel activations (80 kB per thousand pixels) stay
+# in the cache from one layer to the next. Measured on one core: 6-25k pixels about equally fast, 2k
+# pixels 2.5x slower (more, smaller operations).
+BLOCK_PIXELS = 12544
+
+
+class _PixelMLP(torch.autograd.Function):
+    """A 1x1 generator ``z -> delta`` on the CPU, block by block: every layer of a block of pixels
+    runs while its activations are still in the cache.
+
+    Layer by layer over a whole ImageNet batch, each 20-channel activation (64 MB at batch 16)
+    goes to memory and back several times (matmul, ReLU, its backward), which costs more than the
+    arithmetic. Here a block's activations never leave the cache: forward keeps only ``z``, and
+    backward recomputes a block's activations before taking its gradients (one more forward, far
+    cheaper than the memory traffic it saves). Each layer is one batched matmul over the block's
+    pixels, in the NCHW layout of ``z`` (no transposes). The blocks are shared out among torch's
+    intra-op thread count of Python threads, each running its operations on one thread (see
+    :func:`_in_threads`). Arguments: ``z`` (N, C, H, W), then each layer's weight (out, in, 1, 1)
+    and bias; ReLU after every layer but the last, plus ``z``.
+    """
+
+    @staticmethod
+    def forward(ctx, z, *params):
+        weights, biases = _layers(params)
+        flat = z.reshape(z.shape[0], z.shape[1], -1)
+        out = torch.empty_like(flat)
+
+        def run(blocks):
+            for block in blocks:
+                h = _hidden(flat[block], weights, biases)[-1]
+                h = torch.baddbmm(biases[-1], weights[-1].expand(h.shape[0], -1, -1), h)
+                torch.add(h, flat[block], out=out[block])
+
+        _in_threads(run, _blocks(flat))
+        ctx.save_for_backward(z, *params)
+        return out.view(z.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, *params = ctx.saved_tensors
+        weights, biases = _layers(params)
+        flat, grad = z.reshape(z.shape[0], z.shape[1], -1), grad.reshape(z.shape[0], z.shape[1], -1)
+        grad_z = torch.empty_like(flat) if ctx.needs_input_grad[0] else None
+        # Each thread sums its own blocks' weight gradients; the parts are added in a fixed order.
+        parts = _in_threads(lambda blocks: _block_gradients(flat, grad, grad_z, weights, biases, blocks), _blocks(flat))
+        sums = [sum(part[i] for part in parts) for i in range(2 * len(weights))]
+        grads = [t.view(p.shape) for t, p in zip(sums, params)]
+        return (None if grad_z is None else grad_z.view(z.shape), *grads)
+
+
+def _block_gradients(flat: torch.Tensor, grad: torch.Tensor, grad_z: torch.Tensor | None, weights: list[torch.Tensor],
+                     biases: list[torch.Tensor], blocks: list[tuple[slice, slice, slice]]) -> list[torch.Tensor]:
+    """Gradients (w0, b0, w1, b1, ...) of ``blocks``' pixels; writes their part of ``grad_z`` when given."""
+    grad_w = [torch.zeros_like(w) for w in weights]
+    grad_b = [torch.zeros_like(b) for b in biases]
+    for block in blocks:
+        acts = _hidden(flat[block], weights, biases)  # input of each layer
+        g = grad[block]
+        for i in range(len(weights) - 1, -1, -1):
+            grad_w[i] += torch.bmm(g, acts[i].transpose(1, 2)).sum(0)
+            grad_b[i] += g.sum(dim=(0, 2))[:, None]
+            if i > 0 or grad_z is not None:
+                g_in = torch.bmm(weights[i].t().expand(g.shape[0], -1, -1), g)
+                g = torch.ops.aten.threshold_backward(g_in, acts[i], 0.0) if i > 0 else g_in
+        if grad_z is not None:
+            torch.add(g, grad[block], out=grad_z[block])  # the residual passes grad on unchanged
+    return [t for w, b in zip(grad_w, grad_b) for t in (w, b.view(-1))]
+
+
+def _in_threads(work: Callable[[list], object], blocks: list) -> list:
+    """``work(part)`` for consecutive parts of ``blocks``, one per intra-op thread torch is set to use
+    (one inside :func:`one_thread`, as in ANT's forward passes), each on a Python thread of its own;
+    their results, in order.
+
+    A block's operations are small (~1e5 values), too small for OpenMP: it synchronises its threads
+    at every operation, and when another process holds one of the cores (the data loader's workers
+    in training) each one can wait for a time slice (measured at batch 16 on two cores: the
+    generator's forward and backward took 1-20 s on two threads, 0.2 s on one). So every operation
+    runs on one thread (:func:`one_thread`) and the parallelism is over blocks: torch releases the
+    GIL in its operations, and Python threads never wait for one another mid-way. On two cores this
+    takes 0.1 s where idle, 0.2 s where another process holds a core.
+    """
+    threads = min(torch.get_num_threads(), len(blocks))
+    cuts = [len(blocks) * k // threads for k in range(threads + 1)]
+    parts = [blocks[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+    results, errors = [None] * threads, []
+    inference = torch.is_inference_mode_enabled()
+
+    def run(k: int) -> None:
+        # Grad and autocast modes are per thread: every thread computes alike, in full precision,
+        # without autograd (the gradients are computed here), in the caller's inference mode.
+        try:
+            torch.set_num_threads(1)  # OpenMP's thread count is per thread, MKL's too: this one's
+            with torch.inference_mode(inference), torch.no_grad(), torch.autocast("cpu", enabled=False):
+                results[k] = work(parts[k])
+        except BaseException as exc:  # re-raised in the calling thread
+            errors.append(exc)
+
+    with one_thread():
+        helpers = [threading.Thread(target=run, args=(k,)) for k in range(1, threads)]
+        for helper in helpers:
+            helper.start()
+        run(0)
+        for helper in helpers:
+            helper.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _layers(params: tuple[torch.Tensor, ...]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Weights as (out, in) matrices and biases as (out, 1) columns, from (w, b, w, b, ...)."""
+    return [w.flatten(1) for w in params[0::2]], [b[:, None] for b in params[1::2]]
+
+
+def _hidden(h: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The block's input and every hidden activation (after ReLU), each (images, channels, pixels)."""
+    acts = [h]
+    for w, b in zip(weights[:-1], biases[:-1]):
+        acts.append(torch.baddbmm(b, w.expand(h.shape[0], -1, -1), acts[-1]).relu_())
+    return acts
+
+
+def _blocks(flat: torch.Tensor) -> list[tuple[slice, slice, slice]]:
+    """Index tuples of (N, C, P) ``flat`` that cut it into blocks of about BLOCK_PIXELS pixels:
+    column ranges of one image, or whole images, several to a block when they are small."""
+    images, pixels = flat.shape[0], flat.shape[2]
+    if pixels >= BLOCK_PIXELS:
+        return [(slice(n, n + 1), slice(None), slice(c, c + BLOCK_PIXELS))
+                for n in range(images) for c in range(0, pixels, BLOCK_PIXELS)]
+    per = BLOCK_PIXELS // pixels
+    return [(slice(n, n + per), slice(None), slice(None)) for n in range(0, images, per)]
 
 
 def count_parameters(module: nn.Module) -> int:

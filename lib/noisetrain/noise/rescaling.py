@@ -11,25 +11,58 @@ Derivation. Pixel ``i`` can move at most ``b_i`` (``1 - x_i`` if ``delta_i > 0``
 
     f(s) = sum_{i: s_i <= s} b_i^2  +  s * sum_{i: s_i > s} delta_i^2,    s_i = eta_i^2,
 
-which is continuous, non-decreasing and piecewise linear in ``s`` with breakpoints ``s_i``.
-Sorting the breakpoints and taking cumulative sums gives ``f`` at every breakpoint at once
-(the sum of ``delta_i^2`` over the pixels not yet saturated is summed from the end of the sorted
-row, not taken as the total minus a prefix, which cancels when ``delta`` spans many decades);
-the first breakpoint with ``f >= eps^2`` delimits the linear segment that contains the
-solution, on which ``s = (eps^2 - B) / D`` with ``B`` the squared budget of the pixels already
-saturated and ``D`` the squared norm of ``delta`` over the others. No iteration is needed and
-every step is vectorised over the batch.
+which is continuous, non-decreasing and piecewise linear in ``s`` with breakpoints ``s_i``. The
+solution lies on the linear segment after the last breakpoint ``s_k`` with ``f(s_k) < eps^2``;
+there ``s = (eps^2 - B) / D`` with ``B`` the squared budget of the pixels already saturated and
+``D`` the squared norm of ``delta`` over the others.
+
+Finding that segment needs no full sort (a sort of every row cost more than the rest of the
+rescaling together). The bits of a non-negative float order like the float, so their top bits
+put every breakpoint in one of a few thousand buckets per row, each a range of values; per-bucket
+sums of ``b_i^2`` and ``delta_i^2`` (one scatter-add each) give ``f`` at every bucket's lower edge,
+which brackets the solution in one bucket. Only the breakpoints in that bucket (about 0.1% of
+an ImageNet row) are sorted and ``f`` evaluated at each, exactly as on a fully sorted row: the same segment,
+so the same ``B`` and ``D``, summed over the pixels as before. Sums of squares run in float64 and
+the sum of ``delta_i^2`` over the pixels still moving is summed from the large end of ``s`` (the
+small terms first), never taken as a total minus a prefix, which cancels when ``delta`` spans
+many decades. Every step is vectorised over the batch.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 
 from noisetrain.errors import InputError
 
-# Cumulative sums (and the solve) run in float64: for ImageNet-sized inputs (~150k pixels)
-# float32 cumulative sums lose several digits. The sort itself stays in the input dtype.
+# Sums of squares (and the solve) run in float64: for ImageNet-sized inputs (~150k pixels)
+# float32 sums lose several digits. The breakpoints themselves stay in the input dtype.
 _ACC_DTYPE = torch.float64
+# Buckets per row: at most 2^15 (float32 ImageNet rows: 128 to an octave of values), and about
+# one per pixel for small rows (MNIST), where the bucket arrays would otherwise outweigh the row.
+_MAX_BUCKET_BITS = 15
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch's intra-op threads set to one, then restored, for a run of many CPU operations of
+    0.1-3 million values (this rescaling, a blockwise generator, ANT's batch composition). OpenMP
+    synchronises its threads at every operation: when another process holds one of the cores (the
+    data loader's workers in training), each operation can wait for a time slice. Measured at batch
+    16 on two cores with another process busy: the generator's forward and backward 0.2 s on one
+    thread, 1-20 s on two; this rescaling 0.08 s against 0.5 s. With the second core mostly idle
+    the generator took 0.19 s on one thread and 0.13-0.16 s on two."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _as_eps(eps: float | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
@@ -65,13 +98,14 @@ def rescale_to_norm(
     bound in the direction of ``delta``, pixels with ``delta == 0`` unchanged; its norm is then
     below ``eps``. A sample whose ``delta`` is all zero is returned unchanged.
     """
-    eta, saturated = _solve_eta(x, delta, eps)
-    view = (x.shape[0],) + (1,) * (x.dim() - 1)
-    eta = eta.to(delta.dtype).reshape(view)
-    out = torch.clamp(x + eta * delta, 0.0, 1.0)
-    if saturated.any():
-        full = torch.where(delta > 0, 1.0, torch.where(delta < 0, 0.0, x)).to(out.dtype)
-        out = torch.where(saturated.reshape(view), full, out)
+    with one_thread():
+        eta, saturated = _solve_eta(x, delta, eps)
+        view = (x.shape[0],) + (1,) * (x.dim() - 1)
+        eta = eta.to(delta.dtype).reshape(view)
+        out = _ClipAdd.apply(x, eta, delta)
+        if saturated.any():
+            full = torch.where(delta > 0, 1.0, torch.where(delta < 0, 0.0, x)).to(out.dtype)
+            out = torch.where(saturated.reshape(view), full, out)
     return out
 
 
@@ -80,7 +114,8 @@ def rescale_factor(x: torch.Tensor, delta: torch.Tensor, eps: float | torch.Tens
 
     ``inf`` marks samples that cannot reach ``eps`` (fully saturated, or ``delta`` all zero).
     """
-    eta, saturated = _solve_eta(x, delta, eps)
+    with one_thread():
+        eta, saturated = _solve_eta(x, delta, eps)
     return torch.where(saturated, torch.full_like(eta, torch.inf), eta)
 
 
@@ -106,30 +141,26 @@ def _solve_eta(
         xd, dd = x.detach().reshape(batch, -1), d.detach()
         # Room each pixel has in the direction of its delta before it is clipped.
         room = torch.where(dd > 0, 1.0 - xd, xd).clamp_(min=0.0)
-        # Breakpoints s_i = eta_i^2. Pixels with delta == 0 never saturate: give them s = inf
-        # so that they sort last (their room then never enters a sum that is used).
-        s = torch.where(dd != 0, (room / dd) ** 2, torch.inf)
-        s_sorted, order = _sort_rows(s)
-        b_cum = torch.cumsum(torch.gather(room, 1, order).to(_ACC_DTYPE) ** 2, dim=1)
-        d_rest_sorted = _suffix_sums(torch.gather(dd, 1, order).to(_ACC_DTYPE) ** 2)
-        # f at each breakpoint: pixels up to it saturated, the rest still scaling linearly.
-        # Past the last nonzero delta this is inf * 0 = NaN, which the count below ignores.
-        f = b_cum + s_sorted.to(_ACC_DTYPE) * d_rest_sorted
-        # f is non-decreasing, so counting breakpoints below eps^2 gives the first index k with
-        # f >= eps^2 (robust even if rounding breaks exact monotonicity). The solution lies on
-        # the segment where the pixels with s_i <= s_(k-1) are saturated and the others are not
-        # (pixels tied with s_(k-1) saturate at the segment's start, so ties are consistent).
-        k = (f < eps2[:, None]).sum(dim=1)
-        # Not even saturating every pixel with nonzero delta reaches eps (or delta is all zero).
-        saturated = k >= (dd != 0).sum(dim=1)
-        last = torch.gather(s_sorted, 1, (k - 1).clamp_(min=0)[:, None])
-        moving = s > torch.where(k[:, None] == 0, -1.0, last)
-        # B: squared room of the saturated pixels.
-        budget_done = torch.where(moving, 0.0, room).to(_ACC_DTYPE).pow_(2).sum(dim=1)
+        # Breakpoints s_i = eta_i^2. Pixels with delta == 0 never saturate: s = inf (room / 0 is
+        # inf, or NaN where room is 0 too). On the CPU torch.where is several times slower than this.
+        s = ((room / dd) ** 2).nan_to_num_(nan=torch.inf, posinf=torch.inf)
+        # Exact squares (a float32 squared fits a float64 mantissa); copies, as dd views delta.
+        room2 = room.to(_ACC_DTYPE, copy=True).square_()
+        d2 = dd.to(_ACC_DTYPE, copy=True).square_()
+        s_key = s if s.dtype == torch.float64 else s.float()  # exact for half types
+        last = _last_saturating(s_key, room2, d2, eps2)
+        # The segment of the solution: the pixels with s_i <= s_(k-1) are saturated (pixels tied
+        # with s_(k-1) saturate at the segment's start, so ties are consistent), the others move.
+        moving = s_key > last[:, None]
+        # B: squared room of the saturated pixels (a product with the mask: the values of
+        # torch.where(moving, 0, room2), at a third of its cost on the CPU).
+        budget_done = (room2 * moving.logical_not()).sum(dim=1)
 
-    # D, the squared delta of the pixels still moving, is the only delta-dependent term: an
-    # elementwise mask keeps the backward pass as cheap as the forward.
-    d_rest = (d * moving).to(_ACC_DTYPE).pow(2).sum(dim=1)
+    # D, the squared delta of the pixels still moving, is the only delta-dependent term.
+    d_rest = _MovingSquares.apply(d, moving, d2)
+    # Not even saturating every pixel with nonzero delta reaches eps (or delta is all zero): then
+    # the last breakpoint below eps is the largest one and no pixel with a delta still moves.
+    saturated = d_rest.detach() == 0
     # Keep the unused branch finite so that no NaN/inf leaks into gradients.
     d_rest = torch.where(saturated, 1.0, d_rest)
     numer = torch.where(saturated, 0.0, (eps2 - budget_done).clamp(min=0.0))
@@ -138,31 +169,132 @@ def _solve_eta(
     return eta, saturated
 
 
-def _suffix_sums(v: torch.Tensor) -> torch.Tensor:
-    """Per row, ``out[:, k] = v[:, k + 1:].sum(1)`` for non-negative ``v``, summed from the end.
+class _ClipAdd(torch.autograd.Function):
+    """``clamp(x + eta * delta, 0, 1)``, differentiable in ``eta`` and ``delta`` (not ``x``), with
+    the values and gradients of autograd's clamp of a sum (up to the sign of zero gradients; like
+    torch.clamp's, the gradient is 0 at the bounds): the gradient is masked by a product with the
+    mask of pixels strictly inside, a third of the cost of the torch.where in clamp's backward."""
+
+    @staticmethod
+    def forward(ctx, x, eta, delta):
+        out = x + eta * delta
+        inside = (out > 0.0) & (out < 1.0) if any(ctx.needs_input_grad) else None
+        ctx.save_for_backward(eta, delta, inside)
+        return out.clamp_(0.0, 1.0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        eta, delta, inside = ctx.saved_tensors
+        with one_thread():
+            grad = grad * inside
+            grad_eta = (grad * delta).sum_to_size(eta.shape) if ctx.needs_input_grad[1] else None
+            grad_delta = grad * eta if ctx.needs_input_grad[2] else None
+        return None, grad_eta, grad_delta
+
+
+class _MovingSquares(torch.autograd.Function):
+    """``sum_i moving_i * d_i^2`` per row, in float64, from the squares ``d2`` already made: the
+    values and gradient (``2 d_i grad`` rounded once to the dtype of ``d``) of the masked
+    ``(d * moving).double().pow(2).sum(1)``, in fewer passes over the pixels."""
+
+    @staticmethod
+    def forward(ctx, d, moving, d2):
+        ctx.save_for_backward(d, moving)
+        return (d2 * moving).sum(dim=1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        d, moving = ctx.saved_tensors
+        with one_thread():
+            return (d.to(grad.dtype) * (2.0 * grad)[:, None]).to(d.dtype) * moving, None, None
+
+
+def _last_saturating(s: torch.Tensor, room2: torch.Tensor, d2: torch.Tensor, eps2: torch.Tensor) -> torch.Tensor:
+    """Per row, the largest breakpoint ``s_(k-1)`` with ``f < eps^2`` (-1 if none, e.g. eps = 0),
+    in the dtype of ``s`` (float32 or float64): every pixel with ``s_i`` at most that value is
+    saturated on the solution's segment and every other one still moves."""
+    keys, edges = _bucket_keys(s)
+    rows, buckets = s.shape[0], edges.numel()
+    room_in = room2.new_zeros(rows, buckets).scatter_add_(1, keys, room2)
+    delta_in = d2.new_zeros(rows, buckets).scatter_add_(1, keys, d2)
+    room_below = torch.cat([room_in.new_zeros(rows, 1), torch.cumsum(room_in, dim=1)[:, :-1]], dim=1)
+    delta_from = torch.cat([_suffix_sums(delta_in, inclusive=True), delta_in.new_zeros(rows, 1)], dim=1)
+    # f at every bucket's lower edge: the buckets below saturated, the rest scaling linearly. Past
+    # the last finite edge this is inf * 0 = NaN, which the count ignores. f is non-decreasing, so
+    # counting edges below eps^2 gives the last bucket that starts below the solution.
+    f_edge = room_below + edges.to(_ACC_DTYPE) * delta_from[:, :-1]
+    bucket = (f_edge < eps2[:, None]).sum(dim=1) - 1
+    found = bucket >= 0
+    bucket = bucket.clamp(min=0)
+    last = _last_in_bucket(
+        s, room2, d2, keys == torch.where(found, bucket, -1)[:, None],
+        room_below.gather(1, bucket[:, None])[:, 0], delta_from.gather(1, bucket[:, None] + 1)[:, 0], eps2,
+    )
+    # No breakpoint in the bucket is below the solution: the last one is below the bucket.
+    below_edge = torch.nextafter(edges[bucket], torch.tensor(-torch.inf, dtype=s.dtype, device=s.device))
+    last = torch.where(torch.isnan(last), below_edge, last)
+    return torch.where(found, last, -1.0)
+
+
+def _bucket_keys(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each breakpoint's bucket (int64, shape of ``s``) and every bucket's lower edge (dtype of ``s``).
+
+    A non-negative float's bits, read as an integer, order like the float, so their top bits
+    (sign, exponent and the top mantissa bits) number ranges of values in order, and the lower
+    edge of a range is a float itself: the comparisons below are exact.
+    """
+    if s.dtype == torch.float64:
+        bits, exponent_bits, mantissa_bits = s.view(torch.int64), 11, 52
+    else:
+        bits, exponent_bits, mantissa_bits = s.view(torch.int32), 8, 23
+    width = s.shape[1].bit_length() - 1  # ~ log2 of the row length
+    kept = min(max(width, exponent_bits), _MAX_BUCKET_BITS) - exponent_bits  # mantissa bits kept
+    shift = mantissa_bits - kept
+    buckets = 1 << (exponent_bits + kept)  # the sign bit is 0
+    edges = (torch.arange(buckets, dtype=bits.dtype, device=s.device) << shift).view(s.dtype)
+    return (bits >> shift).long(), edges
+
+
+def _last_in_bucket(
+    s: torch.Tensor, room2: torch.Tensor, d2: torch.Tensor, in_bucket: torch.Tensor,
+    room_below: torch.Tensor, delta_above: torch.Tensor, eps2: torch.Tensor,
+) -> torch.Tensor:
+    """Per row, the largest breakpoint of the bucket ``in_bucket`` with ``f < eps^2`` (NaN if none).
+
+    ``room_below`` and ``delta_above`` are the squared room of the pixels below the bucket and the
+    squared delta of those above it. The bucket's breakpoints are gathered into a padded (rows,
+    width) array, sorted and evaluated like a sorted row: cumulative sums up each breakpoint.
+    """
+    rows = s.shape[0]
+    row, col = in_bucket.nonzero(as_tuple=True)
+    counts = torch.bincount(row, minlength=rows)
+    width = max(int(counts.max()) if row.numel() else 0, 1)
+    pos = torch.arange(row.numel(), device=s.device) - (torch.cumsum(counts, 0) - counts)[row]
+    values = s.new_full((rows, width), torch.inf)  # padding sorts last and never counts below
+    values[row, pos] = s[row, col]
+    values, order = torch.sort(values, dim=1)
+    room_sorted, delta_sorted = (
+        room2.new_zeros(rows, width).index_put_((row, pos), v[row, col]).gather(1, order) for v in (room2, d2)
+    )
+    f = room_below[:, None] + torch.cumsum(room_sorted, dim=1) + values.to(_ACC_DTYPE) * (
+        delta_above[:, None] + _suffix_sums(delta_sorted)
+    )
+    k = (f < eps2[:, None]).sum(dim=1)
+    last = values.gather(1, (k - 1).clamp(min=0)[:, None])[:, 0]
+    return torch.where(k > 0, last, torch.nan)
+
+
+def _suffix_sums(v: torch.Tensor, inclusive: bool = False) -> torch.Tensor:
+    """Per row, ``out[:, k] = v[:, k + 1:].sum(1)`` (``v[:, k:]`` if ``inclusive``) for non-negative
+    ``v``, summed from the end.
 
     The sum of the pixels still moving at breakpoint k. Taking it as the row total minus a
-    prefix sum cancels catastrophically: sorted by breakpoint, the large deltas come first, so
+    prefix sum cancels catastrophically: in breakpoint order the large deltas come first, so
     the remainder can be ~1e-16 of the total (deltas spanning 1e8 in magnitude) and would be
     pure rounding error, which the huge breakpoints s_k then multiply. A cumulative sum run
     from the end adds the small terms first, so every entry has a relative error of a few ulp.
     """
-    inclusive = torch.cumsum(v.flip(1), dim=1).flip(1)
-    return torch.cat([inclusive[:, 1:], torch.zeros_like(inclusive[:, :1])], dim=1)
-
-
-def _sort_rows(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.sort(s, dim=1)`` for non-negative ``s`` (no NaN), faster for float32.
-
-    The bits of a non-negative float32, read as an integer, order like the float. With the row
-    number in the high 32 bits, one flat sort of int64 keys sorts every row at once, and on CPU
-    torch sorts flat integer keys by radix, about 3x faster than its per-row float sort.
-    """
-    if s.dtype != torch.float32:
-        return torch.sort(s, dim=1)
-    rows, n = s.shape
-    offset = torch.arange(rows, device=s.device, dtype=torch.int64)[:, None]
-    keys = (offset << 32) | s.view(torch.int32).to(torch.int64)
-    sorted_keys, flat = torch.sort(keys.reshape(-1))
-    low = (sorted_keys & 0xFFFFFFFF).to(torch.int32).view(torch.float32).reshape(rows, n)
-    return low, flat.reshape(rows, n) - offset * n
+    out = torch.cumsum(v.flip(1), dim=1).flip(1)
+    if inclusive:
+        return out
+    return torch.cat([out[:, 1:], torch.zeros_like(out[:, :1])], dim=1)

@@ -45,7 +45,7 @@ from noisetrain.noise.adversarial_noise import weights_fixed
 from noisetrain.noise.diagnostics import diagnostic_tensors
 from noisetrain.noise.generator_bank import GeneratorBank, cpu_state
 from noisetrain.noise.generators import NoiseGenerator
-from noisetrain.noise.rescaling import rescale_to_norm
+from noisetrain.noise.rescaling import one_thread, rescale_to_norm
 from noisetrain.train.distributed import SINGLE, World, unwrap
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.replay_bank import ReplayBank
@@ -225,7 +225,7 @@ class AntStep:
         was_training = model.training
         model.eval()
         with weights_fixed(model):
-            noisy = self._perturb(gen, x)
+            noisy = self._perturb(gen, x)  # the generator and rescaling pick their own threads
             with self.precision.autocast():
                 logits = model(self.precision.prepare_batch(noisy))
                 loss = F.cross_entropy(logits, y)
@@ -233,7 +233,8 @@ class AntStep:
         model.train(was_training)
         if not diagnose:
             return {}
-        diagnostics = diagnostic_tensors(x, noisy.detach(), logits, y)
+        with one_thread():
+            diagnostics = diagnostic_tensors(x, noisy.detach(), logits, y)
         return {"generator_loss": loss.detach(), "fooling_rate": diagnostics.pop("fooling_rate"), **diagnostics}
 
     def reinitialise(self, model: nn.Module) -> None:
@@ -328,7 +329,8 @@ class AntStep:
         batch, parts = self.compose(x, y, index)
         rep = parts["replay"]
         if rep.stop > rep.start:  # bank states (the current generator while the bank is empty)
-            replay = diagnostic_tensors(x[rep], batch[rep])
+            with one_thread():  # many mid-sized operations (see one_thread)
+                replay = diagnostic_tensors(x[rep], batch[rep])
             tensors.update({f"replay_{key}": value for key, value in replay.items()})
         metrics = {key: value.float() for key, value in tensors.items()}  # read by the trainer once per epoch
         metrics.update(classifier_step(model, optimizer, batch, y, self.precision))
