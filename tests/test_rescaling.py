@@ -301,3 +301,21 @@ def test_one_thread_sets_and_restores_the_thread_count():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(6, 1, 28, 28), (5, 3, 17, 13), (3, 3, 224, 224)])
+def test_the_gpus_sorted_search_finds_the_cpus_breakpoint(dtype, shape):
+    """A GPU finds the last saturating breakpoint from a full sort (no data-dependent shapes, so no
+    wait for the device), the CPU from the bucketed search: the same segment (the bucketed search may
+    return a bound just below its bucket instead of the breakpoint below it: the same pixels move)."""
+    from noisetrain.noise import rescaling
+
+    x, delta, eps = _mixed_batch(3, shape, dtype)
+    room = torch.where(delta > 0, 1.0 - x, x).flatten(1)
+    s = ((room / delta.flatten(1)) ** 2).nan_to_num_(nan=torch.inf, posinf=torch.inf)
+    room2, d2 = room.double().square(), delta.flatten(1).double().square()
+    eps2 = eps.double() ** 2
+    sorted_last, bucketed_last = (f(s, room2, d2, eps2)[:, None] for f in (rescaling._last_sorted, rescaling._last_bucketed))
+    assert torch.equal(s > sorted_last, s > bucketed_last)
+    assert torch.equal(sorted_last < 0, bucketed_last < 0)  # no breakpoint below eps^2 in the same rows

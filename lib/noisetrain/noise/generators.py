@@ -128,8 +128,8 @@ class NoiseGenerator(nn.Module):
         """The map ``z -> delta`` for weights ``params`` (default: the generator's own), in the
         fastest exact form; differentiable with respect to the weights.
 
-        A single-channel 1x1 generator is a scalar piecewise-linear function, evaluated per pixel
-        from its intervals (``noisetrain.piecewise``; ~8x faster on MNIST). A multi-channel 1x1
+        On the CPU a single-channel 1x1 generator is a scalar piecewise-linear function, evaluated per
+        pixel from its intervals (``noisetrain.piecewise``; ~8x faster on MNIST). A multi-channel 1x1
         generator on the CPU runs every layer on one block of pixels at a time (:class:`_PixelMLP`;
         on a batch of 16 ImageNet crops, forward 5-8x and forward with backward 4-5x faster).
         Otherwise the 1x1 convolutions run as matrix products over pixels: on CPU, oneDNN's
@@ -138,9 +138,10 @@ class NoiseGenerator(nn.Module):
         Preparing the function once for many batches saves finding the breakpoints each time.
         """
         weights = [self._weights(i, params) for i in range(self.depth)]
-        if self.kernel == "1x1" and self.channels == 1:
+        on_cpu = weights[0][0].device.type == "cpu"
+        if self.kernel == "1x1" and self.channels == 1 and on_cpu:  # on a GPU its search would wait for the device
             return piecewise.pieces([(w.flatten(1), b) for w, b in weights])
-        if self.kernel == "1x1" and weights[0][0].device.type == "cpu":
+        if self.kernel == "1x1" and on_cpu:
             flat = [t for layer in weights for t in layer]
             return lambda z: _PixelMLP.apply(z, *flat)
         return functools.partial(self._dense_transform, weights)

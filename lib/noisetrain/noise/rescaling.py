@@ -75,11 +75,12 @@ def _as_eps(eps: float | torch.Tensor, batch: int, device: torch.device) -> torc
                 f"eps must be a scalar or have shape ({batch},), got {tuple(eps.shape)}"
             )
         eps = eps.to(device=device, dtype=_ACC_DTYPE)
-    else:
-        eps = torch.full((batch,), float(eps), device=device, dtype=_ACC_DTYPE)
-    if torch.isnan(eps).any() or (eps < 0).any():
+        if torch.isnan(eps).any() or (eps < 0).any():
+            raise InputError("eps must be >= 0 (and not NaN)")
+        return eps
+    if not float(eps) >= 0:  # checked on the host: a number's check must not wait for a GPU
         raise InputError("eps must be >= 0 (and not NaN)")
-    return eps
+    return torch.full((batch,), float(eps), device=device, dtype=_ACC_DTYPE)
 
 
 def rescale_to_norm(
@@ -103,7 +104,7 @@ def rescale_to_norm(
         view = (x.shape[0],) + (1,) * (x.dim() - 1)
         eta = eta.to(delta.dtype).reshape(view)
         out = _ClipAdd.apply(x, eta, delta)
-        if saturated.any():
+        if out.device.type != "cpu" or saturated.any():  # on a GPU the test would wait for it
             full = torch.where(delta > 0, 1.0, torch.where(delta < 0, 0.0, x)).to(out.dtype)
             out = torch.where(saturated.reshape(view), full, out)
     return out
@@ -212,7 +213,25 @@ class _MovingSquares(torch.autograd.Function):
 def _last_saturating(s: torch.Tensor, room2: torch.Tensor, d2: torch.Tensor, eps2: torch.Tensor) -> torch.Tensor:
     """Per row, the largest breakpoint ``s_(k-1)`` with ``f < eps^2`` (-1 if none, e.g. eps = 0),
     in the dtype of ``s`` (float32 or float64): every pixel with ``s_i`` at most that value is
-    saturated on the solution's segment and every other one still moves."""
+    saturated on the solution's segment and every other one still moves. On the CPU from the
+    bucketed search; on a GPU, where a sort is cheap and the search's data-dependent shapes would
+    make the step wait for the device, from a full sort (the same value: the tests compare them)."""
+    if s.device.type == "cpu":
+        return _last_bucketed(s, room2, d2, eps2)
+    return _last_sorted(s, room2, d2, eps2)
+
+
+def _last_sorted(s: torch.Tensor, room2: torch.Tensor, d2: torch.Tensor, eps2: torch.Tensor) -> torch.Tensor:
+    """:func:`_last_saturating` from every row sorted: f at each breakpoint from cumulative sums."""
+    s_sorted, order = torch.sort(s, dim=1)
+    f = torch.cumsum(room2.gather(1, order), dim=1) + s_sorted.to(_ACC_DTYPE) * _suffix_sums(d2.gather(1, order))
+    k = (f < eps2[:, None]).sum(dim=1)
+    last = s_sorted.gather(1, (k - 1).clamp(min=0)[:, None])[:, 0]
+    return torch.where(k > 0, last, -1.0)
+
+
+def _last_bucketed(s: torch.Tensor, room2: torch.Tensor, d2: torch.Tensor, eps2: torch.Tensor) -> torch.Tensor:
+    """:func:`_last_saturating` from per-bucket sums and a sort of one bucket per row."""
     keys, edges = _bucket_keys(s)
     rows, buckets = s.shape[0], edges.numel()
     room_in = room2.new_zeros(rows, buckets).scatter_add_(1, keys, room2)
