@@ -27,14 +27,15 @@ test-fast: $(VENV)/.installed
 
 # Lint the code (ruff, snakefmt: settings in pyproject.toml) and the workflow, and dry-run every config
 # (config/imagenet.yaml needs ImageNet on disk: the tests dry-run it against a fake tree; digits_extras.yaml
-# is an overlay of config.yaml).
+# and mnist_cpu.yaml are overlays of config.yaml and mnist.yaml).
 lint: $(VENV)/.installed
 	ruff check .
 	snakefmt --check Snakefile rules/
 	snakemake --lint
 	snakemake --lint --configfile config/imagenet_smoke.yaml
-	for c in config/*.yaml; do case $$c in config/imagenet.yaml|config/digits_extras.yaml) continue;; esac; snakemake -n --quiet --configfile $$c || exit 1; done
+	for c in config/*.yaml; do case $$c in config/imagenet.yaml|config/digits_extras.yaml|config/mnist_cpu.yaml) continue;; esac; snakemake -n --quiet --configfile $$c || exit 1; done
 	snakemake -n --quiet --configfile config/config.yaml config/digits_extras.yaml
+	snakemake -n --quiet --configfile config/mnist.yaml config/mnist_cpu.yaml
 
 bench: $(VENV)/.installed
 	python bench/train_step.py
