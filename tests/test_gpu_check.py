@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ["card", "sample_folder", "train_synthetic", "ant_profile", "loader", "train_streamed", "inference", "mnist", "ddp"]
 METHODS = ["vanilla", "gnt", "ant1x1", "ant3x3"]
 # Numbers that may be 0 in a correct run; every other number is a size, a time or a rate.
-MAY_BE_ZERO = {"top1_agreement_with_fp32", "heldout_accuracy", "median_top1_margin"}
+MAY_BE_ZERO = {"top1_agreement_with_fp32", "heldout_accuracy", "median_top1_margin",
+               "self_device_ms", "self_cpu_ms"}  # the profile: no device on a CPU, kernels have no CPU time
 
 
 def _module():
@@ -63,6 +64,10 @@ def test_smallest_run_end_to_end(tmp_path):
         if section in ran:
             assert list(ran[section]["rows"]) == METHODS + extra
             assert all(row["images_per_s"] > 0 for row in ran[section]["rows"].values())
+    if "ant_profile" in ran:  # the ANT step's operators, its own rescaling among them
+        profile = ran["ant_profile"]
+        assert profile["steps"] == 5 and len(profile["by_self_cpu"]) == 15
+        assert any(row["op"].startswith("aten::") for row in profile["by_self_cpu"])
     if "inference" in ran:
         rows = ran["inference"]["rows"]
         assert list(rows) == ["fp32", "bf16", "fp16"]
