@@ -7,7 +7,8 @@ resumes from (those steps are trained again), so the finished log has each step 
 
 A row's metrics may still be tensors on the training device: rows wait in memory until ``flush``
 reads them all in one transfer (the trainer flushes once a minute and at every checkpoint), so that
-logging a step does not make it wait for the device.
+logging a step does not make it wait for the device. Its images/s is the host's rate between steps:
+on a GPU it follows the device's once the queue of launched work is full.
 """
 
 from __future__ import annotations
