@@ -114,3 +114,13 @@ def pytest_xdist_make_scheduler(config, log):
 
     config.option.loadscopereorder = False  # not the units with the most tests first
     return StudyOnce(config, log)
+
+
+@pytest.fixture
+def single_thread():
+    """One thread: bit-for-bit comparisons need a fixed reduction order, and tiny tensors run
+    several times faster single-threaded on a busy 2-core machine."""
+    from noisetrain.threads import one_thread
+
+    with one_thread():
+        yield

@@ -23,14 +23,7 @@ DDN = {"kind": "ddn_at", "epsilon": 1.5, "steps": 10, "gamma": 0.1}
 SCHEDULE = {"epochs": 1, "lr": 0.05, "momentum": 0.9, "lr_decay_epoch": None}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: bit-for-bit comparisons need a fixed reduction order, and tiny tensors run
-    faster single-threaded on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def config(**methods) -> dict:

@@ -29,14 +29,7 @@ def data():
     return datasets.prepare({"name": "digits", "test_fraction": 0.3, "seed": 0, "subset_train": 200, "subset_test": 50})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: bit-for-bit comparisons need a fixed reduction order, and these tiny tensors
-    run several times faster single-threaded on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def mlp(seed=0) -> nn.Module:
@@ -381,7 +374,7 @@ def _run(data, ant, model, opt, steps, start=0):
         ant.step(model, opt, *batch(data, seed=100 + step))
 
 
-def test_exact_resume_from_a_weights_only_checkpoint(data, vanilla, stylized_file, one_thread):
+def test_exact_resume_from_a_weights_only_checkpoint(data, vanilla, stylized_file):
     s = spec(reinit_every=0.6, reinit_steps=2, snapshot_every=1, bank_size=3, generator_lr=1e-2,
              stylized_path=str(stylized_file))
     k, m = 4, 5  # crosses re-inits (before 1; after 3, 6, 9) and a full bank (3 of 9 snapshots kept)

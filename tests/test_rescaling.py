@@ -288,7 +288,7 @@ def test_half_precision_inputs(dtype):
 
 
 def test_one_thread_sets_and_restores_the_thread_count():
-    from noisetrain.noise.rescaling import one_thread
+    from noisetrain.threads import one_thread
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -23,7 +23,7 @@ from torch import nn
 
 from noisetrain.errors import InputError
 from noisetrain.noise import piecewise
-from noisetrain.noise.rescaling import one_thread
+from noisetrain.threads import one_thread
 
 HIDDEN_CHANNELS = 20  # Tables 6 and 7
 MAX_DEPTH = 5  # Table 16 studies depths 1..5

@@ -30,12 +30,10 @@ many decades. Every step is vectorised over the batch.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 
 from noisetrain.errors import InputError
+from noisetrain.threads import one_thread
 
 # Sums of squares (and the solve) run in float64: for ImageNet-sized inputs (~150k pixels)
 # float32 sums lose several digits. The breakpoints themselves stay in the input dtype.
@@ -43,26 +41,6 @@ _ACC_DTYPE = torch.float64
 # Buckets per row: at most 2^15 (float32 ImageNet rows: 128 to an octave of values), and about
 # one per pixel for small rows (MNIST), where the bucket arrays would otherwise outweigh the row.
 _MAX_BUCKET_BITS = 15
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Torch's intra-op threads set to one, then restored, for a run of many CPU operations of
-    0.1-3 million values (this rescaling, a blockwise generator, ANT's batch composition). OpenMP
-    synchronises its threads at every operation: when another process holds one of the cores (the
-    data loader's workers in training), each operation can wait for a time slice. Measured at batch
-    16 on two cores with another process busy: the generator's forward and backward 0.2 s on one
-    thread, 1-20 s on two; this rescaling 0.08 s against 0.5 s. With the second core mostly idle
-    the generator took 0.19 s on one thread and 0.13-0.16 s on two."""
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _as_eps(eps: float | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:

@@ -45,7 +45,8 @@ from noisetrain.noise.adversarial_noise import weights_fixed
 from noisetrain.noise.diagnostics import diagnostic_tensors
 from noisetrain.noise.generator_bank import GeneratorBank, cpu_state
 from noisetrain.noise.generators import NoiseGenerator
-from noisetrain.noise.rescaling import one_thread, rescale_to_norm
+from noisetrain.noise.rescaling import rescale_to_norm
+from noisetrain.threads import one_thread
 from noisetrain.train.distributed import SINGLE, World, unwrap
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.replay_bank import ReplayBank
