@@ -346,22 +346,14 @@ def _cpu_name() -> str:
 
 def section_sample_folder(ctx: Context, out: dict) -> None:
     """Photographs at about ImageNet's size (the bench's short side 344); hard links up to the count."""
-    from noisetrain.data.sample_images import make_sample_imagenet
+    from noisetrain.data.sample_images import make_sample_imagenet, pad_train_images
 
     s = ctx.setting
     root = ctx.workdir / "images"
     classes = make_sample_imagenet(root, classes=s.classes, train_per_class=s.distinct, val_per_class=s.val_per_class,
                                    size=s.short_side)
     per_class = math.ceil(folder_images_needed(s, ctx.workers) / len(classes))
-    for name in classes:
-        folder = root / "train" / name
-        originals = sorted(folder.iterdir())
-        for i in range(len(originals), per_class):
-            target = folder / f"{name}_{i}.JPEG"
-            try:
-                os.link(originals[i % len(originals)], target)
-            except OSError:
-                shutil.copyfile(originals[i % len(originals)], target)
+    pad_train_images(root / "train", classes, per_class)
     val_files = [f"{name}/{file.name}" for name in classes for file in sorted((root / "val" / name).iterdir())]
     ctx.folder = SimpleNamespace(train=root / "train", val=root / "val", val_files=val_files, classes=classes)
     out.update(classes=len(classes), distinct_train_images=s.distinct * len(classes),

@@ -52,7 +52,6 @@ each row's time is the median over rounds.
 import argparse
 import math
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -68,7 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 from ant_checkpoint import ant_methods  # noqa: E402
 
-from noisetrain.data.sample_images import make_sample_imagenet  # noqa: E402
+from noisetrain.data.sample_images import make_sample_imagenet, pad_train_images  # noqa: E402
 from noisetrain.models.torchvision_models import load_classifier  # noqa: E402
 from noisetrain.noise import pixel_noise  # noqa: E402
 from noisetrain.noise.adversarial_noise import weights_fixed  # noqa: E402
@@ -110,15 +109,7 @@ def sample_folder(root: Path, images: int) -> tuple[Path, Path, list[str], list[
     classes = make_sample_imagenet(root, classes=SAMPLE_CLASSES, train_per_class=SAMPLE_DISTINCT, val_per_class=1,
                                    size=SAMPLE_SHORT_SIDE)
     per_class = math.ceil(images / len(classes))
-    for name in classes:
-        folder = root / "train" / name
-        originals = sorted(folder.iterdir())
-        for i in range(len(originals), per_class):
-            target = folder / f"{name}_{i}.JPEG"
-            try:
-                os.link(originals[i % len(originals)], target)
-            except OSError:
-                shutil.copyfile(originals[i % len(originals)], target)
+    pad_train_images(root / "train", classes, per_class)
     val_files = [f"{name}/{file.name}" for name in classes for file in sorted((root / "val" / name).iterdir())]
     return root / "train", root / "val", val_files, classes
 

@@ -40,7 +40,7 @@ from torchvision.io import ImageReadMode, decode_jpeg  # noqa: E402
 from noisetrain.data.batch_decode import EncodedImages, collate_encoded, crop_and_flip, decode_batch, plain_jpeg  # noqa: E402
 from noisetrain.data.imagenet import load_rgb  # noqa: E402
 from noisetrain.data.imagenet_train import AugmentedImages, EpochOrder, image_draws, train_loader  # noqa: E402
-from noisetrain.data.sample_images import make_sample_imagenet  # noqa: E402
+from noisetrain.data.sample_images import make_sample_imagenet, pad_train_images  # noqa: E402
 from noisetrain.train.folder_source import FolderSource  # noqa: E402
 
 warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision are deprecated")
@@ -49,11 +49,7 @@ warnings.filterwarnings("ignore", message="The image decoding and encoding capab
 def sample_folder(root: Path, images: int, short_side: int, classes: int = 8, distinct: int = 8) -> SimpleNamespace:
     names = make_sample_imagenet(root, classes=classes, train_per_class=distinct, val_per_class=1, size=short_side)
     per_class = math.ceil(images / classes)
-    for name in names:
-        folder = root / "train" / name
-        originals = sorted(folder.iterdir())
-        for i in range(len(originals), per_class):
-            os.link(originals[i % len(originals)], folder / f"{name}_{i}.JPEG")
+    pad_train_images(root / "train", names, per_class)
     photos = sorted((root / "train").glob(f"*/*_[0-{distinct - 1}].JPEG"))
     sizes = [_size(path) for path in photos]
     return SimpleNamespace(root=root, classes=names, photos=photos, train_images=per_class * classes,

@@ -390,3 +390,17 @@ def test_an_imagenet_c_file_of_another_size_is_named(tmp_path):
     loader = torch.utils.data.DataLoader(dataset, batch_size=3)
     with pytest.raises(DataError, match=r"b\.JPEG is 200x224, not the 224x224 of the set's other images"):
         next(iter(loader))
+
+
+def test_a_sample_folder_is_padded_with_links_to_its_photographs(tmp_path):
+    from noisetrain.data.sample_images import make_sample_imagenet, pad_train_images
+
+    classes = make_sample_imagenet(tmp_path, classes=2, train_per_class=2, val_per_class=1, size=40)
+    pad_train_images(tmp_path / "train", classes, 5)
+    for name in classes:
+        files = sorted((tmp_path / "train" / name).iterdir())
+        assert [f.name for f in files] == [f"{name}_{i}.JPEG" for i in range(5)]
+        # 2, 3, 4 are the photographs 0, 1, 0 again: the same file, not new images
+        assert [f.stat().st_ino for f in files[2:]] == [files[0].stat().st_ino, files[1].stat().st_ino, files[0].stat().st_ino]
+    pad_train_images(tmp_path / "train", classes, 3)  # a folder already large enough stays as it is
+    assert len(list((tmp_path / "train" / classes[0]).iterdir())) == 5

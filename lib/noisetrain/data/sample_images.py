@@ -9,6 +9,8 @@ drawn from separate random streams for train and val, resized so the short side 
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,6 +86,20 @@ def make_sample_imagenet(
         names.append(name)
     write_stylized_stand_in(out_root / "train", out_root / "stylized")
     return names
+
+
+def pad_train_images(train_dir: str | Path, classes: list[str], per_class: int) -> None:
+    """Fill every class of a sample training folder up to ``per_class`` images with hard links to its
+    photographs (copies where the file system has none): a folder of any size from a few photos."""
+    for name in classes:
+        folder = Path(train_dir) / name
+        originals = sorted(folder.iterdir())
+        for i in range(len(originals), per_class):
+            original, target = originals[i % len(originals)], folder / f"{name}_{i}.JPEG"
+            try:
+                os.link(original, target)
+            except OSError:
+                shutil.copyfile(original, target)
 
 
 def write_stylized_stand_in(train_dir: Path, out_dir: Path) -> None:
