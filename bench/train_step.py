@@ -72,10 +72,11 @@ def method_specs(batch_size: int, adversarial: bool) -> dict[str, dict]:
     return {name: {**spec, **NO_REINIT} if spec["kind"] == "ant" else spec for name, spec in specs.items()}
 
 
-def load_images(batch_size: int) -> datasets.PreparedData:
+def load_images(images: int) -> datasets.PreparedData:
+    """``images`` training images of real MNIST where it is on disk, else the embedded digits."""
     root = datasets.local_mnist_root()
     try:
-        data = datasets.prepare({"name": "mnist", "root": root, "download": False, "seed": 0, "subset_train": batch_size * 4})
+        data = datasets.prepare({"name": "mnist", "root": root, "download": False, "seed": 0, "subset_train": images})
         print(f"images: MNIST from {root}")
     except DataError:
         data = datasets.prepare({"name": "digits", "test_fraction": 0.3, "seed": 0})
@@ -190,7 +191,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    data = load_images(args.batch_size)
+    data = load_images(args.batch_size * 4)
     x, y = datasets.to_float(data.train.images), torch.from_numpy(data.train.labels)
     model = build_model("madry_cnn")
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)

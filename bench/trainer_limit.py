@@ -27,22 +27,16 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
+sys.path.insert(0, str(ROOT / "bench"))
+from train_step import load_images  # noqa: E402  (bench/train_step.py: real MNIST, else the digits)
+
 from noisetrain.config import load_config, train_spec  # noqa: E402
 from noisetrain.data import datasets  # noqa: E402
-from noisetrain.errors import DataError  # noqa: E402
 from noisetrain.train import trainer  # noqa: E402
 from noisetrain.train.precision import Precision  # noqa: E402
 from noisetrain.train.sources import as_source  # noqa: E402
 
 METHODS = {"vanilla": None, "gnt_s0.5": 0.5}  # name in config/mnist.yaml: GNT's sigma
-
-
-def load_images(images: int) -> datasets.PreparedData:
-    try:
-        root = datasets.local_mnist_root()
-        return datasets.prepare({"name": "mnist", "root": root, "download": False, "seed": 0, "subset_train": images})
-    except DataError:
-        return datasets.prepare({"name": "digits", "test_fraction": 0.3, "seed": 0})
 
 
 def sync(device: torch.device) -> None:

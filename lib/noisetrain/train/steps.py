@@ -30,10 +30,9 @@ Metrics = dict[str, torch.Tensor | float]  # a step's metrics: 0-dim tensors on 
 def read_metrics(metrics: Metrics) -> dict[str, float]:
     """A step's (or summed) metrics as floats, in one transfer from the device. float64 on the way
     holds a float32 value exactly, so the floats are those the tensors hold."""
-    tensors = {key: value for key, value in metrics.items() if isinstance(value, torch.Tensor)}
-    values = dict(zip(tensors, torch.stack([t.detach().double().reshape(()) for t in tensors.values()]).tolist())) \
-        if tensors else {}
-    return {key: values[key] if key in values else float(value) for key, value in metrics.items()}
+    tensors = [value.detach().double().reshape(()) for value in metrics.values() if isinstance(value, torch.Tensor)]
+    read = iter(torch.stack(tensors).tolist() if tensors else [])
+    return {key: next(read) if isinstance(value, torch.Tensor) else float(value) for key, value in metrics.items()}
 
 
 class Stream(IntEnum):
