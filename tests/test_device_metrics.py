@@ -7,8 +7,10 @@ import csv
 import numpy as np
 import torch
 from test_training import SPEC
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from noisetrain.train import trainer as training
+from noisetrain.train.epoch_sums import EpochSums
 from noisetrain.train.sources import ArraySource, as_source
 from noisetrain.train.step_log import StepLog
 from noisetrain.train.steps import read_metrics
@@ -69,16 +71,60 @@ def test_steps_return_device_tensors_and_the_epoch_means_equal_host_float_sums(t
     assert means == {**{key: total / images for key, total in totals.items()}, "images": images}
 
 
-def test_step_log_rows_wait_for_flush_and_keep_their_values(tmp_path):
+def test_epoch_sums_wait_for_settle_then_give_float_sums_and_rows(tmp_path):
+    sums = EpochSums({"loss": 1.5, "images": 3.0})  # a resumed epoch's sums so far
+    sums.add({"loss": torch.tensor(0.25), "accuracy": torch.tensor(0.5)}, 4, {"epoch": 1, "step": 2, "lr": 0.1})
+    sums.add({"loss": torch.tensor(0.125), "accuracy": 1.0}, 2, None)  # a float metric; a row not logged
+    assert sums.totals == {"loss": 1.5, "images": 3.0}  # nothing read before settle
+    rows = sums.settle()
+    assert rows == [{"epoch": 1, "step": 2, "lr": 0.1, "loss": 0.25, "accuracy": 0.5}]
+    assert sums.totals == {"loss": 1.5 + 0.25 * 4 + 0.125 * 2, "images": 9.0, "accuracy": 0.5 * 4 + 1.0 * 2}
+    assert sums.last == {"loss": 0.125, "accuracy": 1.0} and sums.settle() == []
+    assert sums.means() == {"loss": 2.75 / 9, "accuracy": 4.0 / 9, "images": 9.0}
     log = StepLog(tmp_path / "steps.csv")
     log.keep_until(0)
-    log.write({"epoch": 1, "step": 1, "loss": torch.tensor(0.25), "accuracy": torch.tensor(0.5), "lr": 0.1,
-               "images_per_second": 10.0, "gpu_memory_mb": ""})
-    log.write({"epoch": 1, "step": 2, "loss": torch.tensor(0.125), "accuracy": torch.tensor(1.0), "lr": 0.1,
-               "images_per_second": 12.0, "gpu_memory_mb": ""})
-    assert (tmp_path / "steps.csv").read_text() == ""  # nothing read from the device yet
-    log.flush()
-    with open(tmp_path / "steps.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert [(row["step"], row["loss"], row["accuracy"]) for row in rows] == [("1", "0.25", "0.5"), ("2", "0.125", "1.0")]
+    log.write(rows)
     log.close()
+    with open(tmp_path / "steps.csv", newline="") as handle:
+        assert list(csv.DictReader(handle)) == [{"epoch": "1", "step": "2", "loss": "0.25", "accuracy": "0.5", "lr": "0.1",
+                                                 "images_per_second": "", "gpu_memory_mb": ""}]
+
+
+class _OpCount(TorchDispatchMode):
+    """Counts the tensor operations dispatched (views excepted: they launch no kernel)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += not func.is_view
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_trainer_launches_no_work_of_its_own_between_steps(tiny_digits, tmp_path):
+    """Per step, besides the method step's operations, only the batch's two index gathers (on a GPU
+    each operation is a kernel launch that a small network's step waits for); the metrics are read
+    and summed once, at the end (with the step log's rows)."""
+    spec = {**SPEC, "epochs": 1}
+    source = as_source(tiny_digits, spec)
+    state = training.build_state(spec, source, None, torch.device("cpu"))
+    in_steps = []
+    step = state.method.step
+
+    def counted(*args):
+        with _OpCount() as count:
+            metrics = step(*args)
+        in_steps.append(count.ops)
+        return metrics
+
+    state.method.step = counted
+    log = StepLog(tmp_path / "steps.csv")
+    log.keep_until(0)
+    with _OpCount() as total:
+        training.run_epoch(state, source, spec["batch_size"], "epoch", step_log=log)
+    log.close()
+    steps = len(in_steps)
+    assert steps == source.steps_per_epoch(spec["batch_size"]) > 2
+    # the epoch's permutation and its copy, two gathers a step, and one read of every metric at the end
+    assert total.ops - sum(in_steps) <= 2 + 2 * steps + 2

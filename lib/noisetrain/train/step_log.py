@@ -5,10 +5,10 @@ a long ImageNet run can be watched and plotted while it trains.
 It lives beside the checkpoint; a resumed run first drops the rows written after the checkpoint it
 resumes from (those steps are trained again), so the finished log has each step once.
 
-A row's metrics may still be tensors on the training device: rows wait in memory until ``flush``
-reads them all in one transfer (the trainer flushes once a minute and at every checkpoint), so that
-logging a step does not make it wait for the device. Its images/s is the host's rate between steps:
-on a GPU it follows the device's once the queue of launched work is full.
+The trainer writes the rows in batches, once their metrics are read from the training device
+(``noisetrain.train.epoch_sums``: once a minute, before every checkpoint and at the end of an epoch),
+so that logging a step does not make it wait for the device. A row's images/s is the host's rate
+between steps: on a GPU it follows the device's once the queue of launched work is full.
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import torch
-
 from noisetrain.storage import atomic_write
-from noisetrain.train.steps import read_metrics
 
 FIRST_COLUMNS = ("epoch", "step", "loss", "accuracy")
 LAST_COLUMNS = ("lr", "images_per_second", "gpu_memory_mb")
@@ -38,7 +35,6 @@ class StepLog:
         self.columns: list[str] | None = None
         self._handle = None
         self._writer = None
-        self._pending: list[dict] = []
 
     def keep_until(self, step: int) -> None:
         """Drop every row after global step ``step`` (0: start empty)."""
@@ -59,20 +55,11 @@ class StepLog:
         atomic_write(self.path, write)
         self.columns = list(columns) if columns else None
 
-    def write(self, row: dict) -> None:
-        """Keep ``row`` for the next flush."""
-        self._pending.append(row)
-
-    def _write_pending(self) -> None:
-        if not self._pending:
-            return
-        tensors = {(i, key): value for i, row in enumerate(self._pending) for key, value in row.items()
-                   if isinstance(value, torch.Tensor)}
-        values = read_metrics(tensors)  # every row's tensors in one transfer
-        rows = [{key: values.get((i, key), value) for key, value in row.items()} for i, row in enumerate(self._pending)]
-        self._pending = []
-        self._open(rows[0])
-        self._writer.writerows(rows)
+    def write(self, rows: list[dict]) -> None:
+        """Append ``rows`` (the columns: the first row's, or the file's when it has rows already)."""
+        if rows:
+            self._open(rows[0])
+            self._writer.writerows(rows)
 
     def _open(self, row: dict) -> None:
         if self._writer is None:
@@ -86,12 +73,10 @@ class StepLog:
                 self._writer.writeheader()
 
     def flush(self) -> None:
-        self._write_pending()
         if self._handle is not None:
             self._handle.flush()
 
     def close(self) -> None:
-        self._write_pending()
         if self._handle is not None:
             self._handle.close()
         self._handle = self._writer = None

@@ -52,6 +52,7 @@ from noisetrain.models.model_file import load_weights, save_model
 from noisetrain.noise.diagnostics import is_erasing
 from noisetrain.storage import atomic_write, load_torch, save_torch
 from noisetrain.train.distributed import SINGLE, World, unwrap
+from noisetrain.train.epoch_sums import EpochSums
 from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.preemption import StopRequest
 from noisetrain.train.sources import TrainSource, as_source
@@ -84,7 +85,8 @@ class TrainState:
     epoch: int = 0
     log: list[dict] = field(default_factory=list)
     # Mid-epoch: the batches of the current epoch done, the order generator's state before this
-    # epoch's permutation was drawn (to draw it again), and the epoch's running metric sums.
+    # epoch's permutation was drawn (to draw it again), and the epoch's running metric sums (floats,
+    # ``EpochSums.totals``: the steps read so far; run_epoch reads them all before a checkpoint).
     step: int = 0
     epoch_order_rng: torch.Tensor | None = None
     totals: dict[str, float] = field(default_factory=dict)
@@ -98,7 +100,7 @@ class TrainState:
             "epoch": self.epoch,
             "step": self.step,
             "epoch_order_rng": self.epoch_order_rng,
-            "totals": read_metrics(self.totals),
+            "totals": dict(self.totals),
             "model": unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -183,12 +185,11 @@ def run_epoch(state: TrainState, source: TrainSource, batch_size: int, label: st
     With several processes (``world``) the metrics are the means over all of them, and any one's
     save or stop is every one's.
 
-    The metrics are summed on the training device and read once, at the end (and, for the per-step
-    log and the progress line, once every PROGRESS_SECONDS): one process's steps never wait for the
-    device. float64 sums: the same numbers as summing the floats on the host."""
+    The steps' metrics stay on the training device until they are summed (``EpochSums``): once every
+    PROGRESS_SECONDS, before a save and at the end, so that one process's steps never wait for the
+    device and the trainer launches no work of its own between them."""
     state.model.train()
-    if state.step == 0:
-        state.totals = {}
+    sums = EpochSums(state.totals if state.step else {})
     steps = source.steps_per_epoch(batch_size)
     saved_at = shown_at = last = time.monotonic()
     terminal = sys.stderr.isatty() and world.is_main
@@ -200,35 +201,35 @@ def run_epoch(state: TrainState, source: TrainSource, batch_size: int, label: st
         metrics, save_now, stop_now = _agree(world, metrics, now - saved_at >= checkpoint_every,
                                              stop is not None and stop.requested)
         images = len(index) * world.size  # the whole step's, over all processes
-        for key, value in metrics.items():
-            state.totals[key] = state.totals.get(key, 0.0) + _double(value) * images
-        state.totals["images"] = state.totals.get("images", 0.0) + images
         state.step += 1
-        if step_log is not None:
-            step_log.write(_step_row(state, steps, metrics, images / max(now - last, 1e-9)))
+        sums.add(metrics, images, None if step_log is None else _step_row(state, steps, images / max(now - last, 1e-9)))
         last = now
         if now - shown_at >= PROGRESS_SECONDS:  # the one wait for the device within an epoch
+            _settle(state, sums, step_log)
             if step_log is not None:
                 step_log.flush()
             if not terminal:
-                log(f"{label}: step {state.step}/{steps}, loss {float(metrics['loss']):.4g}")
+                log(f"{label}: step {state.step}/{steps}, loss {sums.last['loss']:.4g}")
             shown_at = now
         if save_now or stop_now:
+            _settle(state, sums, step_log)
             save()
             saved_at = time.monotonic()
             if stop_now:
                 cause = stop.received if stop is not None and stop.received else "another process's stop request"
                 raise Preempted(f"{label}: stopped by {cause} after step {state.step}; the checkpoint holds "
                                 "the run so far: rerun the job to resume")
-    totals = read_metrics(state.totals)
-    images = max(totals.pop("images", 0.0), 1.0)
-    metrics = {key: total / images for key, total in totals.items()}
+    _settle(state, sums, step_log)
     state.step, state.totals = 0, {}
-    return {**metrics, "images": images}
+    return sums.means()
 
 
-def _double(value: torch.Tensor | float) -> torch.Tensor | float:
-    return value.detach().double() if isinstance(value, torch.Tensor) else value
+def _settle(state: TrainState, sums: EpochSums, step_log: StepLog | None) -> None:
+    """The pending steps' metrics read into the epoch's sums (which a checkpoint saves) and the step log."""
+    rows = sums.settle()
+    state.totals = sums.totals
+    if step_log is not None:
+        step_log.write(rows)
 
 
 def _agree(world: World, metrics: Metrics, save: bool, stop: bool) -> tuple[Metrics, bool, bool]:
@@ -241,10 +242,11 @@ def _agree(world: World, metrics: Metrics, save: bool, stop: bool) -> tuple[Metr
     return {key: total / world.size for key, total in zip(metrics, sums)}, saves > 0, stops > 0
 
 
-def _step_row(state: TrainState, steps: int, metrics: dict, images_per_second: float) -> dict:
+def _step_row(state: TrainState, steps: int, images_per_second: float) -> dict:
+    """A step's per-step log row; its metrics join it when they are read (``EpochSums.settle``)."""
     device = state.precision.device
     memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else ""
-    return {"epoch": state.epoch + 1, "step": state.epoch * steps + state.step, **metrics,
+    return {"epoch": state.epoch + 1, "step": state.epoch * steps + state.step,
             "lr": state.optimizer.param_groups[0]["lr"], "images_per_second": images_per_second,
             "gpu_memory_mb": memory}
 
