@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import fit_full_batch, weights_only_round_trip
+from helpers import OpCount, fit_full_batch, weights_only_round_trip
 from torch import nn
 from torch.nn import functional as F
 
@@ -175,6 +175,39 @@ def test_replay_perturbs_each_image_with_the_bank_state_drawn_for_it(data):
     for row, state in enumerate(choice.tolist()):
         assert (change[row] >= 0).all() if state == 0 else (change[row] <= 0).all()
     assert torch.allclose(change.flatten(1).norm(dim=1), torch.full((20,), EPS), rtol=1e-4)
+
+
+def _random_state(ant, seed):
+    gen = copy.deepcopy(ant.generator)
+    with torch.no_grad():
+        for conv in gen.convs:
+            conv.weight.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(seed))
+    return {k: v.clone() for k, v in gen.state_dict().items()}
+
+
+@pytest.mark.parametrize("kernel", ["1x1", "3x3"])
+def test_replay_in_one_pass_is_the_replay_state_by_state(data, kernel):
+    """replay_each (a GPU's replay: every image under its drawn state's weights at once) draws the same
+    states and z and gives the state-by-state noise to float rounding, in as many operations however
+    many states are drawn; a call per state grows with them."""
+    x, y, index = batch(data, n=100)
+    ops, outs = {}, {}
+    for each in (False, True):
+        for states in (2, 8):
+            ant = AntStep(spec(kernel=kernel), data, "cpu", steps_per_epoch=5)
+            ant.replay_each = each
+            for seed in range(states):
+                put(ant, _random_state(ant, seed))
+            ant.compose(x, y, index)  # prepares the drawn states
+            with OpCount() as count:
+                outs[each, states], parts = ant.compose(x, y, index)
+            assert len(set(ant.last_replay_choice.tolist())) == states  # 20 images draw every state
+            ops[each, states] = count.ops
+    for states in (2, 8):
+        assert torch.allclose(outs[True, states], outs[False, states], atol=1e-5)
+        assert not torch.equal(outs[True, states][parts["replay"]], x[parts["replay"]])
+    assert ops[True, 2] == ops[True, 8] < ops[False, 8]
+    assert ops[False, 8] > ops[False, 2]
 
 
 def test_a_restored_bank_is_replayed_not_the_one_prepared_before(data):
@@ -354,7 +387,7 @@ def test_the_bank_stays_bounded_over_a_long_run_and_samples_all_of_it(data):
     _run(data, ant, model, opt, 30)
     assert len(ant.bank) == 4 and ant.bank.offered == 30
     assert ant.bank.taken_at == sorted(ant.bank.taken_at) and ant.bank.taken_at[0] < 26  # not just the newest
-    assert set(ant._bank_functions) <= set(ant.bank.taken_at)  # nothing prepared for a displaced state
+    assert set(ant._bank_entries) <= set(ant.bank.taken_at)  # nothing prepared for a displaced state
 
 
 def test_generator_step_leaves_classifier_weights_without_gradients(data):

@@ -6,8 +6,8 @@ import csv
 
 import numpy as np
 import torch
+from helpers import OpCount
 from test_training import SPEC
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from noisetrain.train import trainer as training
 from noisetrain.train.epoch_sums import EpochSums
@@ -90,18 +90,6 @@ def test_epoch_sums_wait_for_settle_then_give_float_sums_and_rows(tmp_path):
                                                  "images_per_second": "", "gpu_memory_mb": ""}]
 
 
-class _OpCount(TorchDispatchMode):
-    """Counts the tensor operations dispatched (views excepted: they launch no kernel)."""
-
-    def __init__(self):
-        super().__init__()
-        self.ops = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops += not func.is_view
-        return func(*args, **(kwargs or {}))
-
-
 def test_the_trainer_launches_no_work_of_its_own_between_steps(tiny_digits, tmp_path):
     """Per step, besides the method step's operations, only the batch's two index gathers (on a GPU
     each operation is a kernel launch that a small network's step waits for); the metrics are read
@@ -113,7 +101,7 @@ def test_the_trainer_launches_no_work_of_its_own_between_steps(tiny_digits, tmp_
     step = state.method.step
 
     def counted(*args):
-        with _OpCount() as count:
+        with OpCount() as count:
             metrics = step(*args)
         in_steps.append(count.ops)
         return metrics
@@ -121,7 +109,7 @@ def test_the_trainer_launches_no_work_of_its_own_between_steps(tiny_digits, tmp_
     state.method.step = counted
     log = StepLog(tmp_path / "steps.csv")
     log.keep_until(0)
-    with _OpCount() as total:
+    with OpCount() as total:
         training.run_epoch(state, source, spec["batch_size"], "epoch", step_log=log)
     log.close()
     steps = len(in_steps)

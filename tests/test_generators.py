@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from noisetrain.errors import InputError
 from noisetrain.noise import generators
 from noisetrain.noise.generators import NoiseGenerator, count_parameters
 
@@ -151,6 +152,28 @@ def test_fast_transform_equals_the_layer_by_layer_definition(kernel, depth, chan
     # Another generator evaluated with these weights gives the same noise.
     other = NoiseGenerator(channels, depth, kernel)
     assert torch.allclose(other.transform(z, gen.state_dict()), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel,depth,channels", [("1x1", 4, 1), ("1x1", 1, 3), ("1x1", 4, 3), ("3x3", 4, 3), ("3x3", 2, 1)])
+def test_each_image_under_its_own_weights_is_the_layer_by_layer_definition(kernel, depth, channels):
+    """transform_each (ANT's replay on a GPU): image i under state i's weights, as each state alone."""
+    states = []
+    for seed in range(3):
+        gen = NoiseGenerator(channels, depth, kernel, rng=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            for conv in gen.convs:
+                conv.weight.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(10 + seed))
+                conv.bias.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(20 + seed))
+        states.append((gen, gen.state_dict()))
+    order = [2, 0, 0, 1, 2]  # images per state: repeated, out of order
+    z = torch.randn(gen.input_shape((len(order), channels, 9, 7)), generator=torch.Generator().manual_seed(1))
+    weights = {key: torch.stack([states[k][1][key] for k in order]) for key in states[0][1]}
+    out = gen.transform_each(z, weights)
+    assert out.shape == (len(order), channels, 9, 7)
+    for i, k in enumerate(order):
+        assert torch.allclose(out[i : i + 1], states[k][0].reference_transform(z[i : i + 1]), atol=1e-5)
+    with pytest.raises(InputError, match="stack 4 states"):
+        gen.transform_each(z[:4], weights)
 
 
 @pytest.mark.parametrize("block", [10, 63, 100, 200, 100_000])

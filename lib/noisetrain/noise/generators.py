@@ -146,6 +146,32 @@ class NoiseGenerator(nn.Module):
             return lambda z: _PixelMLP.apply(z, *flat)
         return functools.partial(self._dense_transform, weights)
 
+    def transform_each(self, z: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Each image's noise from weights of its own: ``params`` holds every tensor of this
+        architecture's state dict with a leading dimension of ``len(z)`` (image ``i`` gets
+        ``params[k][i]``). ANT's replay draws a bank state per image; this runs them all in one pass
+        per layer, however many states are drawn (a 1x1 layer is one batched matrix product over
+        pixels, a 3x3 layer one grouped convolution), where a call per state would launch a dozen
+        operations each (a GPU's small steps wait for those launches). The values are
+        :meth:`transform`'s under each image's weights, up to float rounding."""
+        n = z.shape[0]
+        if z.dim() != 4 or z.shape[1] != self.channels:
+            raise InputError(f"z must be N x {self.channels} x H x W, got {tuple(z.shape)}")
+        h = z
+        for i in range(self.depth):
+            w, b = self._weights(i, params)
+            if w.shape[1:3] != self.convs[i].weight.shape[:2] or len(w) != n:
+                raise InputError(f"params must stack {n} states of this generator, got {tuple(w.shape)} for layer {i}")
+            out, _, k, _ = w.shape[1:]
+            if k == 1:
+                h = torch.baddbmm(b[:, :, None], w.flatten(2), h.flatten(2)).view(n, out, *h.shape[2:])
+            else:  # image i's input channels meet only image i's kernels: groups = images
+                h = F.conv2d(h.reshape(1, -1, *h.shape[2:]), w.flatten(0, 1), b.flatten(), groups=n)
+                h = h.view(n, out, *h.shape[2:])
+            if i < self.depth - 1:
+                h = torch.relu(h)
+        return h + self._residual(z)
+
     def _weights(self, i: int, params: dict[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
         if params is None:
             return self.convs[i].weight, self.convs[i].bias

@@ -170,7 +170,11 @@ class AntStep:
         self.generator, self.optimizer = self._fresh_generator(self.lr)  # replaced before the first step
         # One reservoir stream for every process: they all keep the same bank.
         self.bank = ReplayBank(spec["bank_size"], seeded(spec["seed"], Stream.BANK))
-        self._bank_functions: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}  # by the state's step
+        self._bank_entries: dict[int, Callable | dict] = {}  # each bank state prepared for replay, by its step
+        # Replay in one pass with every image's own weights (transform_each) on a GPU, where a call
+        # per drawn state is a dozen kernel launches each (MNIST's 60 replay images draw ~50 states);
+        # on the CPU one call per state, through the CPU's faster maps (piecewise, _PixelMLP).
+        self.replay_each = self.device.type != "cpu"
         self.steps = 0
         self.reinits = 0
         self.joining = True  # the next step is the current generator's first joint step
@@ -258,16 +262,17 @@ class AntStep:
     def _snapshot(self) -> None:
         self._check_finite()
         displaced = self.bank.offer(self.steps, lambda: cpu_state(self.generator))
-        self._bank_functions.pop(displaced, None)
+        self._bank_entries.pop(displaced, None)
 
-    def _bank_function(self, slot: int) -> Callable[[torch.Tensor], torch.Tensor]:
-        """Bank state ``slot`` as a ready map z -> delta; a bank state never changes, so each is
-        prepared once while it is in the bank (for a 1x1 MNIST generator: its breakpoints)."""
+    def _bank_entry(self, slot: int) -> Callable[[torch.Tensor], torch.Tensor] | dict[str, torch.Tensor]:
+        """Bank state ``slot`` prepared for replay, once while it is in the bank (a bank state never
+        changes): its weights on the step's device, or with ``replay_each`` off a ready map
+        z -> delta (for a 1x1 MNIST generator on the CPU: its breakpoints)."""
         key = self.bank.taken_at[slot]
-        if key not in self._bank_functions:
-            params = {k: v.to(self.device) for k, v in self.bank.states[slot].items()}
-            self._bank_functions[key] = self.generator.as_function(params)
-        return self._bank_functions[key]
+        if key not in self._bank_entries:
+            params = {k: to_device(v, self.device) for k, v in self.bank.states[slot].items()}
+            self._bank_entries[key] = params if self.replay_each else self.generator.as_function(params)
+        return self._bank_entries[key]
 
     # -- batch composition -------------------------------------------------------------------
     @torch.no_grad()
@@ -299,6 +304,14 @@ class AntStep:
         target = batch[rep]
         z = self._noise_input(self.generator, target.shape)  # one draw, whatever the grouping
         choice = torch.randint(len(self.bank), (counts["replay"],), generator=self.pick_rng)
+        replay = self._replay_each if self.replay_each else self._replay_by_state
+        # One rescale for the whole replay part: it is per image anyway.
+        batch[rep] = rescale_to_norm(target, replay(z, choice, target), self.eps)
+        self.last_replay_choice = choice
+        return batch, parts
+
+    def _replay_by_state(self, z: torch.Tensor, choice: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The replay noise for ``target``, one call of each drawn bank state's prepared function on its rows."""
         delta = torch.empty_like(target)
         # The rows of each bank state in one copy to the device (one per state would each wait for it).
         grouped = to_device(torch.argsort(choice, stable=True), self.device)
@@ -307,11 +320,14 @@ class AntStep:
             rows = grouped[start : start + size]
             start += size
             if size:
-                delta[rows] = self._bank_function(state)(z[rows]).to(delta.dtype)
-        # One rescale for the whole replay part: it is per image anyway.
-        batch[rep] = rescale_to_norm(target, delta, self.eps)
-        self.last_replay_choice = choice
-        return batch, parts
+                delta[rows] = self._bank_entry(state)(z[rows]).to(delta.dtype)
+        return delta
+
+    def _replay_each(self, z: torch.Tensor, choice: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The replay noise for ``target`` in one pass of every image under its own drawn state's weights."""
+        drawn = [self._bank_entry(state) for state in choice.tolist()]
+        weights = {key: torch.stack([params[key] for params in drawn]) for key in drawn[0]}
+        return self.generator.transform_each(z, weights).to(target.dtype)
 
     # -- the step protocol -------------------------------------------------------------------
     def step(self, model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
@@ -363,7 +379,7 @@ class AntStep:
         self.optimizer = torch.optim.Adam(self.generator.parameters(), lr=self.lr)
         self.optimizer.load_state_dict(state["optimizer"])
         self.bank.load_state_dict(state["bank"])
-        self._bank_functions = {}
+        self._bank_entries = {}
         self.steps = int(state["steps"])
         self.reinits = int(state["reinits"])
         self.joining = bool(state["joining"])
