@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from noisetrain.data.corruption_names import IMAGENET_C_CORRUPTIONS
 from noisetrain.train.preemption import StopRequest
@@ -81,15 +80,3 @@ class StopAfter(StopRequest):
             self.received = "SIGTERM"
         return self.received is not None
 
-
-class OpCount(TorchDispatchMode):
-    """Counts the tensor operations dispatched in its block (views excepted: they launch no kernel),
-    a device-independent measure of the kernel launches a GPU would wait for."""
-
-    def __init__(self):
-        super().__init__()
-        self.ops = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops += not func.is_view
-        return func(*args, **(kwargs or {}))

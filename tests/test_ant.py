@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import OpCount, fit_full_batch, weights_only_round_trip
+from helpers import fit_full_batch, weights_only_round_trip
 from torch import nn
 from torch.nn import functional as F
 
@@ -17,6 +17,7 @@ from noisetrain.noise.adversarial_noise import fit_generator, fooling_rate
 from noisetrain.noise.generator_bank import GeneratorBank
 from noisetrain.noise.generators import NoiseGenerator
 from noisetrain.noise.rescaling import rescale_to_norm
+from noisetrain.op_count import OpCount
 from noisetrain.train import trainer as training
 from noisetrain.train.ant import AntStep, part_counts
 

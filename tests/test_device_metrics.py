@@ -6,9 +6,9 @@ import csv
 
 import numpy as np
 import torch
-from helpers import OpCount
 from test_training import SPEC
 
+from noisetrain.op_count import OpCount
 from noisetrain.train import trainer as training
 from noisetrain.train.epoch_sums import EpochSums
 from noisetrain.train.sources import ArraySource, as_source
@@ -116,3 +116,11 @@ def test_the_trainer_launches_no_work_of_its_own_between_steps(tiny_digits, tmp_
     assert steps == source.steps_per_epoch(spec["batch_size"]) > 2
     # the epoch's permutation and its copy, two gathers a step, and one read of every metric at the end
     assert total.ops - sum(in_steps) <= 2 + 2 * steps + 2
+
+
+def test_op_count_counts_operations_not_views():
+    a = torch.ones(2, 3)
+    with OpCount() as count:
+        b = (a + 1).view(3, 2).t()  # one addition; the view and the transpose launch nothing
+        torch.mean(b > 1, dtype=torch.float32)
+    assert count.ops == 3 and count.by_op == {"aten.add": 1, "aten.gt": 1, "aten.mean": 1}

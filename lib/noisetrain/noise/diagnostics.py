@@ -37,9 +37,12 @@ ERASED_KEYS = ("erased_fraction", "replay_erased_fraction")
 
 def saturated(images: torch.Tensor) -> torch.Tensor:
     """(B,) bool: images with at least SATURATED_PIXEL_FRACTION of their pixels black, or of them white."""
+    import torch
+
     flat = images.detach().flatten(1)
-    black = (flat <= SATURATION_TOLERANCE).float().mean(1)
-    white = (flat >= 1.0 - SATURATION_TOLERANCE).float().mean(1)
+    # a mean with a dtype: the values of a cast and a mean, one kernel launch fewer on a GPU
+    black = torch.mean(flat <= SATURATION_TOLERANCE, 1, dtype=torch.float32)
+    white = torch.mean(flat >= 1.0 - SATURATION_TOLERANCE, 1, dtype=torch.float32)
     return (black >= SATURATED_PIXEL_FRACTION) | (white >= SATURATED_PIXEL_FRACTION)
 
 
@@ -47,15 +50,17 @@ def diagnostic_tensors(clean: torch.Tensor, perturbed: torch.Tensor, logits: tor
                        labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The diagnostics as 0-d tensors on the images' device (no host synchronisation); see
     :func:`perturbation_diagnostics`. ``logits`` may also be (B,) predicted classes."""
+    import torch
+
     if clean.shape != perturbed.shape or clean.dim() < 2 or len(clean) == 0:
         raise ValueError(f"need clean and perturbed images of one shape (B, ...), B >= 1; got "
                          f"{tuple(clean.shape)} and {tuple(perturbed.shape)}")
     clean, perturbed = clean.detach(), perturbed.detach()
     erased = saturated(perturbed) & ~saturated(clean)
-    out = {"erased_fraction": erased.float().mean(), "mean_noise": (perturbed - clean).mean()}
+    out = {"erased_fraction": torch.mean(erased, dtype=torch.float32), "mean_noise": (perturbed - clean).mean()}
     if logits is not None and labels is not None:
         predicted = logits.detach().argmax(1) if logits.dim() > 1 else logits
-        out["fooling_rate"] = (predicted != labels).float().mean()
+        out["fooling_rate"] = torch.mean(predicted != labels, dtype=torch.float32)
     return out
 
 
