@@ -26,7 +26,8 @@ Sections, in order (each a function below; ``SECTIONS`` gives their share of the
   as the pipeline runs it), once with the arrays in host memory (each batch copied) and once as the
   trainer runs a prepared dataset (its arrays on the device for the whole job); then each Table 11
   method's step on the device-resident arrays (build_step of config/mnist.yaml's gnt_s0.5, ant1x1 with its
-  re-initialisations, pgd_at, ddn_at) and the training time its paper-budget schedule projects.
+  re-initialisations, pgd_at, ddn_at), the training time its paper-budget schedule projects and the
+  operations one step dispatches (noisetrain.op_count: each a kernel launch the small network waits for).
 - ddp: the vanilla AMP step under DistributedDataParallel, one process per GPU present (one GPU: a
   process group of one, recorded as such), in a child process that is killed if it outlasts its time.
 
@@ -714,6 +715,7 @@ def mnist_method_steps(ctx: Context, data) -> dict:
     fresh generators are paid at the config's rate. The projection multiplies by the paper-budget
     schedule's epochs and steps (the held-out pass per epoch left out: ~0.1 s of 10,000 images)."""
     from noisetrain.config import load_config, train_spec
+    from noisetrain.op_count import OpCount
     from noisetrain.train.sources import ArraySource
     from noisetrain.train.steps import build_step
     from noisetrain.train.trainer import initial_model
@@ -741,6 +743,9 @@ def mnist_method_steps(ctx: Context, data) -> dict:
         seconds = 0.8 * ctx.left() / (len(MNIST_METHODS) - k)
         row = rows[name] = {"epochs": spec["epochs"],
                             **timed_steps(one, batch, device, steps=steps, seconds=seconds, warmup=1 if smallest else 2)}
+        with OpCount() as count:  # the kernel launches a step waits for where the network is small
+            one()
+        row["ops_per_step"] = count.ops
         if batch == config["train"]["batch_size"]:
             row["projected_h"] = spec["epochs"] * epoch_steps * row["ms_per_step"] / 3.6e6
     return {"batch_size": batch, "epoch_steps": epoch_steps, "rows": with_ratios(rows)}
@@ -1079,12 +1084,15 @@ def _section_lines(name: str, r: dict) -> list[str]:
                          f"{methods.get('epoch_steps')} steps an epoch:")
 
             def projected(row):
-                return f"  {row['epochs']} epochs: {row['projected_h']:.2f} h" if "projected_h" in row else ""
+                ops = f"  {row['ops_per_step']} operations a step" if "ops_per_step" in row else ""
+                return (f"  {row['epochs']} epochs: {row['projected_h']:.2f} h" if "projected_h" in row else "") + ops
 
             lines += _rows(methods.get("rows", {}), projected)
         for key, row in r.get("limit", {}).get("rows", {}).items():
             lines.append(f"  {key:13s} trainer {_n(row['trainer_images_per_s'])} images/s, minimal torch loop "
-                         f"{_n(row['minimal_images_per_s'])}: {row['ratio']:.2f}x the limit ({row['images']} images an epoch)")
+                         f"{_n(row['minimal_images_per_s'])}: {row['ratio']:.2f}x the limit ({row['images']} images an epoch; "
+                         f"operations a step {_n(row.get('trainer_ops_per_step'), 1)} against "
+                         f"{_n(row.get('minimal_ops_per_step'), 1)})")
         return lines
     if name == "ant_profile":
         lines = [f"ANT 1x1 profiled over {r.get('steps')} steps ({r.get('model')}, batch {r.get('batch_size')}); "

@@ -12,11 +12,16 @@ metrics summed on the device, the progress timer), without the per-step log, the
 held-out pass (once an epoch each). Each round times one epoch of --steps batches of each, the rows
 interleaved so that drift in the machine's load hits them alike; the ratio is of the medians. Images
 are real MNIST where NOISETRAIN_MNIST_ROOT (or ../shared/data) holds it, else the embedded digits.
+
+Beside the times, the operations each loop dispatches per step (``noisetrain.op_count``, one untimed
+epoch): a GPU launches a kernel for each, and at 2 ms a step the launches are what a small network's
+step waits for, so the count says on any machine what the GPU's ratio can only measure.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -32,6 +37,7 @@ from train_step import load_images  # noqa: E402  (bench/train_step.py: real MNI
 
 from noisetrain.config import load_config, train_spec  # noqa: E402
 from noisetrain.data import datasets  # noqa: E402
+from noisetrain.op_count import OpCount  # noqa: E402
 from noisetrain.train import trainer  # noqa: E402
 from noisetrain.train.precision import Precision  # noqa: E402
 from noisetrain.train.sources import as_source  # noqa: E402
@@ -57,7 +63,7 @@ def trainer_epoch(spec: dict, data, device: torch.device):
 
 
 def minimal_epoch(spec: dict, data, device: torch.device, sigma: float | None):
-    """The same epoch as a minimal torch loop, as a callable."""
+    """The same epoch as a minimal torch loop, as a callable (the model as built, channels_last like the trainer's)."""
     source = as_source(data, spec, device)
     model = trainer.initial_model(spec, data, None).to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=spec["lr"], momentum=spec["momentum"])
@@ -82,6 +88,12 @@ def minimal_epoch(spec: dict, data, device: torch.device, sigma: float | None):
     return epoch
 
 
+def _ops_per_step(epoch, steps: int) -> float:
+    with OpCount() as count:
+        epoch()
+    return count.ops / steps
+
+
 def limit_rows(data, device: torch.device, steps: int, rounds: int) -> dict[str, dict]:
     """Per method: the trainer's and the minimal loop's images/s (medians over the rounds) and their ratio."""
     config = load_config(ROOT / "config" / "mnist.yaml", {"sigma_sweep": [0.5]})
@@ -93,9 +105,11 @@ def limit_rows(data, device: torch.device, steps: int, rounds: int) -> dict[str,
     for name, sigma in METHODS.items():
         spec = train_spec(config, name)
         runs[name] = (trainer_epoch(spec, data, device), minimal_epoch(spec, data, device, sigma))
-    for trained, minimal in runs.values():  # warm-up (allocator, cuDNN's choices)
-        trained()
-        minimal()
+    ops = {}
+    for name, pair in runs.items():  # warm-up (allocator, cuDNN's choices), then an epoch counted
+        for run in pair:
+            run()
+        ops[name] = [_ops_per_step(run, math.ceil(images / batch)) for run in pair]
     seconds = {name: ([], []) for name in runs}
     for _ in range(rounds):
         for name, pair in runs.items():
@@ -107,7 +121,8 @@ def limit_rows(data, device: torch.device, steps: int, rounds: int) -> dict[str,
     for name, (trained, minimal) in seconds.items():
         trained, minimal = statistics.median(trained), statistics.median(minimal)
         rows[name] = {"trainer_images_per_s": images / trained, "minimal_images_per_s": images / minimal,
-                      "ratio": minimal / trained, "images": images, "batch_size": batch}
+                      "ratio": minimal / trained, "images": images, "batch_size": batch,
+                      "trainer_ops_per_step": ops[name][0], "minimal_ops_per_step": ops[name][1]}
     return rows
 
 
@@ -125,9 +140,10 @@ def main() -> None:
     first = next(iter(rows.values()))
     print(f"{data.name}, {first['images']} images a timed epoch, batch {first['batch_size']}, {device}, "
           f"{args.threads} threads, {args.rounds} rounds, torch {torch.__version__}")
-    print(f"{'method':10s} {'trainer images/s':>17s} {'minimal loop':>13s} {'ratio':>6s}")
+    print(f"{'method':10s} {'trainer images/s':>17s} {'minimal loop':>13s} {'ratio':>6s} {'ops/step':>9s} {'minimal':>8s}")
     for name, row in rows.items():
-        print(f"{name:10s} {row['trainer_images_per_s']:17.0f} {row['minimal_images_per_s']:13.0f} {row['ratio']:6.3f}")
+        print(f"{name:10s} {row['trainer_images_per_s']:17.0f} {row['minimal_images_per_s']:13.0f} {row['ratio']:6.3f} "
+              f"{row['trainer_ops_per_step']:9.1f} {row['minimal_ops_per_step']:8.1f}")
 
 
 if __name__ == "__main__":

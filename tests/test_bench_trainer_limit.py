@@ -1,5 +1,6 @@
 """bench/trainer_limit.py in its smallest setting: both methods print the trainer's and the minimal
-loop's images/s and their ratio, and the two loops train the same arrays (the same images a round)."""
+loop's images/s and their ratio, and the operations each dispatches per step; the two loops train the
+same arrays (the same images a round)."""
 
 import re
 import subprocess
@@ -10,7 +11,8 @@ from conftest import REPO
 
 pytestmark = pytest.mark.slow  # the script in a subprocess
 
-ROW = re.compile(r"^(?P<name>\S+)\s+(?P<trainer>\d+)\s+(?P<minimal>\d+)\s+(?P<ratio>[\d.]+)$")
+ROW = re.compile(r"^(?P<name>\S+)\s+(?P<trainer>\d+)\s+(?P<minimal>\d+)\s+(?P<ratio>[\d.]+)"
+                 r"\s+(?P<trainer_ops>[\d.]+)\s+(?P<minimal_ops>[\d.]+)$")
 
 
 def test_the_trainer_and_the_minimal_loop_are_timed_side_by_side():
@@ -22,4 +24,6 @@ def test_the_trainer_and_the_minimal_loop_are_timed_side_by_side():
     for row in rows.values():
         assert int(row["trainer"]) > 0 and int(row["minimal"]) > 0
         assert float(row["ratio"]) == pytest.approx(int(row["trainer"]) / int(row["minimal"]), rel=0.05, abs=0.01)
+        # the trainer's step launches the method's work and its accuracy (3 operations), nothing per metric
+        assert 0 < float(row["trainer_ops"]) - float(row["minimal_ops"]) <= 5
     assert re.search(r"\b600 images a timed epoch, batch 300, cpu, 1 threads", result.stdout), result.stdout

@@ -79,6 +79,8 @@ def test_smallest_run_end_to_end(tmp_path):
         # the smallest setting times batch 10, not the config's 300: no paper-budget projection from it
         assert methods["batch_size"] == 10 and not any("projected_h" in row for row in methods["rows"].values())
         assert methods["rows"]["pgd_at"]["ratio_to_vanilla"] > 5  # 40 input-gradient passes a step
+        ops = {name: row["ops_per_step"] for name, row in methods["rows"].items()}
+        assert 30 < ops["vanilla"] < ops["gnt_s0.5"] < ops["ant1x1"] and ops["pgd_at"] > 40 * 10, ops  # PGD: 40 passes
         assert set(ran["mnist"]["limit"]["rows"]) == {"vanilla", "gnt_s0.5"}
     if "ddp" in ran:
         assert ran["ddp"]["processes"] == 1 and ran["ddp"]["ddp_wrapper"] == "DistributedDataParallel"
