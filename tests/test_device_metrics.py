@@ -47,10 +47,15 @@ def test_the_device_order_is_the_host_order(tiny_digits):
     assert torch.equal(*batches) and sorted(batches[0].tolist()) == list(range(len(tiny_digits.train.labels)))
 
 
-def test_steps_return_device_tensors_and_the_epoch_means_equal_host_float_sums(tiny_digits, tmp_path):
+def _one_epoch(data):
+    """A one-epoch run's spec, source and state before its first step."""
     spec = {**SPEC, "epochs": 1}
-    source = as_source(tiny_digits, spec)
-    state = training.build_state(spec, source, None, torch.device("cpu"))
+    source = as_source(data, spec)
+    return spec, source, training.build_state(spec, source, None, torch.device("cpu"))
+
+
+def test_steps_return_device_tensors_and_the_epoch_means_equal_host_float_sums(tiny_digits, tmp_path):
+    spec, source, state = _one_epoch(tiny_digits)
     seen = []
     step = state.method.step
 
@@ -94,9 +99,7 @@ def test_the_trainer_launches_no_work_of_its_own_between_steps(tiny_digits, tmp_
     """Per step, besides the method step's operations, only the batch's two index gathers (on a GPU
     each operation is a kernel launch that a small network's step waits for); the metrics are read
     and summed once, at the end (with the step log's rows)."""
-    spec = {**SPEC, "epochs": 1}
-    source = as_source(tiny_digits, spec)
-    state = training.build_state(spec, source, None, torch.device("cpu"))
+    spec, source, state = _one_epoch(tiny_digits)
     in_steps = []
     step = state.method.step
 
