@@ -362,6 +362,7 @@ def section_sample_folder(ctx: Context, out: dict) -> None:
 
 
 def section_train_synthetic(ctx: Context, out: dict) -> None:
+    from noisetrain.op_count import OpCount
     from noisetrain.train.precision import Precision
     from noisetrain.train.steps import build_step
 
@@ -398,6 +399,7 @@ def section_ant_profile(ctx: Context, out: dict) -> None:
     (aten::_local_scalar_dense: a value read to the host; cudaStreamSynchronize / DtoH copies)."""
     from torch.profiler import ProfilerActivity, profile
 
+    from noisetrain.op_count import OpCount
     from noisetrain.train.precision import Precision
     from noisetrain.train.steps import build_step
 
@@ -425,8 +427,10 @@ def section_ant_profile(ctx: Context, out: dict) -> None:
         return [{"op": e.key, "calls": e.count, "self_cpu_ms": e.self_cpu_time_total / 1e3,
                  "self_device_ms": getattr(e, "self_device_time_total", 0) / 1e3} for e in ranked]
 
+    with OpCount() as count:  # the operations one step dispatches: each a kernel launch on a GPU
+        step.step(model, optimizer, *next(feed))
     waits = ("aten::_local_scalar_dense", "cudaStreamSynchronize", "cudaDeviceSynchronize", "aten::nonzero", "aten::unique")
-    out.update(model=s.model, batch_size=s.batch, steps=steps,
+    out.update(model=s.model, batch_size=s.batch, steps=steps, ops_per_step=count.ops,
                by_self_cpu=top("self_cpu_time_total"), by_self_device=top(device_key),
                waits_per_step={e.key: e.count / steps for e in events if e.key in waits})
 
@@ -1096,7 +1100,8 @@ def _section_lines(name: str, r: dict) -> list[str]:
         return lines
     if name == "ant_profile":
         lines = [f"ANT 1x1 profiled over {r.get('steps')} steps ({r.get('model')}, batch {r.get('batch_size')}); "
-                 f"host waits per step: {r.get('waits_per_step')}", "  top by self device (CPU on a CPU) time:"]
+                 f"host waits per step: {r.get('waits_per_step')}; {r.get('ops_per_step')} operations a step",
+                 "  top by self device (CPU on a CPU) time:"]
         lines += [f"    {row['op'][:48]:48s} {row['calls']:6d} calls  cpu {row['self_cpu_ms']:8.1f} ms  "
                   f"device {row['self_device_ms']:8.1f} ms" for row in r.get("by_self_device", [])[:10]]
         return lines
