@@ -362,7 +362,6 @@ def section_sample_folder(ctx: Context, out: dict) -> None:
 
 
 def section_train_synthetic(ctx: Context, out: dict) -> None:
-    from noisetrain.op_count import OpCount
     from noisetrain.train.precision import Precision
     from noisetrain.train.steps import build_step
 
