@@ -8,7 +8,7 @@ minimal hand-written torch loop over the same arrays, model, batch and noise. Go
 The minimal loop per step: an index gather, for GNT Gaussian noise on the second half of the batch
 (clipped to [0, 1]), forward, cross-entropy, zero_grad, backward, SGD step; nothing is read back until
 the epoch ends. The trainer's epoch is what a training job runs (the method step from build_step, its
-metrics summed on the device, the progress timer), without the per-step log, the checkpoint and the
+metrics kept and summed at the end, the progress timer), without the per-step log, the checkpoint and the
 held-out pass (once an epoch each). Each round times one epoch of --steps batches of each, the rows
 interleaved so that drift in the machine's load hits them alike; the ratio is of the medians. Images
 are real MNIST where NOISETRAIN_MNIST_ROOT (or ../shared/data) holds it, else the embedded digits.

@@ -1,6 +1,6 @@
 """Small datasets at device speed (issue 21): a prepared dataset's arrays live on the training device,
-batches are index gathers there, the method steps' metrics stay on the device and the trainer reads
-them once per epoch, with the same numbers as summing them as floats on the host."""
+batches are index gathers there, the method steps' metrics stay on the device until the trainer reads
+many steps' at once, with the same numbers as summing them as floats on the host."""
 
 import csv
 

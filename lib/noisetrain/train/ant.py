@@ -349,7 +349,7 @@ class AntStep:
             with one_thread():  # many mid-sized operations (see one_thread)
                 replay = diagnostic_tensors(x[rep], batch[rep])
             tensors.update({f"replay_{key}": value for key, value in replay.items()})
-        metrics = {key: value.float() for key, value in tensors.items()}  # read by the trainer once per epoch
+        metrics = {key: value.float() for key, value in tensors.items()}  # the trainer reads them in batches (EpochSums)
         metrics.update(classifier_step(model, optimizer, batch, y, self.precision))
         self.steps += 1
         # Snapshot before a re-init so the bank keeps the jointly trained state.

@@ -2,8 +2,8 @@
 classifier's SGD step and the seeded random streams.
 
 A *method step* turns one training batch into one classifier update and returns the batch's
-metrics (at least ``loss``) as 0-dim tensors on the training device, or floats: the trainer sums
-them there and reads them once per epoch (and with the per-step log once a minute), so a step never
+metrics (at least ``loss``) as 0-dim tensors on the training device, or floats: the trainer keeps
+them there and reads many steps' metrics at once (``noisetrain.train.epoch_sums``), so a step never
 waits for the device. ``read_metrics`` turns them into floats. A method
 kind's entry in :mod:`noisetrain.methods` names its step class, which ``build_step`` imports when
 a training job needs it.
