@@ -8,22 +8,22 @@ import numpy as np
 import torch
 from test_training import SPEC
 
+from noisetrain.host_values import read_floats
 from noisetrain.op_count import OpCount
 from noisetrain.train import trainer as training
 from noisetrain.train.epoch_sums import EpochSums
 from noisetrain.train.sources import ArraySource, as_source
 from noisetrain.train.step_log import StepLog
-from noisetrain.train.steps import read_metrics
 
 
-def test_read_metrics_gives_the_floats_the_tensors_hold_in_order():
+def test_read_floats_gives_the_floats_the_tensors_hold_in_order():
     metrics = {"loss": torch.tensor(0.1), "count": 3, "rate": torch.tensor(float("nan")), "acc": torch.tensor(2 / 3)}
-    read = read_metrics(metrics)
+    read = read_floats(metrics)
     assert list(read) == ["loss", "count", "rate", "acc"]
     assert read["loss"] == float(np.float32(0.1)) and read["acc"] == float(np.float32(2 / 3))  # float32's, exactly
     assert read["count"] == 3.0 and np.isnan(read["rate"])
     assert all(type(value) is float for value in read.values())
-    assert read_metrics({}) == {}
+    assert read_floats({}) == {}
 
 
 def test_a_prepared_dataset_lives_on_the_training_device(tiny_digits):
@@ -62,7 +62,7 @@ def test_steps_return_device_tensors_and_the_epoch_means_equal_host_float_sums(t
     def recording(*args):
         metrics = step(*args)
         assert all(isinstance(value, torch.Tensor) for value in metrics.values())  # nothing read per step
-        seen.append((read_metrics(metrics), len(args[-1])))
+        seen.append((read_floats(metrics), len(args[-1])))
         return metrics
 
     state.method.step = recording

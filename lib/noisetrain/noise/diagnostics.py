@@ -68,11 +68,9 @@ def perturbation_diagnostics(clean: torch.Tensor, perturbed: torch.Tensor, logit
                              labels: torch.Tensor | None = None) -> dict[str, float]:
     """Erased fraction, mean noise and (with ``logits`` or predictions and ``labels``) fooling rate
     of a batch of perturbed images ``perturbed`` of the clean images ``clean`` (both in [0, 1])."""
-    import torch
+    from noisetrain.host_values import read_floats
 
-    tensors = diagnostic_tensors(clean, perturbed, logits, labels)
-    values = torch.stack(list(tensors.values())).tolist()  # one transfer for all of them
-    return dict(zip(tensors, values))
+    return read_floats(diagnostic_tensors(clean, perturbed, logits, labels))
 
 
 def is_erasing(metrics: Mapping[str, float] | None) -> bool:

@@ -11,7 +11,8 @@ summing every step's floats as they come, bit for bit.
 
 from __future__ import annotations
 
-from noisetrain.train.steps import Metrics, read_metrics
+from noisetrain.host_values import read_floats
+from noisetrain.train.steps import Metrics
 
 
 class EpochSums:
@@ -31,7 +32,7 @@ class EpochSums:
         """Read the pending steps (one transfer) into ``totals``; returns their log rows, each with its
         step's metrics (as floats) after the row's own keys."""
         tensors = {(i, key): value for i, (metrics, _, _) in enumerate(self._pending) for key, value in metrics.items()}
-        values = read_metrics(tensors)
+        values = read_floats(tensors)
         rows = []
         for i, (metrics, images, row) in enumerate(self._pending):
             read = {key: values[(i, key)] for key in metrics}

@@ -4,7 +4,7 @@ classifier's SGD step and the seeded random streams.
 A *method step* turns one training batch into one classifier update and returns the batch's
 metrics (at least ``loss``) as 0-dim tensors on the training device, or floats: the trainer keeps
 them there and reads many steps' metrics at once (``noisetrain.train.epoch_sums``), so a step never
-waits for the device. ``read_metrics`` turns them into floats. A method
+waits for the device. ``noisetrain.host_values.read_floats`` turns them into floats. A method
 kind's entry in :mod:`noisetrain.methods` names its step class, which ``build_step`` imports when
 a training job needs it.
 """
@@ -25,16 +25,6 @@ from noisetrain.train.distributed import SINGLE, World
 from noisetrain.train.precision import FP32, Precision
 
 Metrics = dict[str, torch.Tensor | float]  # a step's metrics: 0-dim tensors on the training device, or floats
-
-
-def read_metrics(metrics: Metrics) -> dict[str, float]:
-    """Metrics as floats, in one transfer from the device: the tensors joined (cat promotes mixed
-    dtypes to one that holds each exactly), then float64, which holds a float32 value exactly, so the
-    floats are those the tensors hold. Two operations however many tensors (the trainer reads a
-    minute's steps at once)."""
-    tensors = [value.detach().reshape(1) for value in metrics.values() if isinstance(value, torch.Tensor)]
-    read = iter(torch.cat(tensors).double().tolist() if tensors else [])
-    return {key: next(read) if isinstance(value, torch.Tensor) else float(value) for key, value in metrics.items()}
 
 
 class Stream(IntEnum):

@@ -45,6 +45,7 @@ from noisetrain import __version__
 from noisetrain.config_names import spec_hash
 from noisetrain.data.datasets import PreparedData, array_hash
 from noisetrain.errors import CheckpointError, ConfigError, Preempted, TrainingError
+from noisetrain.host_values import read_floats
 from noisetrain.models import madry_cnn  # noqa: F401  (registers the small datasets' network)
 from noisetrain.models.architectures import build_model
 from noisetrain.models.devices import resolve_device
@@ -57,7 +58,7 @@ from noisetrain.train.precision import FP32, Precision
 from noisetrain.train.preemption import StopRequest
 from noisetrain.train.sources import TrainSource, as_source
 from noisetrain.train.step_log import StepLog
-from noisetrain.train.steps import MethodStep, Metrics, Stream, build_step, read_metrics, seeded, stream_seed
+from noisetrain.train.steps import MethodStep, Metrics, Stream, build_step, seeded, stream_seed
 
 # Every method's columns ("accuracy": on the composed training batches); a method's own metrics follow.
 LOG_COLUMNS = ("epoch", "loss", "accuracy", "heldout_accuracy", "lr", "seconds", "images_per_second")
@@ -238,7 +239,7 @@ def _agree(world: World, metrics: Metrics, save: bool, stop: bool) -> tuple[Metr
     Every process's step returns the same keys (the batch split depends on the batch size only)."""
     if world.size == 1:
         return metrics, save, stop
-    *sums, saves, stops = world.sum([*read_metrics(metrics).values(), float(save), float(stop)])
+    *sums, saves, stops = world.sum([*read_floats(metrics).values(), float(save), float(stop)])
     return {key: total / world.size for key, total in zip(metrics, sums)}, saves > 0, stops > 0
 
 
