@@ -17,7 +17,6 @@ the same on any machine; ``bash bench/gpu_check.sh`` counts the real GPU path be
 from __future__ import annotations
 
 import argparse
-import functools
 import statistics
 import sys
 from pathlib import Path
@@ -42,8 +41,7 @@ HOST_ONLY = ("aten._local_scalar_dense", "aten.scalar_tensor")  # on a GPU: host
 
 def gpu_code_path() -> None:
     """Force the GPU's choices where the code picks by device (for this process)."""
-    NoiseGenerator.as_function = lambda self, params=None: functools.partial(
-        self._dense_transform, [self._weights(i, params) for i in range(self.depth)])
+    NoiseGenerator.as_function = NoiseGenerator.dense_function
     rescaling._last_saturating = rescaling._last_sorted
 
 

@@ -144,7 +144,12 @@ class NoiseGenerator(nn.Module):
         if self.kernel == "1x1" and on_cpu:
             flat = [t for layer in weights for t in layer]
             return lambda z: _PixelMLP.apply(z, *flat)
-        return functools.partial(self._dense_transform, weights)
+        return self.dense_function(params)
+
+    def dense_function(self, params: dict[str, torch.Tensor] | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The map ``z -> delta`` as matrix products over pixels (1x1 layers) and convolutions (3x3): on a
+        GPU every generator's form, on the CPU a 3x3 generator's."""
+        return functools.partial(self._dense_transform, [self._weights(i, params) for i in range(self.depth)])
 
     def transform_each(self, z: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """Each image's noise from weights of its own: ``params`` holds every tensor of this
