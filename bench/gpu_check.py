@@ -15,6 +15,11 @@ Sections, in order (each a function below; ``SECTIONS`` gives their share of the
   GNT sigma 0.5, ANT 1x1 and ANT 3x3 (config/imagenet.yaml's, re-initialisation off), torchvision's ResNet50
   at random init, AMP as the trainer runs it (Precision(amp=True): bf16 where supported), channels_last,
   on synthetic batches already on the device.
+- ant_profile: torch.profiler over a few ANT 1x1 steps: the operators that take the device's time, the
+  host's waits for the device and the operations a step dispatches.
+- ant_phases: an ANT 1x1 step's phases each timed alone (generator update, the batch's composition, the
+  classifier step; inside the update, the fixed classifier's pass, also with BatchNorm in train mode, the
+  generator's and the rescaling's passes; the diagnostics): where its time beyond vanilla's goes.
 - loader: the streaming loader alone (FolderSource: DataLoader workers = CPU cores, seeded
   RandomResizedCrop), images/s and images/s per worker, after its prefetched batches are drained; then
   the same with train.decode: gpu (workers read the JPEG bytes, this process decodes each batch with
@@ -432,6 +437,84 @@ def section_ant_profile(ctx: Context, out: dict) -> None:
     out.update(model=s.model, batch_size=s.batch, steps=steps, ops_per_step=count.ops,
                by_self_cpu=top("self_cpu_time_total"), by_self_device=top(device_key),
                waits_per_step={e.key: e.count / steps for e in events if e.key in waits})
+
+
+def section_ant_phases(ctx: Context, out: dict) -> None:
+    """An ANT 1x1 step's phases, each timed alone as train_synthetic times a step: where its time beyond
+    vanilla's goes on this device. The step is the generator update, the composition of the classifier's
+    batch and the classifier step (a vanilla step); the generator update is a pass of the fixed classifier
+    (eval mode, input gradients only) around the generator's and the rescaling's own passes. The fixed
+    pass is also timed with BatchNorm on batch statistics (train mode; on a copy of the classifier), to tell
+    whether eval-mode BatchNorm's backward, which the H200's profile put near the top, is what costs."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from noisetrain.noise.adversarial_noise import weights_fixed
+    from noisetrain.noise.diagnostics import diagnostic_tensors
+    from noisetrain.noise.rescaling import rescale_to_norm
+    from noisetrain.train.precision import Precision
+    from noisetrain.train.steps import build_step, classifier_step
+
+    s, device = ctx.setting, ctx.device
+    precision = Precision(device, amp=True)
+    model, optimizer = train_model(s.model, precision)
+    batches = synthetic_batches(2, s.batch, s.image, device)
+    specs, _ = method_specs(s.batch, s.image)
+    step = build_step(specs["ant1x1"], SyntheticSource(batches, NUM_CLASSES), device, IMAGENET_TRAIN_IMAGES // s.batch,
+                      precision)
+    feed = itertools.cycle(batches)
+    with_bank(ctx, step, feed, model, optimizer)
+    x, y, index = batches[0]
+    delta = step.generator.transform(step._noise_input(step.generator, x.shape)).detach()
+    noisy = rescale_to_norm(x, delta, step.eps)
+    with torch.no_grad(), precision.autocast():
+        logits = model(precision.prepare_batch(noisy))
+    bn_model = copy.deepcopy(model)
+
+    def fixed_pass(net, train_mode: bool):
+        def run():
+            net.train(train_mode)
+            with weights_fixed(net):
+                inputs = noisy.detach().requires_grad_()
+                with precision.autocast():
+                    loss = F.cross_entropy(net(precision.prepare_batch(inputs)), y)
+                loss.backward()
+            net.train()
+        return run
+
+    def generator_pass():
+        step.generator.zero_grad(set_to_none=True)
+        step.generator.transform(step._noise_input(step.generator, x.shape)).square().sum().backward()
+
+    def rescale_pass():
+        rescale_to_norm(x, delta.requires_grad_(), step.eps).sum().backward()
+        delta.grad = None
+
+    phases = {
+        "ant_step": lambda: step.step(model, optimizer, *next(feed)),
+        "classifier_step": lambda: classifier_step(model, optimizer, x, y, precision),
+        "generator_update": lambda: step._generator_update(model, step.generator, step.optimizer, x, y),
+        "compose": lambda: step.compose(x, y, index),
+        "fixed_classifier_pass": fixed_pass(model, False),
+        "fixed_classifier_pass_train_bn": fixed_pass(bn_model, True),
+        "generator_forward_backward": generator_pass,
+        "rescale_forward_backward": rescale_pass,
+        "diagnostics": lambda: diagnostic_tensors(x, noisy, logits, y),
+    }
+    out.update(model=s.model, batch_size=s.batch, image_size=s.image, precision=precision.name)
+    rows = out["rows"] = {}
+    for k, (name, run) in enumerate(phases.items()):
+        seconds = 0.8 * ctx.left() / (len(phases) - k)
+        rows[name] = timed_steps(run, s.batch, device, steps=s.steps, seconds=seconds, warmup=s.warmup)
+    ms = {name: row["ms_per_step"] for name, row in rows.items()}
+    for row in rows.values():
+        row["ratio_to_classifier_step"] = row["ms_per_step"] / ms["classifier_step"]
+    # The step's parts timed apart; what they leave of the whole step is the rest of it (the replay
+    # part's diagnostics, the bank's snapshots, the metrics) and the overlap lost between the parts.
+    parts = ms["generator_update"] + ms["compose"] + ms["classifier_step"]
+    out["parts_ms"] = parts
+    out["rest_of_step_ms"] = ms["ant_step"] - parts
 
 
 def section_loader(ctx: Context, out: dict) -> None:
@@ -861,6 +944,7 @@ SECTIONS: list[tuple[str, Callable[[Context, dict], None], float, float]] = [
     ("sample_folder", section_sample_folder, 0.06, 8.0),
     ("train_synthetic", section_train_synthetic, 0.24, 15.0),
     ("ant_profile", section_ant_profile, 0.05, 8.0),
+    ("ant_phases", section_ant_phases, 0.06, 8.0),
     ("loader", section_loader, 0.07, 8.0),
     ("train_streamed", section_train_streamed, 0.20, 15.0),
     ("inference", section_inference, 0.11, 8.0),
@@ -1103,6 +1187,14 @@ def _section_lines(name: str, r: dict) -> list[str]:
                  "  top by self device (CPU on a CPU) time:"]
         lines += [f"    {row['op'][:48]:48s} {row['calls']:6d} calls  cpu {row['self_cpu_ms']:8.1f} ms  "
                   f"device {row['self_device_ms']:8.1f} ms" for row in r.get("by_self_device", [])[:10]]
+        return lines
+    if name == "ant_phases":
+        lines = [f"ANT 1x1 step in phases, each timed alone ({r.get('model')}, batch {r.get('batch_size')}, "
+                 f"{r.get('precision')}): generator update + compose + classifier step = {_n(r.get('parts_ms'), 1)} ms, "
+                 f"the rest of the step {_n(r.get('rest_of_step_ms'), 1)} ms"]
+        for key, row in r.get("rows", {}).items():
+            lines.append(f"  {key:30s} {_n(row.get('ms_per_step'), 2):>9s} ms  x{row.get('ratio_to_classifier_step', 0):.2f} "
+                         f"the classifier step  ({row.get('steps')} steps)")
         return lines
     if name == "ddp":
         scaling = (f", {100 * r['scaling_vs_single_process']:.0f}% of the single-process vanilla per process"
