@@ -397,13 +397,9 @@ def section_train_synthetic(ctx: Context, out: dict) -> None:
         out["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
 
 
-def section_ant_profile(ctx: Context, out: dict) -> None:
-    """torch.profiler over a few ANT 1x1 steps as train_synthetic runs them: where an ANT step's time
-    goes on this device beyond vanilla's two passes, and how often it waits for the device
-    (aten::_local_scalar_dense: a value read to the host; cudaStreamSynchronize / DtoH copies)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    from noisetrain.op_count import OpCount
+def ant_step_with_bank(ctx: Context):
+    """The ANT 1x1 step as train_synthetic times it (its bank filled, cuDNN's kernels picked), with its
+    precision, classifier, optimiser and synthetic batches."""
     from noisetrain.train.precision import Precision
     from noisetrain.train.steps import build_step
 
@@ -414,8 +410,21 @@ def section_ant_profile(ctx: Context, out: dict) -> None:
     specs, _ = method_specs(s.batch, s.image)
     step = build_step(specs["ant1x1"], SyntheticSource(batches, NUM_CLASSES), device, IMAGENET_TRAIN_IMAGES // s.batch,
                       precision)
+    with_bank(ctx, step, itertools.cycle(batches), model, optimizer)
+    return precision, model, optimizer, batches, step
+
+
+def section_ant_profile(ctx: Context, out: dict) -> None:
+    """torch.profiler over a few ANT 1x1 steps as train_synthetic runs them: where an ANT step's time
+    goes on this device beyond vanilla's two passes, and how often it waits for the device
+    (aten::_local_scalar_dense: a value read to the host; cudaStreamSynchronize / DtoH copies)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from noisetrain.op_count import OpCount
+
+    s, device = ctx.setting, ctx.device
+    _, model, optimizer, batches, step = ant_step_with_bank(ctx)
     feed = itertools.cycle(batches)
-    with_bank(ctx, step, feed, model, optimizer)  # and cuDNN picks its kernels
     sync(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     steps = 5
@@ -453,18 +462,11 @@ def section_ant_phases(ctx: Context, out: dict) -> None:
     from noisetrain.noise.adversarial_noise import weights_fixed
     from noisetrain.noise.diagnostics import diagnostic_tensors
     from noisetrain.noise.rescaling import rescale_to_norm
-    from noisetrain.train.precision import Precision
-    from noisetrain.train.steps import build_step, classifier_step
+    from noisetrain.train.steps import classifier_step
 
     s, device = ctx.setting, ctx.device
-    precision = Precision(device, amp=True)
-    model, optimizer = train_model(s.model, precision)
-    batches = synthetic_batches(2, s.batch, s.image, device)
-    specs, _ = method_specs(s.batch, s.image)
-    step = build_step(specs["ant1x1"], SyntheticSource(batches, NUM_CLASSES), device, IMAGENET_TRAIN_IMAGES // s.batch,
-                      precision)
+    precision, model, optimizer, batches, step = ant_step_with_bank(ctx)
     feed = itertools.cycle(batches)
-    with_bank(ctx, step, feed, model, optimizer)
     x, y, index = batches[0]
     delta = step.generator.transform(step._noise_input(step.generator, x.shape)).detach()
     noisy = rescale_to_norm(x, delta, step.eps)
