@@ -509,9 +509,8 @@ def section_ant_phases(ctx: Context, out: dict) -> None:
     for k, (name, run) in enumerate(phases.items()):
         seconds = 0.8 * ctx.left() / (len(phases) - k)
         rows[name] = timed_steps(run, s.batch, device, steps=s.steps, seconds=seconds, warmup=s.warmup)
+    with_ratios(rows, reference="classifier_step")  # the classifier step is a vanilla step
     ms = {name: row["ms_per_step"] for name, row in rows.items()}
-    for row in rows.values():
-        row["ratio_to_classifier_step"] = row["ms_per_step"] / ms["classifier_step"]
     # The step's parts timed apart; what they leave of the whole step is the rest of it (the replay
     # part's diagnostics, the bank's snapshots, the metrics) and the overlap lost between the parts.
     parts = ms["generator_update"] + ms["compose"] + ms["classifier_step"]
@@ -1195,8 +1194,8 @@ def _section_lines(name: str, r: dict) -> list[str]:
                  f"{r.get('precision')}): generator update + compose + classifier step = {_n(r.get('parts_ms'), 1)} ms, "
                  f"the rest of the step {_n(r.get('rest_of_step_ms'), 1)} ms"]
         for key, row in r.get("rows", {}).items():
-            lines.append(f"  {key:30s} {_n(row.get('ms_per_step'), 2):>9s} ms  x{row.get('ratio_to_classifier_step', 0):.2f} "
-                         f"the classifier step  ({row.get('steps')} steps)")
+            lines.append(f"  {key:30s} {_n(row.get('ms_per_step'), 2):>9s} ms  x{row.get('ratio_to_vanilla', 0):.2f} "
+                         f"the classifier (vanilla) step  ({row.get('steps')} steps)")
         return lines
     if name == "ddp":
         scaling = (f", {100 * r['scaling_vs_single_process']:.0f}% of the single-process vanilla per process"

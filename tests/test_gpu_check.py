@@ -80,7 +80,7 @@ def test_smallest_run_end_to_end(tmp_path):
         ms = {name: row["ms_per_step"] for name, row in phases["rows"].items()}
         assert phases["parts_ms"] == pytest.approx(ms["generator_update"] + ms["compose"] + ms["classifier_step"])
         assert phases["rest_of_step_ms"] == pytest.approx(ms["ant_step"] - phases["parts_ms"])
-        assert phases["rows"]["classifier_step"]["ratio_to_classifier_step"] == 1.0
+        assert phases["rows"]["classifier_step"]["ratio_to_vanilla"] == 1.0
     if "inference" in ran:
         rows = ran["inference"]["rows"]
         assert list(rows) == ["fp32", "bf16", "fp16"]
