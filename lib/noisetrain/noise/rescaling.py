@@ -202,10 +202,7 @@ def _last_saturating(s: torch.Tensor, room2: torch.Tensor, d2: torch.Tensor, eps
 def _last_sorted(s: torch.Tensor, room2: torch.Tensor, d2: torch.Tensor, eps2: torch.Tensor) -> torch.Tensor:
     """:func:`_last_saturating` from every row sorted: f at each breakpoint from cumulative sums."""
     s_sorted, order = torch.sort(s, dim=1)
-    f = torch.cumsum(room2.gather(1, order), dim=1) + s_sorted.to(_ACC_DTYPE) * _suffix_sums(d2.gather(1, order))
-    k = (f < eps2[:, None]).sum(dim=1)
-    last = s_sorted.gather(1, (k - 1).clamp(min=0)[:, None])[:, 0]
-    return torch.where(k > 0, last, -1.0)
+    return _last_below(s_sorted, room2.gather(1, order), d2.gather(1, order), eps2, none=-1.0)
 
 
 def _last_bucketed(s: torch.Tensor, room2: torch.Tensor, d2: torch.Tensor, eps2: torch.Tensor) -> torch.Tensor:
@@ -273,12 +270,28 @@ def _last_in_bucket(
     room_sorted, delta_sorted = (
         room2.new_zeros(rows, width).index_put_((row, pos), v[row, col]).gather(1, order) for v in (room2, d2)
     )
-    f = room_below[:, None] + torch.cumsum(room_sorted, dim=1) + values.to(_ACC_DTYPE) * (
-        delta_above[:, None] + _suffix_sums(delta_sorted)
-    )
+    return _last_below(values, room_sorted, delta_sorted, eps2, none=torch.nan, room_below=room_below,
+                       delta_above=delta_above)
+
+
+def _last_below(
+    values: torch.Tensor, room_sorted: torch.Tensor, delta_sorted: torch.Tensor, eps2: torch.Tensor, *, none: float,
+    room_below: torch.Tensor | None = None, delta_above: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per row of breakpoints ``values`` sorted ascending (with each one's squared room and squared delta
+    in the same order), the largest with ``f < eps^2``, else ``none``. f at a breakpoint: the squared room
+    of the breakpoints up to it, plus the breakpoint times the squared delta of those after it; with
+    ``room_below`` and ``delta_above`` (a bucket of a row), plus the room of the row's pixels below the
+    bucket and the delta of those above it."""
+    room = torch.cumsum(room_sorted, dim=1)
+    delta = _suffix_sums(delta_sorted)
+    if room_below is not None:
+        room = room_below[:, None] + room
+        delta = delta_above[:, None] + delta
+    f = room + values.to(_ACC_DTYPE) * delta
     k = (f < eps2[:, None]).sum(dim=1)
     last = values.gather(1, (k - 1).clamp(min=0)[:, None])[:, 0]
-    return torch.where(k > 0, last, torch.nan)
+    return torch.where(k > 0, last, none)
 
 
 def _suffix_sums(v: torch.Tensor, inclusive: bool = False) -> torch.Tensor:
