@@ -59,11 +59,12 @@ def tiny_digits_path(tiny_digits, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def one_thread():
-    """Tiny models on a shared 2-core machine: a second intra-op thread only adds contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    """Tiny models on a shared 2-core machine: a second intra-op thread only adds contention. For a
+    module (``single_thread`` below: for a test)."""
+    from noisetrain.threads import one_thread
+
+    with one_thread():
+        yield
 
 
 # -- test selection and scheduling ----------------------------------------------------------------

@@ -79,4 +79,3 @@ class StopAfter(StopRequest):
         if self.left <= 0:
             self.received = "SIGTERM"
         return self.received is not None
-
